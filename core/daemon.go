@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/rill-media/rill/core/internal/api"
+	"github.com/rill-media/rill/core/internal/config"
+	"github.com/rill-media/rill/core/internal/hub"
+	"github.com/rill-media/rill/core/internal/pluginhost"
+	"github.com/rill-media/rill/sdk/shm"
+	"github.com/rill-media/rill/sdk/wire"
+)
+
+// capOptIn is the capability of a plugin that serves a vhost only when the
+// vhost has its block (like SRS's hls, dvr, http_remux sections).
+const capOptIn = "vhost-opt-in"
+
+type daemon struct {
+	cfg     *config.Config
+	log     hclog.Logger
+	inst    *hub.Instance
+	hub     *hub.Hub
+	plugins *pluginhost.Host
+	api     *api.Server
+	infos   map[string]wire.Info
+}
+
+func run(confPath string, testOnly bool) error {
+	cfg, infos, err := loadConfig(context.Background(), confPath)
+	if err != nil {
+		return err
+	}
+	if testOnly {
+		fmt.Printf("the config file %s syntax is ok and %d plugins describe themselves\n", confPath, len(infos))
+		return nil
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
+	d := &daemon{cfg: cfg, log: log, infos: infos}
+	return d.serve()
+}
+
+// loadConfig reads the config, discovers the plugins and describes the
+// enabled ones. The plugin directory is read from the file before the full
+// parse, since vhost blocks may name any plugin found there.
+func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wire.Info, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	dir := pluginDirOf(path, src)
+	var known []string
+	if found, _, err := pluginhost.Discover(dir); err == nil {
+		for _, f := range found {
+			known = append(known, f.Name)
+		}
+	}
+	cfg, err := config.Parse(path, src, known)
+	if err != nil {
+		return nil, nil, err
+	}
+	infos := map[string]wire.Info{}
+	var errs []error
+	for _, name := range sortedKeys(cfg.Plugins) {
+		p := cfg.Plugins[name]
+		if !p.Enabled {
+			continue
+		}
+		bin := p.Path
+		if bin == "" {
+			bin = filepath.Join(cfg.PluginDir, name)
+		}
+		info, err := pluginhost.Describe(ctx, bin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: plugin %q: %w", cfg.PosOf("plugin", name), name, err))
+			continue
+		}
+		infos[name] = info
+		if err := checkListenKeys(cfg, p, info); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return cfg, infos, errors.Join(errs...)
+}
+
+// pluginDirOf reads the top-level plugin_dir attribute, if the file parses.
+func pluginDirOf(path string, src []byte) string {
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return config.DefaultPluginDir
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return config.DefaultPluginDir
+	}
+	if a, ok := body.Attributes["plugin_dir"]; ok {
+		if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type().FriendlyName() == "string" {
+			return v.AsString()
+		}
+	}
+	return config.DefaultPluginDir
+}
+
+// listenKey is the plugin block key of a listener: "listen" for the first
+// one, "listen_<name>" for the others.
+func listenKey(info wire.Info, i int) string {
+	if i == 0 {
+		return "listen"
+	}
+	return "listen_" + info.Listeners[i].Name
+}
+
+func checkListenKeys(cfg *config.Config, p *config.Plugin, info wire.Info) error {
+	var errs []error
+	for i := 1; i < len(info.Listeners); i++ {
+		v, ok := p.Settings[listenKey(info, i)]
+		if !ok {
+			continue
+		}
+		if _, err := stringList(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: plugin %q key %q: %w", cfg.PosOf("plugin", p.Name, listenKey(info, i)), p.Name, listenKey(info, i), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func stringList(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("want a list of addresses")
+	}
+	var out []string
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("want a list of address strings")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// pluginEnabledIn reports whether plugin name serves vhost v.
+func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
+	if !v.Enabled {
+		return false
+	}
+	block, ok := v.Blocks[name]
+	if !ok {
+		for _, c := range info.Capabilities {
+			if c == capOptIn {
+				return false
+			}
+		}
+		return true
+	}
+	if e, ok := block["enabled"].(bool); ok {
+		return e
+	}
+	return true
+}
+
+func (d *daemon) policy() *hub.Policy {
+	pol := &hub.Policy{Vhosts: map[string]*hub.VhostPolicy{}}
+	for name, v := range d.cfg.Vhosts {
+		size := v.RingSize
+		if size == 0 {
+			size = d.cfg.Shm.RingSize
+		}
+		vp := &hub.VhostPolicy{GopCache: v.GopCache, Ring: shm.Options{DataSize: int(size), Slots: d.cfg.Shm.Slots}, Plugins: map[string]bool{}}
+		for pn, info := range d.infos {
+			vp.Plugins[pn] = pluginEnabledIn(v, pn, info)
+		}
+		pol.Vhosts[name] = vp
+	}
+	return pol
+}
+
+func (d *daemon) specs() ([]pluginhost.Spec, error) {
+	var specs []pluginhost.Spec
+	for _, name := range sortedKeys(d.infos) {
+		info := d.infos[name]
+		p := d.cfg.Plugins[name]
+		path := p.Path
+		if path == "" {
+			path = filepath.Join(d.cfg.PluginDir, name)
+		}
+		settings := map[string]any{}
+		for k, v := range p.Settings {
+			settings[k] = v
+		}
+		listen := map[string][]string{}
+		for i, l := range info.Listeners {
+			key := listenKey(info, i)
+			if i == 0 {
+				if len(p.Listen) > 0 {
+					listen[l.Name] = p.Listen
+				}
+				continue
+			}
+			if v, ok := settings[key]; ok {
+				addrs, _ := stringList(v)
+				listen[l.Name] = addrs
+				delete(settings, key)
+			}
+		}
+		sj, err := json.Marshal(settings)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s settings: %w", name, err)
+		}
+		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info}
+		for _, vn := range sortedKeys(d.cfg.Vhosts) {
+			v := d.cfg.Vhosts[vn]
+			block := v.Blocks[name]
+			if block == nil {
+				block = map[string]any{}
+			}
+			bj, err := json.Marshal(block)
+			if err != nil {
+				return nil, fmt.Errorf("vhost %s block %s: %w", vn, name, err)
+			}
+			vj, _ := json.Marshal(map[string]any{"gop_cache": v.GopCache})
+			spec.Vhosts = append(spec.Vhosts, wire.VhostConfig{Name: vn, Enabled: pluginEnabledIn(v, name, info), SettingsJSON: bj, VhostJSON: vj})
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// locate turns plugin config problems into file:line errors.
+func (d *daemon) locate(err error) error {
+	var pe *pluginhost.ProblemsError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	var errs []error
+	for _, p := range pe.Problems {
+		var path []string
+		if p.Vhost == "" {
+			path = append([]string{"plugin", p.Plugin}, p.KeyPath...)
+		} else {
+			path = append([]string{"vhost", p.Vhost, p.Plugin}, p.KeyPath...)
+		}
+		where := fmt.Sprintf("plugin %q", p.Plugin)
+		if p.Vhost != "" {
+			where = fmt.Sprintf("vhost %q block %q", p.Vhost, p.Plugin)
+		}
+		key := ""
+		if len(p.KeyPath) > 0 {
+			key = fmt.Sprintf(" key %q", strings.Join(p.KeyPath, "."))
+		}
+		errs = append(errs, fmt.Errorf("%s: %s%s: %s", d.cfg.PosOf(path...), where, key, p.Message))
+	}
+	return errors.Join(errs...)
+}
+
+func (d *daemon) serve() error {
+	inst, removed, err := hub.NewInstance(d.cfg.Shm.Dir)
+	if err != nil {
+		return err
+	}
+	d.inst = inst
+	defer inst.Close()
+	for _, r := range removed {
+		d.log.Warn("removed stale shm segment of a dead core", "path", r)
+	}
+	serverID := d.cfg.ServerID
+	if serverID == "" {
+		serverID = "vid-" + randomID(7)
+	}
+	d.hub = hub.New(inst, d.policy(), d.log.Named("hub"), d.broadcast)
+	d.plugins = pluginhost.New(pluginhost.Options{
+		InstanceID: inst.ID, ShmDir: inst.Dir, ServerID: serverID, LogLevel: d.cfg.LogLevel,
+		Logger: d.log.Named("plugin"), HostFor: d.hostFor, Exited: d.pluginExited, Started: d.pluginStarted,
+	})
+	apiLn, err := net.Listen("tcp", d.cfg.ListenAPI)
+	if err != nil {
+		return fmt.Errorf("listen api %s: %w", d.cfg.ListenAPI, err)
+	}
+	d.api = &api.Server{
+		ServerID: serverID, ServiceID: randomID(8), Version: Version, Started: time.Now(),
+		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: codecInfo,
+		Vhosts: func() []string { return sortedKeys(d.cfg.Vhosts) },
+	}
+	specs, err := d.specs()
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	ctx := context.Background()
+	if err := d.plugins.Start(ctx, specs); err != nil {
+		apiLn.Close()
+		d.hub.Close()
+		return d.locate(err)
+	}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- d.api.Serve(apiLn) }()
+	d.log.Info("rill started", "version", Version, "api", apiLn.Addr().String(), "instance", inst.ID, "server_id", serverID, "plugins", strings.Join(d.plugins.Names(), ","))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	var runErr error
+loop:
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				d.log.Warn("SIGHUP received: configuration reload is not available in this version, keeping the running config")
+				continue
+			}
+			d.log.Info("signal received, stopping", "signal", s.String())
+			break loop
+		case err := <-apiErr:
+			runErr = fmt.Errorf("api server: %w", err)
+			break loop
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = d.api.Shutdown(sctx)
+	d.plugins.Stop(sctx)
+	d.hub.Close()
+	if err := inst.Close(); err != nil {
+		d.log.Warn("remove shm segments", "error", err)
+	}
+	d.log.Info("rill stopped")
+	return runErr
+}
+
+// broadcast sends a stream event to every plugin enabled in its vhost.
+func (d *daemon) broadcast(ev wire.StreamEvent) {
+	vp := d.hub.Policy().Vhosts[ev.Stream.Vhost]
+	if vp == nil {
+		return
+	}
+	for name, on := range vp.Plugins {
+		if on {
+			d.plugins.Send(name, ev)
+		}
+	}
+}
+
+// pluginStarted replays the live streams of its vhosts to a (re)started plugin.
+func (d *daemon) pluginStarted(name string) {
+	pol := d.hub.Policy()
+	for _, ev := range d.hub.Live() {
+		if vp := pol.Vhosts[ev.Stream.Vhost]; vp != nil && vp.Plugins[name] {
+			d.plugins.Send(name, ev)
+		}
+	}
+}
+
+func (d *daemon) pluginExited(name string, pid int) {
+	d.hub.PluginGone(name)
+	if pid > 0 {
+		if err := os.Remove(pluginhost.BellPath(d.inst.Dir, d.inst.ID, pid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("remove doorbell of exited plugin", "plugin", name, "pid", pid, "error", err)
+		}
+	}
+}
+
+func (d *daemon) hostFor(plugin string) wire.Host { return &hostBridge{plugin: plugin, d: d} }
+
+// hostBridge is the Host service one plugin calls; it stamps every call
+// with the plugin's name.
+type hostBridge struct {
+	plugin string
+	d      *daemon
+}
+
+func (b *hostBridge) Publish(ctx context.Context, req wire.PublishRequest) (wire.Publication, error) {
+	return b.d.hub.Publish(ctx, b.plugin, req)
+}
+
+func (b *hostBridge) Unpublish(_ context.Context, id string) error {
+	return b.d.hub.Unpublish(b.plugin, id)
+}
+
+func (b *hostBridge) Subscribe(ctx context.Context, req wire.SubscribeRequest) (wire.Subscription, error) {
+	if req.Wait > 60*time.Second {
+		req.Wait = 60 * time.Second
+	}
+	return b.d.hub.Subscribe(ctx, b.plugin, req)
+}
+
+func (b *hostBridge) Unsubscribe(_ context.Context, id string) error {
+	return b.d.hub.Unsubscribe(b.plugin, id)
+}
+
+func (b *hostBridge) ClientEvent(_ context.Context, ev wire.ClientEvent) error {
+	verb := "client connected"
+	if ev.Type == wire.ClientClose {
+		verb = "client closed"
+	}
+	b.d.log.Debug(verb, "plugin", b.plugin, "client_id", ev.Client.ID, "ip", ev.Client.IP, "type", ev.Client.Type, "stream", ev.Stream.Key())
+	return nil
+}
+
+func (b *hostBridge) Notify(_ context.Context, n wire.Notification) error {
+	b.d.log.Debug("plugin event", "plugin", b.plugin, "event", n.Event, "client_id", n.Client.ID, "stream", n.Stream.Key())
+	return nil
+}
+
+func randomID(n int) string {
+	const alpha = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alpha[int(b[i])%len(alpha)]
+	}
+	return string(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

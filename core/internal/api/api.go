@@ -1,0 +1,470 @@
+// Package api serves the core's HTTP API on :1985 with SRS's paths and JSON
+// shapes (see shared SRS-COMPAT.md b.3), plus /api/v1/plugins.
+package api
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/core/internal/hub"
+	"github.com/rill-media/rill/core/internal/pluginhost"
+	"github.com/rill-media/rill/sdk/wire"
+)
+
+// SRS error codes used in API answers (trunk/src/kernel/srs_kernel_error.hpp).
+const (
+	codeOK             = 0
+	codeNoVhost        = 2014
+	codeStreamNotFound = 2048
+	codeClientNotFound = 2049
+	codeNotFound       = 1031 // ERROR_HTTP_PATTERN... generic "no such API"
+)
+
+// Streams is what the API reads of the hub.
+type Streams interface {
+	Streams() []hub.StreamInfo
+}
+
+// Plugins is what the API reads of the plugin host.
+type Plugins interface {
+	Statuses() []pluginhost.Status
+	Info(name string) (wire.Info, bool)
+	Client(name string) *wire.PluginClient
+	Names() []string
+}
+
+// CodecInfo describes a stream's codecs for the API (nil = unknown).
+type CodecInfo struct {
+	Video map[string]any
+	Audio map[string]any
+}
+
+// Server is the HTTP API.
+type Server struct {
+	ServerID  string
+	ServiceID string
+	Version   string // "1.0.0"
+	Started   time.Time
+	Streams   Streams
+	Plugins   Plugins
+	Vhosts    func() []string
+	Codecs    func(si hub.StreamInfo) CodecInfo // optional
+	Log       hclog.Logger
+
+	proc  procSampler
+	kbps  kbpsTracker
+	mux   *http.ServeMux
+	once  sync.Once
+	srv   *http.Server
+	ln    net.Listener
+	errCh chan error
+}
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler {
+	s.once.Do(s.routes)
+	return s.mux
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("/api/v1/versions", s.versions)
+	m.HandleFunc("/api/v1/summaries", s.summaries)
+	for _, p := range []string{"streams", "plugins", "vhosts"} {
+		p := p
+		m.HandleFunc("/api/v1/"+p, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/api/v1/"+p+"/", http.StatusFound)
+		})
+	}
+	m.HandleFunc("/api/v1/streams/", s.streams)
+	m.HandleFunc("/api/v1/plugins/", s.plugins)
+	m.HandleFunc("/api/v1/vhosts/", s.vhosts)
+	m.HandleFunc("/api/v1/", s.index)
+	m.HandleFunc("/api/", s.index)
+	m.HandleFunc("/", s.pluginRoute)
+	s.mux = m
+}
+
+// Serve runs the API on ln until ctx ends.
+func (s *Server) Serve(ln net.Listener) error {
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	err := s.srv.Serve(ln)
+	if err == http.ErrServerClosed {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the API server gracefully.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) envelope(code int) map[string]any {
+	return map[string]any{"code": code, "server": s.ServerID, "service": s.ServiceID, "pid": strconv.Itoa(os.Getpid())}
+}
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, HEAD, PUT, DELETE, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "*")
+	}
+	if cb := r.URL.Query().Get("callback"); cb != "" && jsonpName(cb) {
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = io.WriteString(w, cb+"(")
+		_, _ = w.Write(b)
+		_, _ = io.WriteString(w, ")")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+func jsonpName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '.' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int) {
+	s.write(w, r, map[string]any{"code": code})
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/v1/" && r.URL.Path != "/api/" && r.URL.Path != "/api/v1" {
+		s.fail(w, r, codeNotFound)
+		return
+	}
+	e := s.envelope(codeOK)
+	e["urls"] = map[string]string{
+		"versions":  "the version of rill",
+		"summaries": "the summary (pid, argv, pwd, cpu, mem) of rill",
+		"vhosts":    "dumps vhost to json",
+		"streams":   "dumps streams to json",
+		"plugins":   "the plugin processes: name, version, pid, state, restarts",
+	}
+	s.write(w, r, e)
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
+	parts := strings.SplitN(s.Version, ".", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "0")
+	}
+	atoi := func(v string) int { n, _ := strconv.Atoi(v); return n }
+	e := s.envelope(codeOK)
+	e["data"] = map[string]any{"major": atoi(parts[0]), "minor": atoi(parts[1]), "revision": atoi(parts[2]), "version": s.Version}
+	s.write(w, r, e)
+}
+
+func (s *Server) summaries(w http.ResponseWriter, r *http.Request) {
+	selfPct, sysPct := s.proc.sample()
+	mi := meminfo()
+	rss := rssKB("self")
+	memPct := 0.0
+	if t := mi["MemTotal"]; t > 0 {
+		memPct = float64(rss) / float64(t)
+	}
+	ramUsed := mi["MemTotal"] - mi["MemAvailable"]
+	ramPct := 0.0
+	if t := mi["MemTotal"]; t > 0 {
+		ramPct = float64(ramUsed) / float64(t)
+	}
+	swapUsed := mi["SwapTotal"] - mi["SwapFree"]
+	swapPct := 0.0
+	if t := mi["SwapTotal"]; t > 0 {
+		swapPct = float64(swapUsed) / float64(t)
+	}
+	l1, l5, l15 := loadavg()
+	up, idle := uptime()
+	cwd, _ := os.Getwd()
+	now := time.Now()
+	var recv, send uint64
+	for _, si := range s.Streams.Streams() {
+		recv += si.Ring.BytesWritten
+	}
+	e := s.envelope(codeOK)
+	e["data"] = map[string]any{
+		"ok":     true,
+		"now_ms": now.UnixMilli(),
+		"self": map[string]any{
+			"version": s.Version, "pid": os.Getpid(), "ppid": os.Getppid(), "argv": strings.Join(os.Args, " "), "cwd": cwd,
+			"mem_kbyte": rss, "mem_percent": memPct, "cpu_percent": selfPct, "srs_uptime": int64(time.Since(s.Started).Seconds()),
+		},
+		"system": map[string]any{
+			"cpu_percent": sysPct, "disk_read_KBps": 0, "disk_write_KBps": 0, "disk_busy_percent": 0,
+			"mem_ram_kbyte": mi["MemTotal"], "mem_ram_percent": ramPct, "mem_swap_kbyte": mi["SwapTotal"], "mem_swap_percent": swapPct,
+			"cpus": numCPU(), "cpus_online": numCPU(), "uptime": up, "ilde_time": idle,
+			"load_1m": l1, "load_5m": l5, "load_15m": l15,
+			"net_sample_time": now.UnixMilli(), "net_recv_bytes": 0, "net_send_bytes": 0, "net_recvi_bytes": 0, "net_sendi_bytes": 0,
+			"srs_sample_time": now.UnixMilli(), "srs_recv_bytes": recv, "srs_send_bytes": send,
+			"conn_sys": 0, "conn_sys_et": 0, "conn_sys_tw": 0, "conn_sys_udp": 0, "conn_srs": s.clientCount(),
+		},
+	}
+	s.write(w, r, e)
+}
+
+func (s *Server) clientCount() int {
+	n := 0
+	for _, si := range s.Streams.Streams() {
+		n += si.Clients
+		if si.Active {
+			n++
+		}
+	}
+	return n
+}
+
+// VhostID is the API id of a vhost name (stable across restarts).
+func VhostID(name string) string {
+	sum := sha1.Sum([]byte(name))
+	return "vid-" + hex.EncodeToString(sum[:])[:7]
+}
+
+func (s *Server) vhosts(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.URL.Path, "/api/v1/vhosts/")
+	names := s.Vhosts()
+	sort.Strings(names)
+	streams := s.Streams.Streams()
+	var list []map[string]any
+	for _, n := range names {
+		v := map[string]any{"id": VhostID(n), "name": n, "enabled": true}
+		clients, count := 0, 0
+		var recv uint64
+		for _, si := range streams {
+			if si.Ref.Vhost == n {
+				count++
+				clients += si.Clients
+				recv += si.Ring.BytesWritten
+			}
+		}
+		v["clients"], v["streams"], v["recv_bytes"], v["send_bytes"] = clients, count, recv, 0
+		v["kbps"] = map[string]any{"recv_30s": 0, "send_30s": 0}
+		if id != "" && (id == v["id"] || id == n) {
+			e := s.envelope(codeOK)
+			e["vhost"] = v
+			s.write(w, r, e)
+			return
+		}
+		list = append(list, v)
+	}
+	if id != "" {
+		s.fail(w, r, codeNoVhost)
+		return
+	}
+	e := s.envelope(codeOK)
+	e["vhosts"] = list
+	s.write(w, r, e)
+}
+
+func (s *Server) streamJSON(si hub.StreamInfo) map[string]any {
+	url := "/" + si.Ref.App + "/" + si.Ref.Stream
+	if si.Ref.Vhost != hub.DefaultVhost {
+		url = si.Ref.Vhost + url
+	}
+	recv30 := s.kbps.rate(si.ID, si.Ring.BytesWritten)
+	st := map[string]any{
+		"id": si.ID, "name": si.Ref.Stream, "vhost": VhostID(si.Ref.Vhost), "vhost_name": si.Ref.Vhost, "app": si.Ref.App,
+		"tcUrl": si.Ref.TcURL, "url": url, "live_ms": time.Now().UnixMilli(), "clients": si.Clients,
+		"frames": si.Ring.WriteSeq, "send_bytes": 0, "recv_bytes": si.Ring.BytesWritten,
+		"kbps":    map[string]any{"recv_30s": recv30, "send_30s": 0},
+		"publish": map[string]any{"active": si.Active, "cid": ""},
+		"video":   nil, "audio": nil,
+	}
+	if si.Active {
+		st["publish"] = map[string]any{"active": true, "cid": si.Publisher.ID}
+		if s.Codecs != nil {
+			ci := s.Codecs(si)
+			if ci.Video != nil {
+				st["video"] = ci.Video
+			}
+			if ci.Audio != nil {
+				st["audio"] = ci.Audio
+			}
+		}
+	}
+	return st
+}
+
+func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(r.URL.Path, "/api/v1/streams/")
+	all := s.Streams.Streams()
+	if id != "" {
+		for _, si := range all {
+			if si.ID == id {
+				e := s.envelope(codeOK)
+				e["stream"] = s.streamJSON(si)
+				s.write(w, r, e)
+				return
+			}
+		}
+		s.fail(w, r, codeStreamNotFound)
+		return
+	}
+	start, count := paging(r)
+	list := []map[string]any{}
+	for i, si := range all {
+		if i < start {
+			continue
+		}
+		if len(list) >= count {
+			break
+		}
+		list = append(list, s.streamJSON(si))
+	}
+	e := s.envelope(codeOK)
+	e["streams"] = list
+	s.write(w, r, e)
+}
+
+// paging reads SRS's start/count; count is at least 10 as in SRS.
+func paging(r *http.Request) (start, count int) {
+	q := r.URL.Query()
+	start, _ = strconv.Atoi(q.Get("start"))
+	count, _ = strconv.Atoi(q.Get("count"))
+	if start < 0 {
+		start = 0
+	}
+	count = max(count, 10)
+	return start, count
+}
+
+func (s *Server) plugins(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/api/v1/plugins/")
+	sts := s.Plugins.Statuses()
+	if name != "" {
+		for _, st := range sts {
+			if st.Name == name {
+				e := s.envelope(codeOK)
+				e["plugin"] = st
+				s.write(w, r, e)
+				return
+			}
+		}
+		s.fail(w, r, codeNotFound)
+		return
+	}
+	e := s.envelope(codeOK)
+	e["plugins"] = sts
+	s.write(w, r, e)
+}
+
+// maxRouteBody bounds request bodies forwarded to plugins (SDP offers etc.).
+const maxRouteBody = 1 << 20
+
+// pluginRoute forwards requests under a plugin's HTTPRoutes to it.
+func (s *Server) pluginRoute(w http.ResponseWriter, r *http.Request) {
+	var best, owner string
+	for _, n := range s.Plugins.Names() {
+		info, ok := s.Plugins.Info(n)
+		if !ok {
+			continue
+		}
+		for _, p := range info.HTTPRoutes {
+			if strings.HasPrefix(r.URL.Path, p) && len(p) > len(best) {
+				best, owner = p, n
+			}
+		}
+	}
+	if owner == "" {
+		http.Error(w, "404 not found: "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	c := s.Plugins.Client(owner)
+	if c == nil {
+		http.Error(w, "plugin "+owner+" is restarting", http.StatusServiceUnavailable)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRouteBody))
+	if err != nil {
+		http.Error(w, "request body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	resp, err := c.ServeHTTP(r.Context(), wire.HTTPRequest{
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body, RemoteAddr: r.RemoteAddr,
+	})
+	if err != nil {
+		s.Log.Warn("plugin route failed", "plugin", owner, "path", r.URL.Path, "error", err)
+		http.Error(w, "plugin "+owner+": "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if resp.Status == 0 {
+		resp.Status = http.StatusOK
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
+}
+
+// kbpsTracker keeps byte counters per stream to report kbps over 30 s.
+type kbpsTracker struct {
+	mu      sync.Mutex
+	samples map[string][]kbpsSample
+}
+
+type kbpsSample struct {
+	at    time.Time
+	bytes uint64
+}
+
+func (k *kbpsTracker) rate(id string, bytes uint64) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.samples == nil {
+		k.samples = map[string][]kbpsSample{}
+	}
+	now := time.Now()
+	ss := append(k.samples[id], kbpsSample{now, bytes})
+	for len(ss) > 1 && now.Sub(ss[0].at) > 30*time.Second {
+		ss = ss[1:]
+	}
+	if len(ss) > 64 {
+		ss = ss[len(ss)-64:]
+	}
+	k.samples[id] = ss
+	first := ss[0]
+	dt := now.Sub(first.at).Seconds()
+	if dt < 0.5 || bytes < first.bytes {
+		return 0
+	}
+	return int(float64(bytes-first.bytes) * 8 / 1000 / dt)
+}

@@ -1,0 +1,499 @@
+// Package hub is the core's stream registry: which streams exist, who
+// publishes them, who plays them, and the shared-memory ring of each.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/sdk/shm"
+	"github.com/rill-media/rill/sdk/wire"
+)
+
+// DefaultVhost is SRS's name of the vhost that takes every unknown host name.
+const DefaultVhost = "__defaultVhost__"
+
+// Hub errors. They wrap the wire sentinels so plugins can errors.Is them.
+var (
+	ErrStreamBusy = wire.ErrStreamBusy
+	ErrBadName    = wire.ErrInvalid
+	ErrNoStream   = wire.ErrNotFound
+	ErrTimeout    = wire.ErrTimeout
+	ErrClosed     = wire.ErrUnavailable
+	ErrForbidden  = wire.ErrForbidden
+)
+
+// VhostPolicy is what the hub needs to know of one vhost.
+type VhostPolicy struct {
+	GopCache bool
+	Ring     shm.Options
+	// Plugins maps plugin name to whether it is enabled in this vhost. A
+	// plugin not enabled in a vhost can neither publish nor subscribe there
+	// and is not told about its streams.
+	Plugins map[string]bool
+}
+
+// Policy is the part of the config the hub applies; replaced on reload.
+type Policy struct {
+	Vhosts map[string]*VhostPolicy
+}
+
+// Gate decides whether a client may publish or play (security rules and
+// callbacks). A nil Gate allows everything.
+type Gate interface {
+	AllowPublish(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef) error
+	AllowPlay(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef) error
+}
+
+// Notifier receives stream events for the plugins of a vhost.
+type Notifier func(ev wire.StreamEvent)
+
+// Hub is the stream registry. Its methods are safe for concurrent use.
+type Hub struct {
+	inst   *Instance
+	log    hclog.Logger
+	notify Notifier
+	gate   Gate
+
+	policy atomic.Pointer[Policy]
+
+	mu      sync.Mutex
+	closed  bool
+	streams map[string]*Stream // by vhost/app/stream
+	pubs    map[string]*Stream // by publication id
+	subs    map[string]*sub    // by subscription id
+	seq     uint64
+}
+
+// Stream is one vhost/app/stream, published or waiting for a publisher.
+type Stream struct {
+	ID        string
+	Ref       wire.StreamRef
+	Created   time.Time
+	publisher *publisher
+	subs      map[string]*sub
+	ready     chan struct{} // closed when a publisher arrives; replaced after unpublish
+	waiters   int           // subscribers waiting for a publisher
+	gen       int
+	lastRing  *shm.Segment // kept after unpublish for final stats until removed
+}
+
+type publisher struct {
+	id      string
+	plugin  string
+	client  wire.ClientInfo
+	ref     wire.StreamRef
+	seg     *shm.Segment
+	started time.Time
+}
+
+type sub struct {
+	id       string
+	plugin   string
+	client   wire.ClientInfo
+	stream   *Stream
+	internal bool
+	started  time.Time
+}
+
+// New returns a hub that keeps its rings in inst's directory. notify is
+// called (without locks held) for every publish and unpublish.
+func New(inst *Instance, policy *Policy, log hclog.Logger, notify Notifier) *Hub {
+	h := &Hub{
+		inst: inst, log: log, notify: notify,
+		streams: map[string]*Stream{}, pubs: map[string]*Stream{}, subs: map[string]*sub{},
+	}
+	h.SetPolicy(policy)
+	return h
+}
+
+// SetGate installs the publish/play gate (security, callbacks).
+func (h *Hub) SetGate(g Gate) { h.mu.Lock(); h.gate = g; h.mu.Unlock() }
+
+// SetPolicy replaces the vhost policy (on reload).
+func (h *Hub) SetPolicy(p *Policy) {
+	if p == nil || p.Vhosts == nil {
+		p = &Policy{Vhosts: map[string]*VhostPolicy{}}
+	}
+	h.policy.Store(p)
+}
+
+// Policy returns the current policy.
+func (h *Hub) Policy() *Policy { return h.policy.Load() }
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$`)
+
+// validName accepts a stream or app name segment: letters, digits, "_", ".",
+// "-", "~", never "." or ".." alone, no path separators (THREATS.md #21).
+func validName(s string) bool {
+	return nameRE.MatchString(s) && s != "." && s != ".."
+}
+
+// validApp accepts one or more name segments separated by "/".
+func validApp(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if !validName(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve checks names and maps the vhost as SRS does: unknown host names
+// fall back to the default vhost.
+func (h *Hub) resolve(plugin string, ref wire.StreamRef) (wire.StreamRef, *VhostPolicy, error) {
+	if !validApp(ref.App) {
+		return ref, nil, wire.Errorf(ErrBadName, "bad app name %q", ref.App)
+	}
+	if !validName(ref.Stream) {
+		return ref, nil, wire.Errorf(ErrBadName, "bad stream name %q", ref.Stream)
+	}
+	pol := h.policy.Load()
+	vp, ok := pol.Vhosts[ref.Vhost]
+	if !ok {
+		ref.Vhost = DefaultVhost
+		vp, ok = pol.Vhosts[DefaultVhost]
+		if !ok {
+			return ref, nil, wire.Errorf(ErrNoStream, "no vhost for %q and no %s", ref.Vhost, DefaultVhost)
+		}
+	}
+	if plugin != "" && !vp.Plugins[plugin] {
+		return ref, nil, wire.Errorf(ErrForbidden, "plugin %q is not enabled in vhost %q", plugin, ref.Vhost)
+	}
+	return ref, vp, nil
+}
+
+func (h *Hub) newID(prefix string) string {
+	h.seq++
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	const alpha = "0123456789abcdefghijklmnopqrstuvwxyz"
+	out := make([]byte, len(b))
+	for i := range b {
+		out[i] = alpha[int(b[i])%len(alpha)]
+	}
+	return fmt.Sprintf("%s%s%d", prefix, out, h.seq)
+}
+
+func (h *Hub) streamLocked(ref wire.StreamRef) *Stream {
+	key := ref.Key()
+	s := h.streams[key]
+	if s == nil {
+		s = &Stream{ID: h.newID("vid-"), Ref: ref, Created: time.Now(), subs: map[string]*sub{}, ready: make(chan struct{})}
+		h.streams[key] = s
+	}
+	return s
+}
+
+// Publish claims a stream for a client of plugin and creates its ring.
+func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishRequest) (wire.Publication, error) {
+	ref, vp, err := h.resolve(plugin, req.Stream)
+	if err != nil {
+		return wire.Publication{}, err
+	}
+	h.mu.Lock()
+	gate := h.gate
+	h.mu.Unlock()
+	if gate != nil {
+		if err := gate.AllowPublish(ctx, req.Client, ref); err != nil {
+			return wire.Publication{}, err
+		}
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return wire.Publication{}, wire.Errorf(ErrClosed, "hub is shutting down")
+	}
+	s := h.streamLocked(ref)
+	if p := s.publisher; p != nil {
+		h.mu.Unlock()
+		return wire.Publication{}, wire.Errorf(ErrStreamBusy, "stream %s is already published by client %s (%s)", ref.Key(), p.client.ID, p.plugin)
+	}
+	s.gen++
+	path := h.inst.Path(fmt.Sprintf("s%d-%d", h.seq+1, s.gen))
+	h.seq++
+	seg, err := shm.Create(path, vp.Ring)
+	if err != nil {
+		h.mu.Unlock()
+		return wire.Publication{}, fmt.Errorf("create ring for %s: %w", ref.Key(), err)
+	}
+	if old := s.lastRing; old != nil {
+		h.removeSegment(old)
+		s.lastRing = nil
+	}
+	p := &publisher{id: h.newID("pub-"), plugin: plugin, client: req.Client, ref: ref, seg: seg, started: time.Now()}
+	p.ref.Param, p.ref.TcURL = req.Stream.Param, req.Stream.TcURL
+	s.publisher = p
+	h.pubs[p.id] = s
+	close(s.ready)
+	ev := wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path}
+	h.mu.Unlock()
+	h.log.Info("stream published", "stream", ref.Key(), "stream_id", s.ID, "client_id", req.Client.ID, "plugin", plugin, "ring", seg.Path)
+	if h.notify != nil {
+		h.notify(ev)
+	}
+	return wire.Publication{Ring: seg.Path, StreamID: s.ID, PublicationID: p.id}, nil
+}
+
+// Unpublish ends a publication: the ring is marked ended (readers see end
+// of stream) and removed once the readers had time to drain it.
+func (h *Hub) Unpublish(plugin, pubID string) error {
+	h.mu.Lock()
+	s, ok := h.pubs[pubID]
+	if !ok || s.publisher == nil || s.publisher.id != pubID {
+		h.mu.Unlock()
+		return wire.Errorf(ErrNoStream, "no publication %q", pubID)
+	}
+	if s.publisher.plugin != plugin {
+		h.mu.Unlock()
+		return wire.Errorf(ErrForbidden, "publication %q belongs to plugin %q", pubID, s.publisher.plugin)
+	}
+	ev := h.unpublishLocked(s, "unpublished")
+	h.mu.Unlock()
+	if h.notify != nil {
+		h.notify(ev)
+	}
+	return nil
+}
+
+func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
+	p := s.publisher
+	delete(h.pubs, p.id)
+	s.publisher = nil
+	s.ready = make(chan struct{})
+	p.seg.Ring.End()
+	s.lastRing = p.seg
+	seg := p.seg
+	// Readers that already mapped the ring keep reading after the file is
+	// unlinked; the delay covers subscribers between answer and mmap.
+	time.AfterFunc(3*time.Second, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if s.lastRing == seg {
+			s.lastRing = nil
+			h.removeSegment(seg)
+		}
+	})
+	h.log.Info("stream unpublished", "stream", s.Ref.Key(), "stream_id", s.ID, "client_id", p.client.ID, "plugin", p.plugin, "reason", why)
+	return wire.StreamEvent{Type: wire.StreamUnpublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path}
+}
+
+func (h *Hub) removeSegment(seg *shm.Segment) {
+	if err := seg.Close(); err != nil {
+		h.log.Warn("close ring", "ring", seg.Path, "error", err)
+	}
+	if err := removeFile(seg.Path); err != nil {
+		h.log.Warn("remove ring", "ring", seg.Path, "error", err)
+	}
+}
+
+// Subscribe returns the ring of a stream, waiting up to req.Wait for a
+// publisher when there is none yet.
+func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRequest) (wire.Subscription, error) {
+	ref, vp, err := h.resolve(plugin, req.Stream)
+	if err != nil {
+		return wire.Subscription{}, err
+	}
+	h.mu.Lock()
+	gate := h.gate
+	h.mu.Unlock()
+	if gate != nil && !req.Internal {
+		if err := gate.AllowPlay(ctx, req.Client, ref); err != nil {
+			return wire.Subscription{}, err
+		}
+	}
+	deadline := time.NewTimer(req.Wait)
+	defer deadline.Stop()
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return wire.Subscription{}, wire.Errorf(ErrClosed, "hub is shutting down")
+		}
+		s := h.streamLocked(ref)
+		if p := s.publisher; p != nil {
+			sb := &sub{id: h.newID("sub-"), plugin: plugin, client: req.Client, stream: s, internal: req.Internal, started: time.Now()}
+			s.subs[sb.id] = sb
+			h.subs[sb.id] = sb
+			h.mu.Unlock()
+			h.log.Debug("stream subscribed", "stream", ref.Key(), "client_id", req.Client.ID, "plugin", plugin)
+			return wire.Subscription{Ring: p.seg.Path, StreamID: s.ID, SubscriptionID: sb.id, GopCache: vp.GopCache}, nil
+		}
+		ready := s.ready
+		s.waiters++
+		h.mu.Unlock()
+		giveUp := func(err error) (wire.Subscription, error) {
+			h.mu.Lock()
+			s.waiters--
+			h.gcLocked(s)
+			h.mu.Unlock()
+			return wire.Subscription{}, err
+		}
+		if req.Wait <= 0 {
+			return giveUp(wire.Errorf(ErrNoStream, "stream %s is not published", ref.Key()))
+		}
+		select {
+		case <-ready:
+			h.mu.Lock()
+			s.waiters--
+			h.mu.Unlock()
+		case <-deadline.C:
+			return giveUp(wire.Errorf(ErrTimeout, "stream %s not published within %s", ref.Key(), req.Wait))
+		case <-ctx.Done():
+			return giveUp(wire.Errorf(ErrTimeout, "stream %s: %v", ref.Key(), ctx.Err()))
+		}
+	}
+}
+
+// Unsubscribe releases a subscription.
+func (h *Hub) Unsubscribe(plugin, subID string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sb, ok := h.subs[subID]
+	if !ok {
+		return wire.Errorf(ErrNoStream, "no subscription %q", subID)
+	}
+	if sb.plugin != plugin {
+		return wire.Errorf(ErrForbidden, "subscription %q belongs to plugin %q", subID, sb.plugin)
+	}
+	h.dropSubLocked(sb)
+	return nil
+}
+
+func (h *Hub) dropSubLocked(sb *sub) {
+	delete(h.subs, sb.id)
+	delete(sb.stream.subs, sb.id)
+	h.gcLocked(sb.stream)
+}
+
+// gcLocked forgets a stream nobody publishes, plays or waits for, once its
+// last ring is gone.
+func (h *Hub) gcLocked(s *Stream) {
+	if s.publisher == nil && len(s.subs) == 0 && s.lastRing == nil && s.gen == 0 && s.waiters == 0 && h.streams[s.Ref.Key()] == s {
+		delete(h.streams, s.Ref.Key())
+	}
+}
+
+// PluginGone ends everything a dead plugin process held: its publications
+// (readers see end of stream) and its subscriptions.
+func (h *Hub) PluginGone(plugin string) {
+	h.mu.Lock()
+	var evs []wire.StreamEvent
+	for _, s := range h.streams {
+		if s.publisher != nil && s.publisher.plugin == plugin {
+			evs = append(evs, h.unpublishLocked(s, "plugin "+plugin+" exited"))
+		}
+	}
+	for _, sb := range h.subs {
+		if sb.plugin == plugin {
+			h.dropSubLocked(sb)
+		}
+	}
+	h.mu.Unlock()
+	for _, ev := range evs {
+		if h.notify != nil {
+			h.notify(ev)
+		}
+	}
+}
+
+// Live returns the streams that have a publisher now (to replay
+// StreamPublished events to a restarted plugin).
+func (h *Hub) Live() []wire.StreamEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []wire.StreamEvent
+	for _, s := range h.streams {
+		if p := s.publisher; p != nil {
+			out = append(out, wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: p.seg.Path})
+		}
+	}
+	return out
+}
+
+// StreamInfo is a snapshot of one stream for the API.
+type StreamInfo struct {
+	ID        string
+	Ref       wire.StreamRef
+	Created   time.Time
+	Active    bool
+	Publisher *wire.ClientInfo
+	Plugin    string
+	Published time.Time
+	Clients   int // players (internal consumers excluded)
+	Ring      shm.Stats
+	HasRing   bool
+}
+
+// Streams returns a snapshot of every known stream, sorted by creation.
+func (h *Hub) Streams() []StreamInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]StreamInfo, 0, len(h.streams))
+	for _, s := range h.streams {
+		si := StreamInfo{ID: s.ID, Ref: s.Ref, Created: s.Created}
+		for _, sb := range s.subs {
+			if !sb.internal {
+				si.Clients++
+			}
+		}
+		if p := s.publisher; p != nil {
+			c := p.client
+			si.Active, si.Publisher, si.Plugin, si.Published = true, &c, p.plugin, p.started
+			si.Ref.Param, si.Ref.TcURL = p.ref.Param, p.ref.TcURL
+			si.Ring, si.HasRing = p.seg.Ring.Stats(), true
+		} else if s.lastRing != nil {
+			si.Ring, si.HasRing = s.lastRing.Ring.Stats(), true
+		}
+		out = append(out, si)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// Close ends every stream and removes every ring.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	var segs []*shm.Segment
+	for _, s := range h.streams {
+		if p := s.publisher; p != nil {
+			p.seg.Ring.End()
+			segs = append(segs, p.seg)
+			s.publisher = nil
+		} else {
+			close(s.ready) // wake subscribers waiting for a publisher
+		}
+		if s.lastRing != nil {
+			segs = append(segs, s.lastRing)
+			s.lastRing = nil
+		}
+	}
+	h.streams, h.pubs, h.subs = map[string]*Stream{}, map[string]*Stream{}, map[string]*sub{}
+	h.mu.Unlock()
+	for _, seg := range segs {
+		h.removeSegment(seg)
+	}
+}
+
+func removeFile(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,28 @@
+// Command rill is the Rill media server daemon: it loads conf.hcl, launches
+// and supervises the plugin processes, runs the stream hub and serves the
+// HTTP API. See README.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+// Version is the Rill version, reported by the API.
+const Version = "0.1.0"
+
+func main() {
+	conf := flag.String("c", "conf.hcl", "config file")
+	test := flag.Bool("t", false, "check the config and the plugins, then exit")
+	showVersion := flag.Bool("v", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println(Version)
+		return
+	}
+	if err := run(*conf, *test); err != nil {
+		fmt.Fprintf(os.Stderr, "rill: %v\n", err)
+		os.Exit(1)
+	}
+}

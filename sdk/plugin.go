@@ -1,0 +1,226 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rill-media/rill/sdk/wire"
+)
+
+// APIVersion is the plugin API version this SDK speaks.
+const APIVersion = wire.APIVersion
+
+// Sentinel errors returned by Host calls. They survive the process boundary,
+// so errors.Is(err, sdk.ErrStreamBusy) works on an error from Publish.
+var (
+	ErrStreamBusy  = wire.ErrStreamBusy  // the stream already has a publisher
+	ErrForbidden   = wire.ErrForbidden   // refused by security rules or a callback
+	ErrNotFound    = wire.ErrNotFound    // no such stream, vhost or client
+	ErrTimeout     = wire.ErrTimeout     // no publisher appeared within the wait
+	ErrUnavailable = wire.ErrUnavailable // the core is shutting down or unreachable
+	ErrInvalid     = wire.ErrInvalid     // a malformed request (bad stream name, ...)
+)
+
+// Listener is a socket the plugin wants; the core binds it (so the port
+// survives plugin restarts) and passes the descriptor at launch.
+type Listener = wire.Listener
+
+// StreamRef names a stream: vhost/app/stream plus the client's parameters.
+type StreamRef = wire.StreamRef
+
+// ClientInfo identifies a connection. ID is the client id shown by the API,
+// the callbacks and every log line about the connection.
+type ClientInfo = wire.ClientInfo
+
+// ClientStat is one client as the plugin reports it to the core.
+type ClientStat = wire.ClientStat
+
+// Stats is a plugin's report of its clients and counters.
+type Stats = wire.Stats
+
+// StreamEvent tells a plugin that a stream of one of its vhosts was published or unpublished.
+type StreamEvent = wire.StreamEvent
+
+// Stream event types.
+const (
+	StreamPublished   = wire.StreamPublished
+	StreamUnpublished = wire.StreamUnpublished
+)
+
+// Info describes a plugin. Name must equal the binary's file name and the
+// config block name ("rtmp" for bin/plugins/rtmp and plugin "rtmp" {}).
+type Info struct {
+	Name         string
+	Version      string
+	Description  string
+	Capabilities []string
+	Listeners    []Listener
+	// HTTPRoutes are path prefixes of the core's API listener (:1985) that the
+	// core forwards to the plugin's HTTPHandler, e.g. "/rtc/v1/".
+	HTTPRoutes []string
+}
+
+// Plugin is the one interface every plugin implements. Everything else is an
+// optional interface, checked with a type assertion (as Caddy modules do):
+// Configurer, Starter, Stopper, StreamWatcher, Kicker, StatsReporter and
+// http.Handler. Declare the ones you implement with compile-time guards:
+//
+//	var _ sdk.Starter = (*Server)(nil)
+type Plugin interface {
+	Info() Info
+}
+
+// Configurer validates and applies configuration. Configure is called before
+// Start and again on every reload. It must validate everything before it
+// changes anything (all or nothing); with cfg.DryRun it only validates.
+// Return *ConfigError values (joined with errors.Join for several) so the
+// core can point the operator at the file, line and key.
+type Configurer interface {
+	Configure(ctx context.Context, cfg Config) error
+}
+
+// Starter starts the plugin's work: accept on its listeners, subscribe to
+// streams. ctx is only for the call; long-running work must use its own
+// lifetime, ended in Stop.
+type Starter interface {
+	Start(ctx context.Context, rt *Runtime) error
+}
+
+// Stopper stops the plugin gracefully until ctx ends. It is called once
+// before the process exits; the process is killed if it takes too long.
+type Stopper interface {
+	Stop(ctx context.Context) error
+}
+
+// StreamWatcher is told when a stream of a vhost that enables this plugin is
+// published or unpublished (an HLS or DVR plugin subscribes then).
+type StreamWatcher interface {
+	StreamEvent(ctx context.Context, ev StreamEvent)
+}
+
+// Kicker disconnects one of the plugin's clients by id; it reports whether
+// the client was found.
+type Kicker interface {
+	Kick(ctx context.Context, clientID string) bool
+}
+
+// StatsReporter reports the plugin's clients and counters.
+type StatsReporter interface {
+	Stats(ctx context.Context) Stats
+}
+
+var _ http.Handler = http.HandlerFunc(nil) // HTTPRoutes are served by a plugin that is an http.Handler.
+
+// Config is a plugin's configuration: its own `plugin "name" {}` block and its
+// block in every vhost.
+type Config struct {
+	DryRun     bool
+	Generation uint64
+	// Settings is the plugin block's own keys as JSON (listen, enabled, path
+	// and env are the core's and are not included).
+	Settings json.RawMessage
+	Vhosts   []VhostConfig
+}
+
+// VhostConfig is one vhost as the plugin sees it.
+type VhostConfig struct {
+	Name string
+	// Enabled is true when the vhost has the plugin's block and has not set
+	// enabled = false in it. A plugin must ignore streams of other vhosts.
+	Enabled bool
+	// Settings is the plugin's block inside the vhost, as JSON.
+	Settings json.RawMessage
+	// Vhost holds the vhost's core settings.
+	Vhost VhostSettings
+}
+
+// VhostSettings are the vhost keys the core owns.
+type VhostSettings struct {
+	GopCache bool `json:"gop_cache"`
+}
+
+// DecodeSettings decodes the plugin block into v strictly: unknown keys and
+// wrong types are *ConfigError values naming the key.
+func (c Config) DecodeSettings(v any) error { return decodeStrict("", c.Settings, v) }
+
+// Decode decodes the plugin's block of this vhost into v strictly.
+func (v VhostConfig) Decode(dst any) error { return decodeStrict(v.Name, v.Settings, dst) }
+
+// ConfigError is one invalid setting: the vhost ("" for the plugin block),
+// the key path inside the block, and what is wrong.
+type ConfigError struct {
+	Vhost string
+	Key   []string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string {
+	where := "plugin block"
+	if e.Vhost != "" {
+		where = fmt.Sprintf("vhost %q", e.Vhost)
+	}
+	if len(e.Key) > 0 {
+		return fmt.Sprintf("%s key %q: %s", where, strings.Join(e.Key, "."), e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", where, e.Msg)
+}
+
+func decodeStrict(vhost string, raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return &ConfigError{Vhost: vhost, Key: strings.Split(te.Field, "."), Msg: fmt.Sprintf("expected %s, got %s", te.Type, te.Value)}
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		ce.Vhost = vhost
+		return ce
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		key := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		return &ConfigError{Vhost: vhost, Key: []string{key}, Msg: "unknown key"}
+	}
+	return &ConfigError{Vhost: vhost, Msg: err.Error()}
+}
+
+// Duration is a time.Duration that decodes from a config string such as
+// "2s" or "350ms" (or a number of seconds).
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return &ConfigError{Msg: fmt.Sprintf("bad duration %q", s)}
+		}
+		if v < 0 {
+			return &ConfigError{Msg: fmt.Sprintf("negative duration %q", s)}
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil || f < 0 {
+		return &ConfigError{Msg: fmt.Sprintf("bad duration %s", string(b))}
+	}
+	*d = Duration(f * float64(time.Second))
+	return nil
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
