@@ -36,7 +36,7 @@
 //		rec, err := rd.Next(buf)
 //		switch {
 //		case err == nil:
-//			buf = rec.Payload[:cap(rec.Payload)]
+//			buf = rec.Payload
 //			handle(rec)
 //		case errors.Is(err, shm.ErrEmpty):
 //			if err := rd.Wait(ctx); err != nil {

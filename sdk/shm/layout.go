@@ -141,8 +141,8 @@ func (o Options) withDefaults() Options {
 func (o Options) layout() (layout, error) {
 	o = o.withDefaults()
 	switch {
-	case o.DataSize < minDataSize || o.DataSize > maxDataSize:
-		return layout{}, fmt.Errorf("shm: data size %d out of range [%d, %d]", o.DataSize, minDataSize, maxDataSize)
+	case o.DataSize < minDataSize || int64(o.DataSize) > maxDataSize:
+		return layout{}, fmt.Errorf("shm: data size %d out of range [%d, %d]", o.DataSize, minDataSize, int64(maxDataSize))
 	case o.Slots < minSlots || o.Slots > maxSlots || o.Slots&(o.Slots-1) != 0:
 		return layout{}, fmt.Errorf("shm: slots %d not a power of two in [%d, %d]", o.Slots, minSlots, maxSlots)
 	case o.ConfigSize < 0 || o.ConfigSize > maxConfigSize:

@@ -76,9 +76,9 @@ type Ring struct {
 	dir        string // directory of the segment, where bells live; "" on the heap
 
 	// Views of the header words, fixed at Attach.
-	ended, writerPID                              *atomic.Uint32
+	ended, writerPID                             *atomic.Uint32
 	writeSeq, reserve, syncSeq, bytes, heartbeat *atomic.Uint64
-	futex, waiters, sleepers                      *atomic.Uint32
+	futex, waiters, sleepers                     *atomic.Uint32
 
 	wk waker // wakes bells of sleeping readers; used by the writer and End
 
