@@ -469,7 +469,7 @@ func (p *proc) setState(s State, lastErr string) {
 	p.mu.Unlock()
 }
 
-func (p *proc) currentPID() int  { p.mu.Lock(); defer p.mu.Unlock(); return p.pid }
+func (p *proc) currentPID() int   { p.mu.Lock(); defer p.mu.Unlock(); return p.pid }
 func (p *proc) restartCount() int { p.mu.Lock(); defer p.mu.Unlock(); return p.restarts }
 
 // Send queues a stream event for plugin name (dropped with a warning when
