@@ -29,7 +29,12 @@ import (
 
 // capOptIn is the capability of a plugin that serves a vhost only when the
 // vhost has its block (like SRS's hls, dvr, http_remux sections).
-const capOptIn = "vhost-opt-in"
+const capOptIn = wire.CapVhostOptIn
+
+// sharedBlocks are the vhost blocks that are no plugin's own block; every
+// plugin of the vhost gets them with the vhost's core settings, and the
+// plugins that act on them validate them.
+var sharedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward"}
 
 type daemon struct {
 	cfg     *config.Config
@@ -234,7 +239,16 @@ func (d *daemon) specs() ([]pluginhost.Spec, error) {
 			if err != nil {
 				return nil, fmt.Errorf("vhost %s block %s: %w", vn, name, err)
 			}
-			vj, _ := json.Marshal(map[string]any{"gop_cache": v.GopCache})
+			shared := map[string]any{}
+			for _, rb := range sharedBlocks {
+				if b, ok := v.Blocks[rb]; ok {
+					shared[rb] = b
+				}
+			}
+			vj, err := json.Marshal(map[string]any{"gop_cache": v.GopCache, "blocks": shared})
+			if err != nil {
+				return nil, fmt.Errorf("vhost %s: %w", vn, err)
+			}
 			spec.Vhosts = append(spec.Vhosts, wire.VhostConfig{Name: vn, Enabled: pluginEnabledIn(v, name, info), SettingsJSON: bj, VhostJSON: vj})
 		}
 		specs = append(specs, spec)
@@ -253,11 +267,15 @@ func (d *daemon) locate(err error) error {
 		var path []string
 		if p.Vhost == "" {
 			path = append([]string{"plugin", p.Plugin}, p.KeyPath...)
+		} else if p.VhostRelative {
+			path = append([]string{"vhost", p.Vhost}, p.KeyPath...)
 		} else {
 			path = append([]string{"vhost", p.Vhost, p.Plugin}, p.KeyPath...)
 		}
 		where := fmt.Sprintf("plugin %q", p.Plugin)
-		if p.Vhost != "" {
+		if p.Vhost != "" && p.VhostRelative {
+			where = fmt.Sprintf("vhost %q (checked by plugin %q)", p.Vhost, p.Plugin)
+		} else if p.Vhost != "" {
 			where = fmt.Sprintf("vhost %q block %q", p.Vhost, p.Plugin)
 		}
 		key := ""
@@ -349,11 +367,21 @@ func (d *daemon) broadcast(ev wire.StreamEvent) {
 	if vp == nil {
 		return
 	}
+	sourcesOnly := ev.Type == wire.StreamWanted || ev.Type == wire.StreamUnwanted
 	for name, on := range vp.Plugins {
-		if on {
+		if on && (!sourcesOnly || hasCap(d.infos[name], wire.CapOnDemandSource)) {
 			d.plugins.Send(name, ev)
 		}
 	}
+}
+
+func hasCap(info wire.Info, c string) bool {
+	for _, x := range info.Capabilities {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }
 
 // pluginStarted replays the live streams of its vhosts to a (re)started plugin.

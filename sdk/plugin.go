@@ -50,6 +50,17 @@ type StreamEvent = wire.StreamEvent
 const (
 	StreamPublished   = wire.StreamPublished
 	StreamUnpublished = wire.StreamUnpublished
+	// StreamWanted: a player waits for a stream nobody publishes. Only
+	// plugins with CapOnDemandSource get it (an edge starts pulling).
+	StreamWanted = wire.StreamWanted
+	// StreamUnwanted: the last player of the stream left (stop pulling).
+	StreamUnwanted = wire.StreamUnwanted
+)
+
+// Capabilities a plugin may declare in Info.Capabilities.
+const (
+	CapOnDemandSource = wire.CapOnDemandSource
+	CapVhostOptIn     = wire.CapVhostOptIn
 )
 
 // Info describes a plugin. Name must equal the binary's file name and the
@@ -142,6 +153,34 @@ type VhostConfig struct {
 // VhostSettings are the vhost keys the core owns.
 type VhostSettings struct {
 	GopCache bool `json:"gop_cache"`
+	// Blocks holds the vhost's shared blocks that no single plugin owns, as
+	// JSON by name: "play", "publish", "forward", "cluster", "hooks",
+	// "http_hooks", "security". Read them with VhostConfig.DecodeBlock.
+	Blocks map[string]json.RawMessage `json:"blocks"`
+}
+
+// HasBlock reports whether the vhost has the shared block name.
+func (v VhostConfig) HasBlock(name string) bool {
+	_, ok := v.Vhost.Blocks[name]
+	return ok
+}
+
+// DecodeBlock decodes the vhost's shared block name (e.g. "forward") into
+// dst strictly. Problems come back as *ConfigError with VhostRelative set
+// and the key path starting at the block name. A missing block leaves dst
+// as it is.
+func (v VhostConfig) DecodeBlock(name string, dst any) error {
+	raw, ok := v.Vhost.Blocks[name]
+	if !ok {
+		return nil
+	}
+	err := decodeStrict(v.Name, raw, dst)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		ce.VhostRelative = true
+		ce.Key = append([]string{name}, ce.Key...)
+	}
+	return err
 }
 
 // DecodeSettings decodes the plugin block into v strictly: unknown keys and
@@ -157,6 +196,9 @@ type ConfigError struct {
 	Vhost string
 	Key   []string
 	Msg   string
+	// VhostRelative says Key starts at the vhost block (a shared block read
+	// with DecodeBlock), not at the plugin's own block in the vhost.
+	VhostRelative bool
 }
 
 func (e *ConfigError) Error() string {

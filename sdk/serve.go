@@ -166,7 +166,7 @@ func problemsOf(err error) []wire.ConfigProblem {
 		}
 		var ce *ConfigError
 		if errors.As(err, &ce) {
-			out = append(out, wire.ConfigProblem{Vhost: ce.Vhost, KeyPath: ce.Key, Message: ce.Msg})
+			out = append(out, wire.ConfigProblem{Vhost: ce.Vhost, KeyPath: ce.Key, Message: ce.Msg, VhostRelative: ce.VhostRelative})
 			return
 		}
 		out = append(out, wire.ConfigProblem{Message: err.Error()})

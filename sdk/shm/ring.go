@@ -140,7 +140,8 @@ func Attach(mem []byte) (*Ring, error) {
 		return nil, fmt.Errorf("%w: data size %d, config size %d", ErrCorrupt, ds, cs)
 	}
 	l, err := Options{DataSize: int(ds), Slots: int(slots), ConfigSize: int(cs)}.layout()
-	if err != nil || ds == 0 || slots == 0 || cs == 0 {
+	if err != nil || ds == 0 || slots == 0 || cs == 0 ||
+		uint64(l.dataSize) != ds || l.slots != int(slots) || uint64(l.configSize) != uint64(cs) {
 		return nil, fmt.Errorf("%w: bad geometry (data %d, slots %d, config %d)", ErrCorrupt, ds, slots, cs)
 	}
 	if t := u64at(mem, hTotal).Load(); t != uint64(l.total) || l.total > len(mem) {

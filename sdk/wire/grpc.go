@@ -84,7 +84,7 @@ func (c *PluginClient) Configure(ctx context.Context, req ConfigRequest) ([]Conf
 	}
 	var out []ConfigProblem
 	for _, p := range r.Problems {
-		out = append(out, ConfigProblem{Vhost: p.Vhost, KeyPath: p.KeyPath, Message: p.Message})
+		out = append(out, ConfigProblem{Vhost: p.Vhost, KeyPath: p.KeyPath, Message: p.Message, VhostRelative: p.VhostRelative})
 	}
 	return out, nil
 }
@@ -174,7 +174,7 @@ func (s *pluginServer) Configure(ctx context.Context, in *pb.ConfigureRequest) (
 	}
 	out := &pb.ConfigureResponse{}
 	for _, p := range problems {
-		out.Problems = append(out.Problems, &pb.ConfigProblem{Vhost: p.Vhost, KeyPath: p.KeyPath, Message: p.Message})
+		out.Problems = append(out.Problems, &pb.ConfigProblem{Vhost: p.Vhost, KeyPath: p.KeyPath, Message: p.Message, VhostRelative: p.VhostRelative})
 	}
 	return out, nil
 }

@@ -55,6 +55,9 @@ type ConfigProblem struct {
 	Vhost   string
 	KeyPath []string
 	Message string
+	// VhostRelative says KeyPath starts at the vhost block (a shared block
+	// such as forward or cluster) rather than at the plugin's own block.
+	VhostRelative bool
 }
 
 // BoundListener is a socket the core bound and passed to the plugin process.
@@ -102,7 +105,21 @@ type StreamEventType int
 const (
 	StreamPublished StreamEventType = iota + 1
 	StreamUnpublished
+	// StreamWanted: a player waits for a stream nobody publishes (sent to
+	// plugins with the CapOnDemandSource capability enabled in the vhost).
+	StreamWanted
+	// StreamUnwanted: the last player of a stream left.
+	StreamUnwanted
 )
+
+// CapOnDemandSource is the capability of a plugin that can produce a stream
+// when a player wants it (an edge pulling from its origin, an ingest).
+const CapOnDemandSource = "on-demand-source"
+
+// CapVhostOptIn is the capability of a plugin that serves a vhost only when
+// the vhost has its block (like SRS's hls and dvr sections); other plugins
+// serve every vhost unless the vhost's block says enabled = false.
+const CapVhostOptIn = "vhost-opt-in"
 
 // StreamEvent tells a plugin that a stream of one of its vhosts changed.
 type StreamEvent struct {

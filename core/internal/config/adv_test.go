@@ -8,19 +8,14 @@ import (
 
 func TestAdversarial(t *testing.T) {
 	for name, src := range map[string]string{
-		"exp9":    "a = 1e999999999\n",
-		"exp8":    "a = 1e99999999\n",
-		"exp7":    "a = 1e9999999\n",
-		"mul":     "a = 1e9999 * 1e9999 * 1e9999\n",
-		"neg exp": "a = 1e-999999999\n",
-		"nest":    "a = " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n",
-		"nestobj": "a = " + strings.Repeat("{a=", 20000) + "1" + strings.Repeat("}", 20000) + "\n",
-		"paren":   "a = " + strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000) + "\n",
-		"blocks":  strings.Repeat("a {\n", 20000) + strings.Repeat("}\n", 20000),
-		"unclosed": "a = " + strings.Repeat("[", 100000) + "\n",
-		"bigint":  "a = " + strings.Repeat("9", 100000) + "\n",
-		"longtmpl": "a = \"" + strings.Repeat("${1}", 50000) + "\"\n",
-		"for":     "a = [for x in [1,2,3,4,5,6,7,8,9,10]: [for y in [1,2,3,4,5,6,7,8,9,10]: [for z in [1,2,3,4,5,6,7,8,9,10]: x*y*z]]]\n",
+		"bang":  "a = " + strings.Repeat("!", 9990) + "true\n",
+		"bang2":  "a = " + strings.Repeat("!", 1000000) + "true\n",
+		"plus":  "a = 1" + strings.Repeat(" + 1", 9990) + "\n",
+		"tern":  "a = " + strings.Repeat("true ? 1 : ", 9990) + "1\n",
+		"idx":   "a = [1]" + strings.Repeat("[0]", 9990) + "\n",
+		"nest":  "a = " + strings.Repeat("[", 63) + strings.Repeat("]", 63) + "\n",
+		"nest2":  "a = " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n",
+		"big": "a = [" + strings.Repeat("\"0.0.0.0:1\", ", 1000000) + "]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()

@@ -124,6 +124,9 @@ func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 	}
 	p.Positions, p.kinds, p.problems = w.pos, w.kinds, nil
 
+	if e := checkLimits(src, p.Filename); e != nil {
+		return nil, joinErrors([]*Error{e})
+	}
 	file, diags := hclsyntax.ParseConfig(src, p.Filename, hcl.InitialPos)
 	body, _ := file.Body.(*hclsyntax.Body)
 	fatal := body == nil
@@ -162,6 +165,54 @@ func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 		return out, nil
 	}
 	return nil, joinErrors(w.errs)
+}
+
+// Limits on what hclsyntax may see. Its parser and evaluator recurse once
+// per level of brackets and once per operator, traversal or index in a
+// chain, so a file such as 100000 "[" overflows the goroutine stack, which
+// is a fatal error, not a panic. A config of literals is far below both.
+const (
+	// maxNesting bounds the depth of blocks, brackets, parentheses, strings
+	// and template sequences.
+	maxNesting = 64
+	// maxChain bounds the number of tokens that can chain expressions
+	// without brackets: operators, dots, '?' and '['.
+	maxChain = 10000
+)
+
+// checkLimits lexes src (the lexer does not recurse) and reports the first
+// token beyond maxNesting or maxChain.
+func checkLimits(src []byte, filename string) *Error {
+	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	depth, chain := 0, 0
+	for _, tok := range tokens {
+		switch tok.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
+			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			depth++
+		case hclsyntax.TokenOBrack:
+			depth++
+			chain++
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+			depth = max(depth-1, 0)
+		case hclsyntax.TokenStar, hclsyntax.TokenSlash, hclsyntax.TokenPlus, hclsyntax.TokenMinus,
+			hclsyntax.TokenPercent, hclsyntax.TokenEqualOp, hclsyntax.TokenNotEqual,
+			hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq, hclsyntax.TokenGreaterThan,
+			hclsyntax.TokenGreaterThanEq, hclsyntax.TokenAnd, hclsyntax.TokenOr, hclsyntax.TokenBang,
+			hclsyntax.TokenDot, hclsyntax.TokenQuestion, hclsyntax.TokenEllipsis:
+			chain++
+		}
+		if depth > maxNesting {
+			return &Error{File: filename, Line: tok.Range.Start.Line, Col: tok.Range.Start.Column,
+				Msg: fmt.Sprintf("nested more than %d levels deep", maxNesting), Err: ErrSyntax}
+		}
+		if chain > maxChain {
+			return &Error{File: filename, Line: tok.Range.Start.Line, Col: tok.Range.Start.Column,
+				Msg: fmt.Sprintf("more than %d operators, lists and traversals", maxChain), Err: ErrSyntax}
+		}
+	}
+	return nil
 }
 
 // Marshal is not supported: config files are written by people.

@@ -85,6 +85,7 @@ type Stream struct {
 	subs      map[string]*sub
 	ready     chan struct{} // closed when a publisher arrives; replaced after unpublish
 	waiters   int           // subscribers waiting for a publisher
+	wanted    bool          // a StreamWanted was sent and no StreamUnwanted since
 	gen       int
 	lastRing  *shm.Segment // kept after unpublish for final stats until removed
 }
@@ -335,12 +336,23 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 		}
 		ready := s.ready
 		s.waiters++
+		var wantEv *wire.StreamEvent
+		if req.Wait > 0 && !s.wanted && !req.Internal {
+			s.wanted = true
+			wantEv = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
+			wantEv.Stream.Param, wantEv.Stream.TcURL = req.Stream.Param, req.Stream.TcURL
+		}
 		h.mu.Unlock()
+		if wantEv != nil {
+			h.emit(wantEv)
+		}
 		giveUp := func(err error) (wire.Subscription, error) {
 			h.mu.Lock()
 			s.waiters--
+			ev := h.unwantedLocked(s)
 			h.gcLocked(s)
 			h.mu.Unlock()
+			h.emit(ev)
 			return wire.Subscription{}, err
 		}
 		if req.Wait <= 0 {
@@ -362,22 +374,48 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 // Unsubscribe releases a subscription.
 func (h *Hub) Unsubscribe(plugin, subID string) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	sb, ok := h.subs[subID]
 	if !ok {
+		h.mu.Unlock()
 		return wire.Errorf(ErrNoStream, "no subscription %q", subID)
 	}
 	if sb.plugin != plugin {
+		h.mu.Unlock()
 		return wire.Errorf(ErrForbidden, "subscription %q belongs to plugin %q", subID, sb.plugin)
 	}
-	h.dropSubLocked(sb)
+	ev := h.dropSubLocked(sb)
+	h.mu.Unlock()
+	h.emit(ev)
 	return nil
 }
 
-func (h *Hub) dropSubLocked(sb *sub) {
+func (h *Hub) dropSubLocked(sb *sub) *wire.StreamEvent {
 	delete(h.subs, sb.id)
 	delete(sb.stream.subs, sb.id)
+	ev := h.unwantedLocked(sb.stream)
 	h.gcLocked(sb.stream)
+	return ev
+}
+
+// unwantedLocked returns the StreamUnwanted event due when the last player
+// of a wanted stream is gone, or nil.
+func (h *Hub) unwantedLocked(s *Stream) *wire.StreamEvent {
+	if !s.wanted || s.waiters > 0 {
+		return nil
+	}
+	for _, sb := range s.subs {
+		if !sb.internal {
+			return nil
+		}
+	}
+	s.wanted = false
+	return &wire.StreamEvent{Type: wire.StreamUnwanted, Stream: s.Ref, StreamID: s.ID}
+}
+
+func (h *Hub) emit(ev *wire.StreamEvent) {
+	if ev != nil && h.notify != nil {
+		h.notify(*ev)
+	}
 }
 
 // gcLocked forgets a stream nobody publishes, plays or waits for, once its
@@ -400,7 +438,9 @@ func (h *Hub) PluginGone(plugin string) {
 	}
 	for _, sb := range h.subs {
 		if sb.plugin == plugin {
-			h.dropSubLocked(sb)
+			if ev := h.dropSubLocked(sb); ev != nil {
+				evs = append(evs, *ev)
+			}
 		}
 	}
 	h.mu.Unlock()

@@ -41,6 +41,12 @@ const (
 	StreamEventRequest_TYPE_UNSPECIFIED StreamEventRequest_Type = 0
 	StreamEventRequest_TYPE_PUBLISHED   StreamEventRequest_Type = 1
 	StreamEventRequest_TYPE_UNPUBLISHED StreamEventRequest_Type = 2
+	// TYPE_WANTED: a player waits for a stream nobody publishes; a plugin
+	// with the "on-demand-source" capability may start producing it (edge
+	// pull, ingest). Sent to every such plugin enabled in the vhost.
+	StreamEventRequest_TYPE_WANTED StreamEventRequest_Type = 3
+	// TYPE_UNWANTED: the last player of a stream left.
+	StreamEventRequest_TYPE_UNWANTED StreamEventRequest_Type = 4
 )
 
 // Enum value maps for StreamEventRequest_Type.
@@ -49,11 +55,15 @@ var (
 		0: "TYPE_UNSPECIFIED",
 		1: "TYPE_PUBLISHED",
 		2: "TYPE_UNPUBLISHED",
+		3: "TYPE_WANTED",
+		4: "TYPE_UNWANTED",
 	}
 	StreamEventRequest_Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED": 0,
 		"TYPE_PUBLISHED":   1,
 		"TYPE_UNPUBLISHED": 2,
+		"TYPE_WANTED":      3,
+		"TYPE_UNWANTED":    4,
 	}
 )
 
@@ -510,10 +520,13 @@ func (x *ConfigureResponse) GetProblems() []*ConfigProblem {
 }
 
 type ConfigProblem struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Vhost         string                 `protobuf:"bytes,1,opt,name=vhost,proto3" json:"vhost,omitempty"`                    // empty for the plugin block itself
-	KeyPath       []string               `protobuf:"bytes,2,rep,name=key_path,json=keyPath,proto3" json:"key_path,omitempty"` // keys below the block
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Vhost   string                 `protobuf:"bytes,1,opt,name=vhost,proto3" json:"vhost,omitempty"`                    // empty for the plugin block itself
+	KeyPath []string               `protobuf:"bytes,2,rep,name=key_path,json=keyPath,proto3" json:"key_path,omitempty"` // keys below the block
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// vhost_relative: key_path starts at the vhost block (a shared block such
+	// as forward or cluster), not at the plugin's own block in the vhost.
+	VhostRelative bool `protobuf:"varint,4,opt,name=vhost_relative,json=vhostRelative,proto3" json:"vhost_relative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,6 +580,13 @@ func (x *ConfigProblem) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *ConfigProblem) GetVhostRelative() bool {
+	if x != nil {
+		return x.VhostRelative
+	}
+	return false
 }
 
 type BoundListener struct {
@@ -2208,11 +2228,12 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"generation\x18\x04 \x01(\x04R\n" +
 	"generation\"N\n" +
 	"\x11ConfigureResponse\x129\n" +
-	"\bproblems\x18\x01 \x03(\v2\x1d.rill.plugin.v1.ConfigProblemR\bproblems\"Z\n" +
+	"\bproblems\x18\x01 \x03(\v2\x1d.rill.plugin.v1.ConfigProblemR\bproblems\"\x81\x01\n" +
 	"\rConfigProblem\x12\x14\n" +
 	"\x05vhost\x18\x01 \x01(\tR\x05vhost\x12\x19\n" +
 	"\bkey_path\x18\x02 \x03(\tR\akeyPath\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"l\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12%\n" +
+	"\x0evhost_relative\x18\x04 \x01(\bR\rvhostRelative\"l\n" +
 	"\rBoundListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x12\n" +
@@ -2243,16 +2264,18 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x19\n" +
 	"\bpage_url\x18\x04 \x01(\tR\apageUrl\x12\x17\n" +
 	"\aswf_url\x18\x05 \x01(\tR\x06swfUrl\x12\x16\n" +
-	"\x06plugin\x18\x06 \x01(\tR\x06plugin\"\xfd\x01\n" +
+	"\x06plugin\x18\x06 \x01(\tR\x06plugin\"\xa1\x02\n" +
 	"\x12StreamEventRequest\x12;\n" +
 	"\x04type\x18\x01 \x01(\x0e2'.rill.plugin.v1.StreamEventRequest.TypeR\x04type\x121\n" +
 	"\x06stream\x18\x02 \x01(\v2\x19.rill.plugin.v1.StreamRefR\x06stream\x12\x1b\n" +
 	"\tstream_id\x18\x03 \x01(\tR\bstreamId\x12\x12\n" +
-	"\x04ring\x18\x04 \x01(\tR\x04ring\"F\n" +
+	"\x04ring\x18\x04 \x01(\tR\x04ring\"j\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTYPE_PUBLISHED\x10\x01\x12\x14\n" +
-	"\x10TYPE_UNPUBLISHED\x10\x02\"\x15\n" +
+	"\x10TYPE_UNPUBLISHED\x10\x02\x12\x0f\n" +
+	"\vTYPE_WANTED\x10\x03\x12\x11\n" +
+	"\rTYPE_UNWANTED\x10\x04\"\x15\n" +
 	"\x13StreamEventResponse\"*\n" +
 	"\vKickRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"$\n" +

@@ -20,9 +20,14 @@
 // AppendTag writes DTS modulo 2^32 ms; keeping a monotonic timeline across
 // the wrap is the caller's job.
 //
-// Parsing of untrusted input never panics. Where the package uses lal
-// (H.265 SPS parsing), input is length-checked and padded first; lal's
-// H.264 SPS, AMF0 and AudioSpecificConfig helpers are not used because they
-// log to standard output (which carries the go-plugin handshake in a plugin
-// process), panic on crafted SPS, or reject valid records.
+// Parsing of untrusted input never panics, and the package uses the standard
+// library only. It does not reuse lal's parsers, after testing them against
+// what this package must guarantee (lal v0.37.4): avc.ParseSps and the rtmp
+// AMF0 reader log through lal's global logger, which writes to standard
+// output (the go-plugin handshake channel of a plugin process); avc.ParseSps
+// panics on the crafted five-byte SPS 67 42 00 1e ff; hevc.ParseSps ignores
+// the conformance window (its own test SPS, 640x360, reads as 640x368); the
+// AMF0 reader recurses without a depth limit; and the AVC and HEVC
+// configuration record parsers reject valid records with more than one SPS
+// or PPS.
 package flv

@@ -3,8 +3,6 @@ package flv
 import (
 	"bytes"
 	"fmt"
-
-	"github.com/q191201771/lal/pkg/hevc"
 )
 
 // maxDimension bounds the picture sizes VideoInfo reports; larger values come
@@ -203,48 +201,89 @@ func avcLevel(profile, constraints, idc uint32) string {
 	return fmt.Sprintf("%d.%d", idc/10, idc%10)
 }
 
-// parseHEVCSPS reads the picture size, profile and level from an H.265
-// sequence parameter set NAL unit with lal's hevc.ParseSps. The conformance
-// window is not applied (lal skips it), so a stream coded at 1920x1088 with a
-// cropping window reports 1088.
+// parseHEVCSPS reads the picture size (after the conformance window),
+// profile and level from an H.265 sequence parameter set NAL unit (ITU-T
+// H.265 §7.3.2.2.1, profile_tier_level §7.3.3).
 //
-// lal's bit reader panics (index out of range) when a read of zero bits
-// happens exactly at the end of its buffer, which a crafted SPS ending in the
-// '1' of an Exp-Golomb code triggers. Padding the SPS with zero bytes makes
-// that impossible: the last bit is then a 0, and a run of zeros that reaches
-// the end is an error. The recover is a second guard for other lal edge
-// cases we have not found; it converts a panic in that one call into an
-// error (THREATS.md row 10).
-func parseHEVCSPS(nal []byte) (params videoParams, err error) {
+// lal's hevc.ParseSps is not used: it ignores the conformance window (its
+// own test SPS, a 640x360 stream coded as 640x368, reads as 640x368) and its
+// bit reader panics when a zero-bit read lands exactly at the end of the
+// buffer.
+func parseHEVCSPS(nal []byte) (videoParams, error) {
 	if len(nal) < 3 {
 		return videoParams{}, malformed("h265 sps: %d bytes, want at least 3", len(nal))
 	}
 	if t := nal[0] >> 1 & 0x3f; t != hevcNALUSPS {
 		return videoParams{}, malformed("h265 sps: nal unit type %d, want %d", t, hevcNALUSPS)
 	}
-	padded := make([]byte, len(nal)+8)
-	copy(padded, nal)
-	var ctx hevc.Context
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				err = malformed("h265 sps: parser panic: %v", v)
-			}
-		}()
-		err = hevc.ParseSps(padded, &ctx)
-	}()
-	if err != nil {
-		return videoParams{}, malformed("h265 sps: %v", err)
+	r := bitReader{b: unescapeRBSP(nal[2:])}
+	r.skip(4) // sps_video_parameter_set_id
+	maxSubLayersMinus1 := int(r.u(3))
+	r.skip(1) // sps_temporal_id_nesting_flag
+
+	// profile_tier_level(1, sps_max_sub_layers_minus1)
+	r.skip(2) // general_profile_space
+	r.skip(1) // general_tier_flag
+	profileIdc := uint8(r.u(5))
+	r.skip(32 + 48) // general_profile_compatibility_flags, constraint flags
+	levelIdc := uint8(r.u(8))
+	var profilePresent, levelPresent [8]bool
+	for i := 0; i < maxSubLayersMinus1; i++ {
+		profilePresent[i] = r.flag()
+		levelPresent[i] = r.flag()
 	}
-	w, h := int64(ctx.PicWidthInLumaSamples), int64(ctx.PicHeightInLumaSamples)
-	if w <= 0 || h <= 0 || w > maxDimension || h > maxDimension {
-		return videoParams{}, malformed("h265 sps: picture size %dx%d", w, h)
+	if maxSubLayersMinus1 > 0 {
+		r.skip(2 * (8 - maxSubLayersMinus1)) // reserved_zero_2bits
+	}
+	for i := 0; i < maxSubLayersMinus1; i++ {
+		if profilePresent[i] {
+			r.skip(88)
+		}
+		if levelPresent[i] {
+			r.skip(8)
+		}
+	}
+
+	if r.ue() > 15 {
+		return videoParams{}, malformed("h265 sps: sps_seq_parameter_set_id out of range")
+	}
+	chromaFormatIdc := r.ue()
+	if chromaFormatIdc > 3 {
+		return videoParams{}, malformed("h265 sps: chroma_format_idc %d", chromaFormatIdc)
+	}
+	separateColourPlane := false
+	if chromaFormatIdc == 3 {
+		separateColourPlane = r.flag()
+	}
+	width, height := int64(r.ue()), int64(r.ue())
+	var left, right, top, bottom int64
+	if r.flag() { // conformance_window_flag
+		left, right = int64(r.ue()), int64(r.ue())
+		top, bottom = int64(r.ue()), int64(r.ue())
+	}
+	if r.err != nil {
+		return videoParams{}, malformed("h265 sps: %v", r.err)
+	}
+	// SubWidthC and SubHeightC, H.265 Table 6-1.
+	subW, subH := int64(1), int64(1)
+	if !separateColourPlane {
+		switch chromaFormatIdc {
+		case 1:
+			subW, subH = 2, 2
+		case 2:
+			subW = 2
+		}
+	}
+	width -= subW * (left + right)
+	height -= subH * (top + bottom)
+	if width <= 0 || height <= 0 || width > maxDimension || height > maxDimension {
+		return videoParams{}, malformed("h265 sps: picture size %dx%d", width, height)
 	}
 	return videoParams{
-		width:   int(w),
-		height:  int(h),
-		profile: hevcProfile(ctx.GeneralProfileIdc),
-		level:   hevcLevel(ctx.GeneralLevelIdc),
+		width:   int(width),
+		height:  int(height),
+		profile: hevcProfile(profileIdc),
+		level:   hevcLevel(levelIdc),
 	}, nil
 }
 
