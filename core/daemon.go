@@ -51,6 +51,16 @@ func run(confPath string, testOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if found, skipped, err := pluginhost.Discover(cfg.PluginDir); err == nil {
+		for path, why := range skipped {
+			fmt.Fprintf(os.Stderr, "rill: warning: skipping %s in the plugin directory: %s\n", path, why)
+		}
+		for _, f := range found {
+			if _, ok := cfg.Plugins[f.Name]; !ok {
+				fmt.Fprintf(os.Stderr, "rill: plugin %s found in %s but has no plugin %q {} block: not started\n", f.Name, cfg.PluginDir, f.Name)
+			}
+		}
+	}
 	if testOnly {
 		fmt.Printf("the config file %s syntax is ok and %d plugins describe themselves\n", confPath, len(infos))
 		return nil
@@ -90,7 +100,7 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 		if bin == "" {
 			bin = filepath.Join(cfg.PluginDir, name)
 		}
-		info, err := pluginhost.Describe(ctx, bin)
+		info, err := pluginhost.Describe(ctx, bin, p.Env)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: plugin %q: %w", cfg.PosOf("plugin", name), name, err))
 			continue

@@ -76,7 +76,9 @@ func (p Packet) MarshalBinary() ([]byte, error) {
 // implements encoding.BinaryUnmarshaler. The payload is copied, so b may be
 // reused afterwards. It returns an error wrapping [ErrUnsupportedVersion],
 // [ErrTooLarge] or [ErrMalformed] (short buffer, length past the end,
-// trailing bytes) and never panics; on error p is left unchanged.
+// trailing bytes) and never panics; on error p is left unchanged. Like
+// AppendBinary it does not validate kind, codec or flags: the form stores
+// packets, their meaning is for the consumer to check.
 func (p *Packet) UnmarshalBinary(b []byte) error {
 	q, n, err := decodeBinary(b)
 	if err != nil {

@@ -17,7 +17,9 @@
 //   - data payloads are AMF0 bytes (for example onMetaData).
 //
 // Packets also have a versioned binary form ([Packet.AppendBinary],
-// [Packet.UnmarshalBinary]) used to store and replay them in files and tests.
+// [Packet.UnmarshalBinary], [Packet.ConsumeBinary] for files of concatenated
+// packets) used to store and replay them in files and tests. [SplitAVCC]
+// walks the NAL units of an H.264 or H.265 payload.
 //
 // The package depends on the standard library only, so that importing the SDK
 // stays cheap.

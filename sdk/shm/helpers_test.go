@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -20,26 +21,37 @@ func mix(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// pattern fills p with the byte stream of seed.
+// pattern fills p with the byte stream of seed, eight bytes per step (the
+// race detector instruments every access, so bytewise loops are slow).
 func pattern(p []byte, seed uint64) {
-	s := mix(seed)
-	for i := range p {
-		if i%8 == 0 && i > 0 {
-			s = mix(s)
-		}
-		p[i] = byte(s >> (8 * (i % 8)))
+	s := seed
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		s = mix(s)
+		binary.LittleEndian.PutUint64(p[i:], s)
+	}
+	if i < len(p) {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], mix(s))
+		copy(p[i:], w[:])
 	}
 }
 
-// checkPattern reports the first index where p differs from pattern(seed),
-// or -1.
+// checkPattern reports the first word offset where p differs from
+// pattern(seed), or -1.
 func checkPattern(p []byte, seed uint64) int {
-	s := mix(seed)
-	for i := range p {
-		if i%8 == 0 && i > 0 {
-			s = mix(s)
+	s := seed
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		s = mix(s)
+		if binary.LittleEndian.Uint64(p[i:]) != s {
+			return i
 		}
-		if p[i] != byte(s>>(8*(i%8))) {
+	}
+	if i < len(p) {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], mix(s))
+		if string(w[:len(p)-i]) != string(p[i:]) {
 			return i
 		}
 	}

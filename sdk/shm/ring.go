@@ -366,21 +366,29 @@ func (r *Ring) wake() {
 	}
 	r.wk.mu.Lock()
 	defer r.wk.mu.Unlock()
-	r.wk.gen++
+	// Clear every flag first, ring afterwards: a bell's goroutine wakes all
+	// of its process's readers whose flag is clear, so the flags of one
+	// bell must all be clear before that bell rings once.
+	woken := r.wk.woken[:0]
 	for i := range readerSlots {
-		so := r.slotOff(i)
-		sl := u32at(r.mem, so+sSleeping)
+		sl := u32at(r.mem, r.slotOff(i)+sSleeping)
 		if sl.Load() == 0 || sl.Swap(0) == 0 {
 			continue
 		}
 		// sleepers is a hint kept by whoever clears a flag: a corrupt value
 		// costs a table scan or, at worst, a reader waking on its timeout.
 		r.sleepers.Add(^uint32(0))
-		n, ok := r.slotBell(so, &r.wk.name)
-		if !ok || n == 0 || r.dir == "" {
-			continue
+		woken = append(woken, uint8(i))
+	}
+	if r.dir == "" {
+		return
+	}
+	r.wk.gen++
+	for _, i := range woken {
+		so := r.slotOff(int(i))
+		if n, ok := r.slotBell(so, &r.wk.name); ok && n > 0 {
+			r.wk.ring(r.dir, r.wk.name[:n], u64at(r.mem, so+sBellID).Load())
 		}
-		r.wk.ring(r.dir, r.wk.name[:n], u64at(r.mem, so+sBellID).Load())
 	}
 }
 

@@ -27,13 +27,13 @@ func memAligned(mem []byte) bool {
 
 // u32at returns an atomic view of the 4-byte word at mem[off:off+4].
 func u32at(mem []byte, off int) *atomic.Uint32 {
-	_ = mem[off+3]
+	_ = mem[off : off+4] // bounds check without a (racy) read
 	return (*atomic.Uint32)(unsafe.Pointer(&mem[off]))
 }
 
 // u64at returns an atomic view of the 8-byte word at mem[off:off+8].
 func u64at(mem []byte, off int) *atomic.Uint64 {
-	_ = mem[off+7]
+	_ = mem[off : off+8]
 	return (*atomic.Uint64)(unsafe.Pointer(&mem[off]))
 }
 

@@ -9,8 +9,9 @@ const maxCachedBells = 256
 // table, mapped once and cached by name.
 type waker struct {
 	mu    sync.Mutex
-	gen   uint64        // wake pass, so a bell is rung once per pass
-	name  [nameCap]byte // scratch for slot names
+	gen   uint64             // wake pass, so a bell is rung once per pass
+	name  [nameCap]byte      // scratch for slot names
+	woken [readerSlots]uint8 // scratch: slots whose flag was cleared
 	bells map[string]*bellRef
 }
 

@@ -202,8 +202,8 @@ func TestParseAccepts(t *testing.T) {
 		check func(t *testing.T, c *Config)
 	}{
 		{
-			name: "unknown key inside a plugin block of a vhost is the plugin's job",
-			src:  "vhost \"a.example.com\" {\n  hls {\n    no_such_key = 1\n  }\n}\n",
+			name:  "unknown key inside a plugin block of a vhost is the plugin's job",
+			src:   "vhost \"a.example.com\" {\n  hls {\n    no_such_key = 1\n  }\n}\n",
 			known: []string{"hls"},
 			check: func(t *testing.T, c *Config) {
 				if got := c.Vhosts["a.example.com"].Blocks["hls"]["no_such_key"]; got != int64(1) {

@@ -114,7 +114,8 @@ var _ koanf.Parser = (*Parser)(nil)
 // diagnostic is reported as a syntax error, which is still correct.
 const attributeRedefined = "Attribute redefined"
 
-// Unmarshal parses src as HCL2 and returns it as a nested map.
+// Unmarshal parses src as HCL2 and returns it as a nested map, or an
+// errors.Join of every *Error found, sorted by position.
 func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 	w := &walker{
 		file:  p.Filename,
@@ -124,6 +125,10 @@ func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 	}
 	p.Positions, p.kinds, p.problems = w.pos, w.kinds, nil
 
+	if len(src) > MaxFileSize {
+		return nil, joinErrors([]*Error{{File: p.Filename, Err: ErrSyntax,
+			Msg: fmt.Sprintf("file of %d bytes is larger than the limit of %d", len(src), MaxFileSize)}})
+	}
 	if e := checkLimits(src, p.Filename); e != nil {
 		return nil, joinErrors([]*Error{e})
 	}
@@ -138,21 +143,22 @@ func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 			fatal = true
 		}
 	}
-	if fatal {
-		for _, d := range diags {
-			if d.Severity == hcl.DiagError {
-				w.diag(d, "", ErrSyntax)
-			}
+	for _, d := range diags {
+		switch {
+		case d.Severity != hcl.DiagError:
+		case d.Summary == attributeRedefined && d.Subject != nil && body != nil:
+			w.redefined(body, d)
+		default:
+			w.diag(d, "", ErrSyntax)
 		}
+	}
+	if fatal {
+		// What hclsyntax recovered of a broken file would only add
+		// misleading errors: report the syntax errors alone.
 		if len(w.errs) == 0 {
 			w.fail(hcl.Pos{}, "", ErrSyntax, "cannot parse file")
 		}
 		return nil, joinErrors(w.errs)
-	}
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			w.redefined(body, d)
-		}
 	}
 
 	out := map[string]any{}
@@ -172,6 +178,10 @@ func (p *Parser) Unmarshal(src []byte) (map[string]any, error) {
 // chain, so a file such as 100000 "[" overflows the goroutine stack, which
 // is a fatal error, not a panic. A config of literals is far below both.
 const (
+	// MaxFileSize is the largest config file accepted, in bytes. A
+	// conf.hcl is a few KiB; the limit keeps a mistaken file (a log, a
+	// media file) from costing seconds of parsing.
+	MaxFileSize = 1 << 20
 	// maxNesting bounds the depth of blocks, brackets, parentheses, strings
 	// and template sequences.
 	maxNesting = 64

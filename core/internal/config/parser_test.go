@@ -74,6 +74,12 @@ shm {
 			},
 		},
 		{
+			name: "at the limits",
+			src: "a = " + strings.Repeat("[", 64) + strings.Repeat("]", 64) + "\n" +
+				"b = " + strings.Repeat("!", 10000-64) + "true\n", // the lists count too
+			want: map[string]any{"a": nest(63), "b": true},
+		},
+		{
 			name: "two labels nest",
 			src: `x "a" "b" {
   k = 1
@@ -195,6 +201,37 @@ func TestParserErrors(t *testing.T) {
 			class: ErrSyntax,
 		},
 		{
+			name: "duplicate attribute next to a syntax error",
+			src:  "a = 1\na = 2\nb = \n",
+			want: "conf.hcl:2:1: key \"a\": duplicate attribute, first defined at conf.hcl:1:1\n" +
+				"conf.hcl:3:5: invalid expression: expected the start of an expression, but found an invalid expression token",
+			class: ErrDuplicate,
+		},
+		{
+			name:  "nested too deep",
+			src:   "a = " + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "\n",
+			want:  `conf.hcl:1:69: nested more than 64 levels deep`,
+			class: ErrSyntax,
+		},
+		{
+			name:  "blocks nested too deep",
+			src:   strings.Repeat("a {\n", 65) + strings.Repeat("}\n", 65),
+			want:  `conf.hcl:65:3: nested more than 64 levels deep`,
+			class: ErrSyntax,
+		},
+		{
+			name:  "operator chain too long",
+			src:   "a = " + strings.Repeat("!", 100000) + "true\n",
+			want:  `conf.hcl:1:10005: more than 10000 operators, lists and traversals`,
+			class: ErrSyntax,
+		},
+		{
+			name:  "file too large",
+			src:   strings.Repeat("#\n", MaxFileSize/2+1),
+			want:  `conf.hcl: file of 1048578 bytes is larger than the limit of 1048576`,
+			class: ErrSyntax,
+		},
+		{
 			name:  "several attributes on a one-line block",
 			src:   "hls { a = 1  b = 2 }\n",
 			want:  `conf.hcl:1:14: invalid single-argument block definition: a single-line block definition must end with a closing brace immediately after its single argument definition`,
@@ -292,4 +329,12 @@ func TestParserKoanf(t *testing.T) {
 	if _, err := (&Parser{}).Marshal(map[string]any{}); err == nil {
 		t.Error("Marshal succeeded")
 	}
+}
+
+// nest returns depth lists nested in a list: [[...]].
+func nest(depth int) []any {
+	if depth == 0 {
+		return []any{}
+	}
+	return []any{nest(depth - 1)}
 }

@@ -56,10 +56,15 @@ func Discover(dir string) (found []Found, skipped map[string]string, err error) 
 
 // Describe runs a plugin binary with --rill-describe and returns its Info.
 // It is how the core learns which sockets to bind before the launch.
-func Describe(ctx context.Context, path string) (wire.Info, error) {
+// env is added to the environment, as it will be for the launch.
+func Describe(ctx context.Context, path string, env map[string]string) (wire.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, wire.DescribeFlag)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -28,11 +28,24 @@ func splitAddr(s, defNetwork string) (network, addr string) {
 	return defNetwork, s
 }
 
+// family returns network with "6" appended for an IPv6 host, so that
+// "[::]:1935" binds IPv6 only (IPV6_V6ONLY) and can sit beside "0.0.0.0:1935".
+func family(network, addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return network
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return network + "6"
+	}
+	return network
+}
+
 func bind(name, spec, defNetwork string) (*bound, error) {
 	network, addr := splitAddr(spec, defNetwork)
 	switch network {
 	case "tcp":
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen(family("tcp", addr), addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s %s for %s: %w", network, addr, name, err)
 		}
@@ -43,7 +56,7 @@ func bind(name, spec, defNetwork string) (*bound, error) {
 		}
 		return &bound{name: name, network: network, addr: ln.Addr().String(), file: f, closer: ln}, nil
 	case "udp":
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := net.ListenPacket(family("udp", addr), addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s %s for %s: %w", network, addr, name, err)
 		}

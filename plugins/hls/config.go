@@ -1,0 +1,218 @@
+package main
+
+import (
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rill-media/rill/sdk"
+)
+
+const defaultVhost = "__defaultVhost__"
+
+// settings is the plugin block: plugin "hls" { ... }.
+type settings struct {
+	// Dir is the static file root (SRS http_server.dir); "" serves no
+	// static files.
+	Dir string `json:"dir"`
+	// MWLatency is the merged-write window of streaming players (SRS
+	// mw_latency); 0 writes every packet as it comes.
+	MWLatency sdk.Duration `json:"mw_latency"`
+	// QueueDuration and QueueBytes bound what a player may have queued
+	// and not yet written; beyond either it is dropped.
+	QueueDuration sdk.Duration `json:"queue_duration"`
+	QueueBytes    int64        `json:"queue_bytes"`
+	// PlayWait is how long a player of a stream nobody publishes waits
+	// for a publisher before a 404.
+	PlayWait sdk.Duration `json:"play_wait"`
+	// CORSOrigin is sent as Access-Control-Allow-Origin on streaming and
+	// HLS responses; "" sends no CORS headers.
+	CORSOrigin *string `json:"cors_origin"`
+	// GopCacheMaxFrames caps the in-process GOP cache (SRS
+	// gop_cache_max_frames).
+	GopCacheMaxFrames int `json:"gop_cache_max_frames"`
+	// FLVLegacyHEVC writes H.265 over HTTP-FLV with codec id 12 instead
+	// of Enhanced RTMP tags.
+	FLVLegacyHEVC     bool         `json:"flv_hevc_legacy"`
+	ReadHeaderTimeout sdk.Duration `json:"read_header_timeout"`
+	IdleTimeout       sdk.Duration `json:"idle_timeout"`
+	MaxHeaderBytes    int          `json:"max_header_bytes"`
+}
+
+// vhostSettings is the plugin's block in a vhost: vhost "x" { hls { ... } }.
+// HLS files are written only with enabled = true; HTTP-FLV/TS/AAC/MP3 are
+// served unless http_remux = false. (The core reads enabled = false as
+// "plugin off for this vhost", which also stops HTTP streaming.)
+type vhostSettings struct {
+	Enabled      *bool        `json:"enabled"`
+	HTTPRemux    *bool        `json:"http_remux"`
+	Fragment     sdk.Duration `json:"fragment"`
+	Window       sdk.Duration `json:"window"`
+	TDRatio      float64      `json:"td_ratio"`
+	AOFRatio     float64      `json:"aof_ratio"`
+	WaitKeyframe *bool        `json:"wait_keyframe"`
+	Cleanup      *bool        `json:"cleanup"`
+	Dispose      sdk.Duration `json:"dispose"`
+	Path         string       `json:"path"`
+	M3U8File     string       `json:"m3u8_file"`
+	TSFile       string       `json:"ts_file"`
+	EntryPrefix  string       `json:"entry_prefix"`
+	HLSCtx       *bool        `json:"hls_ctx"`
+}
+
+// hlsConfig is a vhost's resolved HLS configuration.
+type hlsConfig struct {
+	Enabled      bool
+	Fragment     time.Duration
+	Window       time.Duration
+	TDRatio      float64
+	AOFRatio     float64
+	WaitKeyframe bool
+	Cleanup      bool
+	Dispose      time.Duration
+	Path         string // absolute
+	M3U8File     string
+	TSFile       string
+	EntryPrefix  string
+	HLSCtx       bool
+}
+
+type vhostConfig struct {
+	Name      string
+	HTTPRemux bool
+	HLS       hlsConfig
+}
+
+// config is the whole plugin configuration, swapped atomically on reload.
+type config struct {
+	Dir               string
+	MWLatency         time.Duration
+	QueueDuration     time.Duration
+	QueueBytes        int64
+	PlayWait          time.Duration
+	CORSOrigin        string
+	GopCacheMaxFrames int
+	FLVLegacyHEVC     bool
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	Vhosts            map[string]*vhostConfig
+}
+
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func cerr(vhost string, key, msg string) error {
+	return &sdk.ConfigError{Vhost: vhost, Key: []string{key}, Msg: msg}
+}
+
+// parseConfig validates everything and returns the resolved configuration.
+func parseConfig(cfg sdk.Config) (*config, error) {
+	s := settings{
+		MWLatency:         sdk.Duration(350 * time.Millisecond),
+		QueueDuration:     sdk.Duration(10 * time.Second),
+		QueueBytes:        16 << 20,
+		PlayWait:          sdk.Duration(5 * time.Second),
+		GopCacheMaxFrames: 2500,
+		ReadHeaderTimeout: sdk.Duration(10 * time.Second),
+		IdleTimeout:       sdk.Duration(60 * time.Second),
+		MaxHeaderBytes:    32 << 10,
+	}
+	if err := cfg.DecodeSettings(&s); err != nil {
+		return nil, err
+	}
+	c := &config{
+		MWLatency: s.MWLatency.Std(), QueueDuration: s.QueueDuration.Std(), QueueBytes: s.QueueBytes,
+		PlayWait: s.PlayWait.Std(), CORSOrigin: "*", GopCacheMaxFrames: s.GopCacheMaxFrames,
+		FLVLegacyHEVC: s.FLVLegacyHEVC, ReadHeaderTimeout: s.ReadHeaderTimeout.Std(), IdleTimeout: s.IdleTimeout.Std(),
+		MaxHeaderBytes: s.MaxHeaderBytes, Vhosts: map[string]*vhostConfig{},
+	}
+	if s.CORSOrigin != nil {
+		c.CORSOrigin = *s.CORSOrigin
+		if strings.ContainsAny(c.CORSOrigin, "\r\n") {
+			return nil, cerr("", "cors_origin", "must be one line")
+		}
+	}
+	switch {
+	case c.MWLatency > 5*time.Second:
+		return nil, cerr("", "mw_latency", "must be at most 5s")
+	case c.QueueDuration < time.Second:
+		return nil, cerr("", "queue_duration", "must be at least 1s")
+	case c.QueueBytes < 64<<10:
+		return nil, cerr("", "queue_bytes", "must be at least 65536")
+	case c.PlayWait > 60*time.Second:
+		return nil, cerr("", "play_wait", "must be at most 60s")
+	case c.GopCacheMaxFrames < 0:
+		return nil, cerr("", "gop_cache_max_frames", "must not be negative")
+	case c.ReadHeaderTimeout <= 0:
+		return nil, cerr("", "read_header_timeout", "must be positive")
+	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
+		return nil, cerr("", "max_header_bytes", "must be 1024..1048576")
+	}
+	if s.Dir != "" {
+		abs, err := filepath.Abs(s.Dir)
+		if err != nil {
+			return nil, cerr("", "dir", err.Error())
+		}
+		c.Dir = abs
+	}
+	for _, v := range cfg.Vhosts {
+		if !v.Enabled {
+			continue
+		}
+		vc, err := parseVhost(v)
+		if err != nil {
+			return nil, err
+		}
+		c.Vhosts[v.Name] = vc
+	}
+	return c, nil
+}
+
+func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
+	s := vhostSettings{
+		Fragment: sdk.Duration(10 * time.Second), Window: sdk.Duration(60 * time.Second),
+		TDRatio: 1.0, AOFRatio: 2.1, Dispose: sdk.Duration(120 * time.Second),
+		Path: "./objs/nginx/html", M3U8File: "[app]/[stream].m3u8", TSFile: "[app]/[stream]-[seq].ts",
+	}
+	if err := v.Decode(&s); err != nil {
+		return nil, err
+	}
+	h := hlsConfig{
+		Enabled: boolOr(s.Enabled, false), Fragment: s.Fragment.Std(), Window: s.Window.Std(),
+		TDRatio: s.TDRatio, AOFRatio: s.AOFRatio, WaitKeyframe: boolOr(s.WaitKeyframe, true),
+		Cleanup: boolOr(s.Cleanup, true), Dispose: s.Dispose.Std(), M3U8File: s.M3U8File, TSFile: s.TSFile,
+		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
+	}
+	switch {
+	case h.Fragment < 100*time.Millisecond || h.Fragment > 10*time.Minute:
+		return nil, cerr(v.Name, "fragment", "must be 100ms..10m")
+	case h.Window < h.Fragment:
+		return nil, cerr(v.Name, "window", "must be at least fragment")
+	case h.TDRatio < 1 || h.TDRatio > 10 || math.IsNaN(h.TDRatio):
+		return nil, cerr(v.Name, "td_ratio", "must be 1..10")
+	case h.AOFRatio < 1 || h.AOFRatio > 10 || math.IsNaN(h.AOFRatio):
+		return nil, cerr(v.Name, "aof_ratio", "must be 1..10")
+	case strings.ContainsAny(h.EntryPrefix, "\r\n"):
+		return nil, cerr(v.Name, "entry_prefix", "must be one line")
+	}
+	for key, tpl := range map[string]string{"m3u8_file": h.M3U8File, "ts_file": h.TSFile} {
+		if err := checkTemplate(tpl); err != nil {
+			return nil, cerr(v.Name, key, err.Error())
+		}
+	}
+	if !strings.Contains(h.TSFile, "[seq]") && !strings.Contains(h.TSFile, "[timestamp]") && !strings.Contains(h.TSFile, "[999]") {
+		return nil, cerr(v.Name, "ts_file", "must contain [seq], [timestamp] or [999] so segment names differ")
+	}
+	abs, err := filepath.Abs(s.Path)
+	if err != nil {
+		return nil, cerr(v.Name, "path", err.Error())
+	}
+	h.Path = abs
+	return &vhostConfig{Name: v.Name, HTTPRemux: boolOr(s.HTTPRemux, true), HLS: h}, nil
+}

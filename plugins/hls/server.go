@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/sdk"
+)
+
+// Server is the hls plugin: HTTP-FLV/TS/AAC/MP3 live streams, HLS
+// playlists and segments, and static files on one HTTP listener.
+type Server struct {
+	cfg atomic.Pointer[config]
+	rt  *sdk.Runtime
+	log hclog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	https  []*http.Server
+
+	mu      sync.Mutex
+	sources map[streamKey]*source
+	players map[string]*playerEntry
+	hls     map[streamKey]*hlsStream
+	roots   map[string]*rootEntry
+}
+
+type playerEntry struct {
+	p   *player
+	key streamKey
+}
+
+var (
+	_ sdk.Configurer    = (*Server)(nil)
+	_ sdk.Starter       = (*Server)(nil)
+	_ sdk.Stopper       = (*Server)(nil)
+	_ sdk.StreamWatcher = (*Server)(nil)
+	_ sdk.Kicker        = (*Server)(nil)
+	_ sdk.StatsReporter = (*Server)(nil)
+)
+
+func newServer() *Server {
+	return &Server{
+		log:     hclog.NewNullLogger(),
+		sources: map[streamKey]*source{},
+		players: map[string]*playerEntry{},
+		hls:     map[streamKey]*hlsStream{},
+		roots:   map[string]*rootEntry{},
+	}
+}
+
+// Info implements sdk.Plugin. The plugin serves every vhost (HTTP-FLV is on
+// by default, like SRS's http_remux); HLS files are written only for
+// vhosts whose hls block says enabled = true.
+func (s *Server) Info() sdk.Info {
+	return sdk.Info{
+		Name:        "hls",
+		Version:     "0.1.0",
+		Description: "HLS, HTTP-FLV, HTTP-TS, HTTP-AAC/MP3 and static files over HTTP",
+		Listeners:   []sdk.Listener{{Name: "http", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:8080"}}},
+	}
+}
+
+// Configure implements sdk.Configurer.
+func (s *Server) Configure(_ context.Context, c sdk.Config) error {
+	cfg, err := parseConfig(c)
+	if err != nil || c.DryRun {
+		return err
+	}
+	s.cfg.Store(cfg)
+	// Stop HLS writers of vhosts that lost HLS on reload.
+	s.mu.Lock()
+	for k, h := range s.hls {
+		if vc := cfg.Vhosts[k.Vhost]; vc == nil || !vc.HLS.Enabled {
+			h.stopNow()
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Start implements sdk.Starter.
+func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
+	s.rt, s.log = rt, rt.Logger
+	if s.cfg.Load() == nil {
+		cfg, err := parseConfig(sdk.Config{})
+		if err != nil {
+			return err
+		}
+		s.cfg.Store(cfg)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	cfg := s.cfg.Load()
+	for _, ln := range rt.Listeners("http") {
+		hs := &http.Server{
+			Handler:           http.HandlerFunc(s.serveHTTP),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+			BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		}
+		s.https = append(s.https, hs)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server ended", "addr", ln.Addr().String(), "error", err)
+			}
+		}()
+		s.log.Info("http server listening", "addr", ln.Addr().String())
+	}
+	return nil
+}
+
+// Stop implements sdk.Stopper.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.cancel == nil {
+		return nil
+	}
+	for _, hs := range s.https {
+		_ = hs.Close()
+	}
+	s.cancel()
+	s.mu.Lock()
+	for _, e := range s.players {
+		e.p.close("server stopping")
+	}
+	for _, h := range s.hls {
+		h.stopNow()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	for _, r := range s.roots {
+		r.root.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// StreamEvent implements sdk.StreamWatcher: a published stream of a vhost
+// with HLS enabled gets an HLS writer.
+func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
+	if ev.Type != sdk.StreamPublished || s.ctx == nil {
+		return
+	}
+	cfg := s.cfg.Load()
+	vc := cfg.Vhosts[ev.Stream.Vhost]
+	if vc == nil || !vc.HLS.Enabled || !validApp(ev.Stream.App) || !validName(ev.Stream.Stream) {
+		return
+	}
+	key := streamKey{Vhost: ev.Stream.Vhost, App: ev.Stream.App, Stream: ev.Stream.Stream}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
+	h := s.hls[key]
+	if h == nil {
+		var err error
+		if h, err = newHLSStream(s, key, vc.HLS); err != nil {
+			s.log.Error("hls disabled for stream", "stream", key.String(), "error", err)
+			return
+		}
+		s.hls[key] = h
+	}
+	h.start(ev.Stream)
+}
+
+// Kick implements sdk.Kicker for streaming players.
+func (s *Server) Kick(_ context.Context, id string) bool {
+	s.mu.Lock()
+	e := s.players[id]
+	s.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	e.p.close("kicked")
+	return true
+}
+
+// Stats implements sdk.StatsReporter.
+func (s *Server) Stats(context.Context) sdk.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sdk.Stats{Counters: map[string]uint64{"sources": uint64(len(s.sources)), "hls_streams": uint64(len(s.hls))}}
+	for id, e := range s.players {
+		st.Clients = append(st.Clients, sdk.ClientStat{
+			Client: sdk.ClientInfo{ID: id, IP: e.p.remote, Type: "http-" + e.p.format.String()},
+			Stream: e.key.ref(), Alive: time.Since(e.p.started), SendBytes: e.p.sent.Load(), URL: e.p.url,
+		})
+	}
+	return st
+}
+
+// source returns the running source of key, starting one if needed, once
+// it has subscribed.
+func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInfo) (*source, error) {
+	cfg := s.cfg.Load()
+	s.mu.Lock()
+	src := s.sources[key]
+	if src == nil {
+		src = newSource(s, key, cfg)
+		sctx, cancel := context.WithCancel(s.ctx)
+		src.cancel = cancel
+		s.sources[key] = src
+		s.wg.Add(1)
+		go src.run(sctx, client)
+	}
+	s.mu.Unlock()
+	select {
+	case <-src.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if src.err != nil {
+		return nil, src.err
+	}
+	return src, nil
+}
+
+func (s *Server) removeSource(src *source) {
+	s.mu.Lock()
+	if s.sources[src.key] == src {
+		delete(s.sources, src.key)
+	}
+	s.mu.Unlock()
+	if src.cancel != nil {
+		src.cancel()
+	}
+}
+
+func validApp(a string) bool {
+	if a == "" || len(a) > 255 {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(a); i++ {
+		if i == len(a) || a[i] == '/' {
+			if !validName(a[start:i]) {
+				return false
+			}
+			start = i + 1
+		}
+	}
+	return true
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/sdk"
+	"github.com/rill-media/rill/sdk/media"
+)
+
+type streamKey struct{ Vhost, App, Stream string }
+
+func (k streamKey) ref() sdk.StreamRef { return sdk.StreamRef{Vhost: k.Vhost, App: k.App, Stream: k.Stream} }
+func (k streamKey) String() string     { return k.Vhost + "/" + k.App + "/" + k.Stream }
+
+// sourceLinger is how long a source keeps its subscription after its last
+// player left, so a reconnecting player does not resubscribe.
+const sourceLinger = 3 * time.Second
+
+var errSourceEnded = errors.New("stream ended")
+
+// source is one subscription to a stream, fanned out in-process to every
+// HTTP streaming player of it (DESIGN.md: one ring reader per stream per
+// process).
+type source struct {
+	srv *Server
+	key streamKey
+	log hclog.Logger
+	cfg *config
+
+	ready chan struct{} // closed once subscribed (err set on failure)
+	err   error
+
+	mu       sync.Mutex
+	st       trackState
+	gop      []media.Packet // since the last video key frame, cloned
+	gopOff   bool           // over the cap: no caching until the next key frame
+	feeds    map[format]*feed
+	nplayers int
+	ended    bool
+	linger   *time.Timer
+	cancel   context.CancelFunc
+	warned   map[string]bool
+}
+
+func newSource(srv *Server, key streamKey, cfg *config) *source {
+	return &source{
+		srv: srv, key: key, cfg: cfg, log: srv.log.With("stream", key.String()),
+		ready: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
+	}
+}
+
+// run subscribes and reads the stream until it ends or the source is
+// stopped. A panic in a muxer ends this stream only (THREATS.md #9-11).
+func (s *source) run(ctx context.Context, client sdk.ClientInfo) {
+	defer s.srv.wg.Done()
+	defer s.finish()
+	sub, err := s.srv.rt.Host.Subscribe(ctx, client, s.key.ref(), sdk.SubscribeOptions{Wait: s.cfg.PlayWait})
+	if err != nil {
+		s.err = err
+		close(s.ready)
+		return
+	}
+	defer sub.Close()
+	close(s.ready)
+	s.log.Info("http streaming source started", "client_id", client.ID)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("muxer panic, stream source ended", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	for {
+		p, err := sub.Read(ctx)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				s.log.Warn("stream read ended", "error", err)
+			}
+			s.log.Info("http streaming source ended", "dropped", sub.Dropped())
+			return
+		}
+		s.handle(p)
+	}
+}
+
+// finish ends every player (flushing what they have queued) and removes
+// the source.
+func (s *source) finish() {
+	s.mu.Lock()
+	s.ended = true
+	if s.linger != nil {
+		s.linger.Stop()
+	}
+	for _, f := range s.feeds {
+		for p := range f.players {
+			p.end()
+		}
+	}
+	s.mu.Unlock()
+	s.srv.removeSource(s)
+}
+
+func (s *source) warnOnce(what string, err error) {
+	if !s.warned[what] {
+		s.warned[what] = true
+		s.log.Warn("packet dropped", "what", what, "error", err)
+	}
+}
+
+func (s *source) handle(p media.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case p.Kind == media.KindData:
+		c := p.Clone()
+		s.st.meta = &c
+	case p.IsConfig() && p.Kind == media.KindVideo:
+		c := p.Clone()
+		s.st.vcfg = &c
+	case p.IsConfig() && p.Kind == media.KindAudio:
+		c := p.Clone()
+		s.st.acfg = &c
+	case p.Kind == media.KindVideo:
+		s.st.hasVideo = true
+		if p.IsKey() {
+			s.gop, s.gopOff = s.gop[:0], false
+			for _, f := range s.feeds {
+				f.gop = f.gop[:0]
+			}
+		}
+	case p.Kind == media.KindAudio:
+		s.st.hasAudio = true
+	}
+	cache := !p.IsConfig() && p.Kind != media.KindData && s.st.vcfg != nil && !s.gopOff && s.cfg.GopCacheMaxFrames > 0
+	if cache && len(s.gop) >= s.cfg.GopCacheMaxFrames {
+		s.gop, s.gopOff, cache = nil, true, false
+		for _, f := range s.feeds {
+			f.gop = nil
+		}
+	}
+	if cache {
+		s.gop = append(s.gop, p.Clone())
+	}
+	for _, f := range s.feeds {
+		b, err := f.enc.encode(p)
+		if err != nil {
+			if !isSkippable(err) {
+				s.warnOnce(f.format.String()+" "+p.Codec.String(), err)
+			}
+			continue
+		}
+		if len(b) == 0 {
+			continue
+		}
+		c := chunk{b: b, dts: p.DTS, timed: true}
+		if cache {
+			f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
+		}
+		for pl := range f.players {
+			if !pl.push(c) {
+				delete(f.players, pl)
+			}
+		}
+	}
+}
+
+// attach adds a player of format f: it gets the container header, the
+// codec configurations and the GOP cache first, then live packets.
+func (s *source) attach(pl *player) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return errSourceEnded
+	}
+	f := s.feeds[pl.format]
+	if f == nil {
+		f = &feed{format: pl.format, enc: newEncoder(pl.format, s.cfg), players: map[*player]struct{}{}}
+		for _, c := range []*media.Packet{s.st.meta, s.st.vcfg, s.st.acfg} {
+			if c != nil {
+				_, _ = f.enc.encode(*c)
+			}
+		}
+		for _, p := range s.gop {
+			if b, err := f.enc.encode(p); err == nil && len(b) > 0 {
+				f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
+			}
+		}
+		s.feeds[pl.format] = f
+	}
+	cs := make([]chunk, 0, len(f.gop)+1)
+	if b := f.enc.prefix(&s.st); len(b) > 0 {
+		cs = append(cs, chunk{b: b})
+	}
+	cs = append(cs, f.gop...)
+	if len(cs) > 0 && !pl.push(cs...) {
+		return errors.New("player closed")
+	}
+	f.players[pl] = struct{}{}
+	s.nplayers++
+	if s.linger != nil {
+		s.linger.Stop()
+		s.linger = nil
+	}
+	return nil
+}
+
+// detach removes a player; the source stops a while after its last one.
+func (s *source) detach(pl *player) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nplayers--
+	if f := s.feeds[pl.format]; f != nil {
+		delete(f.players, pl)
+		if len(f.players) == 0 {
+			delete(s.feeds, pl.format)
+		}
+	}
+	if s.nplayers <= 0 && !s.ended && s.cancel != nil {
+		cancel := s.cancel
+		s.linger = time.AfterFunc(sourceLinger, func() {
+			s.mu.Lock()
+			idle := s.nplayers <= 0
+			s.mu.Unlock()
+			if idle {
+				cancel()
+			}
+		})
+	}
+}

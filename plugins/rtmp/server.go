@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/sdk"
+)
+
+// Server is the RTMP plugin: it accepts RTMP connections on the listeners
+// the core bound, publishes into the hub and fans each played stream out
+// from one ring reader to all of its players.
+type Server struct {
+	cfg atomic.Pointer[config]
+	rt  *sdk.Runtime
+	log hclog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	conns     map[string]*conn
+	fanouts   map[string]*fanout
+	listeners []net.Listener
+	stopped   bool
+
+	accepted atomic.Uint64
+	rejected atomic.Uint64
+}
+
+var (
+	_ sdk.Configurer    = (*Server)(nil)
+	_ sdk.Starter       = (*Server)(nil)
+	_ sdk.Stopper       = (*Server)(nil)
+	_ sdk.Kicker        = (*Server)(nil)
+	_ sdk.StatsReporter = (*Server)(nil)
+)
+
+func newServer() *Server {
+	s := &Server{conns: map[string]*conn{}, fanouts: map[string]*fanout{}, log: hclog.NewNullLogger()}
+	s.cfg.Store(&config{settings: defaultSettings(), vhosts: map[string]vhostOptions{}})
+	return s
+}
+
+// Info implements sdk.Plugin.
+func (s *Server) Info() sdk.Info {
+	return sdk.Info{
+		Name:        "rtmp",
+		Version:     "0.1.0",
+		Description: "RTMP publish and play (SRS compatible)",
+		Listeners:   []sdk.Listener{{Name: "rtmp", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:1935"}}},
+	}
+}
+
+// Configure implements sdk.Configurer: all or nothing.
+func (s *Server) Configure(_ context.Context, cfg sdk.Config) error {
+	c, err := parseConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if !cfg.DryRun {
+		s.cfg.Store(c)
+	}
+	return nil
+}
+
+// Start implements sdk.Starter.
+func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
+	s.rt = rt
+	s.log = rt.Logger
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	lns := rt.Listeners("rtmp")
+	if len(lns) == 0 {
+		return errors.New("no rtmp listener: set listen in plugin \"rtmp\" {}")
+	}
+	s.mu.Lock()
+	s.listeners = lns
+	s.mu.Unlock()
+	for _, ln := range lns {
+		s.wg.Add(1)
+		go s.accept(ln)
+		s.log.Info("rtmp listening", "addr", ln.Addr().String())
+	}
+	return nil
+}
+
+func (s *Server) accept(ln net.Listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "addr", ln.Addr().String(), "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			s.log.Error("accept failed, listener stopped", "addr", ln.Addr().String(), "error", err)
+			return
+		}
+		backoff = 0
+		s.accepted.Add(1)
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c.id] = c
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+}
+
+// Stop implements sdk.Stopper: stop accepting, close every connection
+// (publications end, players get end of stream), wait until ctx ends.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	lns := s.listeners
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	for _, ln := range lns {
+		ln.Close() // our duplicate; the core keeps its socket
+	}
+	for _, c := range conns {
+		c.close("plugin stopping")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Kick implements sdk.Kicker.
+func (s *Server) Kick(_ context.Context, clientID string) bool {
+	s.mu.Lock()
+	c := s.conns[clientID]
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.close("kicked by the api")
+	return true
+}
+
+// Stats implements sdk.StatsReporter.
+func (s *Server) Stats(context.Context) sdk.Stats {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	nFanouts := len(s.fanouts)
+	s.mu.Unlock()
+	st := sdk.Stats{Counters: map[string]uint64{
+		"connections_accepted": s.accepted.Load(),
+		"connections_rejected": s.rejected.Load(),
+		"connections":          uint64(len(conns)),
+		"played_streams":       uint64(nFanouts),
+	}}
+	for _, c := range conns {
+		st.Clients = append(st.Clients, c.stat())
+	}
+	return st
+}
