@@ -21,6 +21,7 @@ import (
 
 	"github.com/rill-media/rill/core/internal/api"
 	"github.com/rill-media/rill/core/internal/config"
+	"github.com/rill-media/rill/core/internal/hooks"
 	"github.com/rill-media/rill/core/internal/hub"
 	"github.com/rill-media/rill/core/internal/pluginhost"
 	"github.com/rill-media/rill/sdk/shm"
@@ -38,6 +39,8 @@ var sharedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish"
 
 type daemon struct {
 	cfg     *config.Config
+	ctl     *control
+	ctlCfg  map[string]*vhostControl
 	log     hclog.Logger
 	inst    *hub.Instance
 	hub     *hub.Hub
@@ -61,12 +64,19 @@ func run(confPath string, testOnly bool) error {
 			}
 		}
 	}
+	if _, err := parseControl(cfg); err != nil {
+		return err
+	}
 	if testOnly {
 		fmt.Printf("the config file %s syntax is ok and %d plugins describe themselves\n", confPath, len(infos))
 		return nil
 	}
+	ctlCfg, err := parseControl(cfg)
+	if err != nil {
+		return err
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
-	d := &daemon{cfg: cfg, log: log, infos: infos}
+	d := &daemon{cfg: cfg, log: log, infos: infos, ctlCfg: ctlCfg}
 	return d.serve()
 }
 
@@ -312,6 +322,13 @@ func (d *daemon) serve() error {
 		serverID = "vid-" + randomID(7)
 	}
 	d.hub = hub.New(inst, d.policy(), d.log.Named("hub"), d.broadcast)
+	serviceID := randomID(8)
+	d.ctl = &control{
+		caller: &hooks.Caller{ServerID: serverID, ServiceID: serviceID, Version: Version, Log: d.log.Named("hooks")},
+		log:    d.log, hub: d.hub,
+	}
+	d.ctl.vhosts.Store(&d.ctlCfg)
+	d.hub.SetGate(d.ctl)
 	d.plugins = pluginhost.New(pluginhost.Options{
 		InstanceID: inst.ID, ShmDir: inst.Dir, ServerID: serverID, LogLevel: d.cfg.LogLevel,
 		Logger: d.log.Named("plugin"), HostFor: d.hostFor, Exited: d.pluginExited, Started: d.pluginStarted,
@@ -321,8 +338,8 @@ func (d *daemon) serve() error {
 		return fmt.Errorf("listen api %s: %w", d.cfg.ListenAPI, err)
 	}
 	d.api = &api.Server{
-		ServerID: serverID, ServiceID: randomID(8), Version: Version, Started: time.Now(),
-		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: codecInfo,
+		ServerID: serverID, ServiceID: serviceID, Version: Version, Started: time.Now(),
+		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: d.codecInfo,
 		Vhosts: func() []string { return sortedKeys(d.cfg.Vhosts) },
 	}
 	specs, err := d.specs()
@@ -364,6 +381,7 @@ loop:
 	_ = d.api.Shutdown(sctx)
 	d.plugins.Stop(sctx)
 	d.hub.Close()
+	d.ctl.caller.Close(sctx)
 	if err := inst.Close(); err != nil {
 		d.log.Warn("remove shm segments", "error", err)
 	}
@@ -441,18 +459,12 @@ func (b *hostBridge) Unsubscribe(_ context.Context, id string) error {
 	return b.d.hub.Unsubscribe(b.plugin, id)
 }
 
-func (b *hostBridge) ClientEvent(_ context.Context, ev wire.ClientEvent) error {
-	verb := "client connected"
-	if ev.Type == wire.ClientClose {
-		verb = "client closed"
-	}
-	b.d.log.Debug(verb, "plugin", b.plugin, "client_id", ev.Client.ID, "ip", ev.Client.IP, "type", ev.Client.Type, "stream", ev.Stream.Key())
-	return nil
+func (b *hostBridge) ClientEvent(ctx context.Context, ev wire.ClientEvent) error {
+	return b.d.ctl.clientEvent(ctx, b.plugin, ev)
 }
 
 func (b *hostBridge) Notify(_ context.Context, n wire.Notification) error {
-	b.d.log.Debug("plugin event", "plugin", b.plugin, "event", n.Event, "client_id", n.Client.ID, "stream", n.Stream.Key())
-	return nil
+	return b.d.ctl.notify(b.plugin, n)
 }
 
 func randomID(n int) string {

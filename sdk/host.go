@@ -141,7 +141,24 @@ func (h *Host) Subscribe(ctx context.Context, client ClientInfo, stream StreamRe
 	return sub, nil
 }
 
+// Play asks the core whether client may play stream, and reports that it
+// starts: the core applies the vhost's security rules and its on_play
+// callbacks. Call it for every player before serving it (a plugin reads a
+// stream once with Subscribe and fans it out; Play is per player). An error
+// (errors.Is ErrForbidden) means refuse the player.
+func (h *Host) Play(ctx context.Context, client ClientInfo, stream StreamRef) error {
+	client.Plugin = h.plugin
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientPlay, Client: client, Stream: stream})
+}
+
+// PlayStopped reports that a player allowed by Play stopped (on_stop).
+func (h *Host) PlayStopped(ctx context.Context, client ClientInfo, stream StreamRef) error {
+	client.Plugin = h.plugin
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientStop, Client: client, Stream: stream})
+}
+
 // ClientConnected reports a new connection (for the API and on_connect).
+// An error (errors.Is ErrForbidden) means an on_connect callback refused it.
 func (h *Host) ClientConnected(ctx context.Context, client ClientInfo, stream StreamRef) error {
 	client.Plugin = h.plugin
 	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientConnect, Client: client, Stream: stream})
@@ -345,4 +362,16 @@ func recordToPacket(r shm.Record) media.Packet {
 		PTS:     time.Duration(r.PTS),
 		Payload: r.Payload,
 	}
+}
+
+// RingConfigs returns the codec configs and metadata kept in a ring's
+// header, as packets (copies). The core uses it to describe streams.
+func RingConfigs(r *shm.Ring) []media.Packet {
+	rd := shm.NewReader(r, shm.StartLive)
+	defer rd.Close()
+	var out []media.Packet
+	for _, rec := range rd.Configs() {
+		out = append(out, recordToPacket(rec).Clone())
+	}
+	return out
 }

@@ -81,12 +81,15 @@ const (
 	entrySize = 64
 )
 
-// Option defaults and limits.
+// Option defaults, used for zero fields of Options.
 const (
-	DefaultDataSize   = 8 << 20
-	DefaultSlots      = 4096
-	DefaultConfigSize = 64 << 10
+	DefaultDataSize   = 8 << 20  // 8 MiB of payload, so payloads up to 2 MiB
+	DefaultSlots      = 4096     // records a reader may fall behind
+	DefaultConfigSize = 64 << 10 // bytes per config slot
+)
 
+// Option limits.
+const (
 	minDataSize   = 4096
 	maxDataSize   = 1 << 36
 	minSlots      = 8

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +43,7 @@ type helperConfig struct {
 	Bell       bool // wait on a bell rather than the ring's futex word
 	PauseAfter int  // after this many records, wait for a line on stdin
 	Latency    bool // record now - PTS for each record read right after Wait
+	NoVerify   bool // count only (records from a Stamp writer)
 }
 
 // helperResult is what a reader child reports.
@@ -96,7 +98,8 @@ func helperWriter(cfg helperConfig) error {
 	start := time.Now()
 	write := func() error {
 		if cfg.Pace {
-			for r.aheadOfReaders(tw.w.Seq()+1) >= uint64(r.slots/2) {
+			limit := uint64(min(r.slots/2, r.dataSize/2/max(tw.max, 1)))
+			for r.aheadOfReaders(tw.w.Seq()+1) >= limit {
 				tw.w.Heartbeat()
 				time.Sleep(20 * time.Microsecond)
 			}
@@ -125,6 +128,18 @@ func helperWriter(cfg helperConfig) error {
 			for range n {
 				if err := write(); err != nil {
 					return err
+				}
+			}
+			fmt.Println("wrote", tw.i)
+		case "for": // write for arg milliseconds
+			ms, _ := strconv.Atoi(arg)
+			until := time.Now().Add(time.Duration(ms) * time.Millisecond)
+			start = time.Now().Add(-time.Duration(tw.i) * time.Second / time.Duration(max(cfg.Rate, 1)))
+			for time.Now().Before(until) {
+				for range 16 {
+					if err := write(); err != nil {
+						return err
+					}
 				}
 			}
 			fmt.Println("wrote", tw.i)
@@ -210,6 +225,7 @@ func helperReader(cfg helperConfig) error {
 			if woke {
 				res.Lat = append(res.Lat, now-rec.PTS)
 			}
+		} else if cfg.NoVerify {
 		} else if err := verify(rec, cfg.SyncEvery); err != nil {
 			return err
 		}
@@ -330,6 +346,8 @@ func (c *child) kill() {
 	<-c.waited
 }
 
+var segCount atomic.Int64
+
 // newSegment creates a segment under /dev/shm named after the test and
 // this process, and removes it and the children's bells at the end.
 func newSegment(t testing.TB, opts Options) *Segment {
@@ -341,7 +359,7 @@ func newSegment(t testing.TB, opts Options) *Segment {
 		t.Skip("no /dev/shm")
 	}
 	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	path := fmt.Sprintf("/dev/shm/rill-shm-test-%d-%s", os.Getpid(), name)
+	path := fmt.Sprintf("/dev/shm/rill-shm-test-%d-%s-%d", os.Getpid(), name, segCount.Add(1))
 	seg, err := Create(path, opts)
 	if err != nil {
 		t.Fatal(err)

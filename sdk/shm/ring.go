@@ -58,7 +58,7 @@ type Meta struct {
 type Record struct {
 	Meta
 	// Seq is the record's sequence number (1 for the first record of a
-	// ring). For a config slot it counts the updates of that slot.
+	// ring). For a config slot it increases with every update of the slot.
 	Seq uint64
 	// Payload aliases the buffer returned by Reader.Next, or a fresh copy
 	// from Reader.Configs.

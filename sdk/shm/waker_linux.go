@@ -24,7 +24,7 @@ func (w *waker) ring(dir string, name []byte, id uint64) {
 			return
 		}
 	}
-	if ref.gen == w.gen {
+	if ref.mem == nil || ref.gen == w.gen {
 		return
 	}
 	ref.gen = w.gen

@@ -199,6 +199,8 @@ type ClientEventType int
 const (
 	ClientConnect ClientEventType = iota + 1
 	ClientClose
+	ClientPlay
+	ClientStop
 )
 
 // ClientEvent reports a client connecting or closing.

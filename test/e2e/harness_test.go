@@ -28,6 +28,7 @@ var binDir string
 var pluginPkgs = map[string]string{
 	"testwriter": "./test/plugins/testwriter",
 	"testreader": "./test/plugins/testreader",
+	"flvpub":     "./test/plugins/flvpub",
 	"testbad":    "./test/plugins/testbad",
 }
 

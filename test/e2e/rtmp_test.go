@@ -167,7 +167,6 @@ func TestRTMPPublishPlay(t *testing.T) {
 		last[pk.StreamIndex] = *pk.DTS
 		counts[pk.StreamIndex]++
 	}
-	t.Logf("streams %+v", p.Streams)
 	if len(counts) != 2 || counts[0] < 25 || counts[1] < 25 {
 		t.Fatalf("packets per stream %v", counts)
 	}
@@ -607,7 +606,7 @@ func TestRTMPBadInput(t *testing.T) {
 	}
 	for _, want := range []string{"not an rtmp handshake", "set chunk size 0", "set chunk size 2147483647", "user control message of 0 bytes", "unknown message type 99", "nested deeper"} {
 		if !strings.Contains(d.Log(), want) {
-			t.Errorf("log has no %q", want)
+			t.Errorf("log has no %q\n%s", want, d.Log())
 		}
 	}
 }

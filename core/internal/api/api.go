@@ -64,8 +64,9 @@ type Server struct {
 	Codecs    func(si hub.StreamInfo) CodecInfo // optional
 	Log       hclog.Logger
 
-	proc  procSampler
-	kbps  kbpsTracker
+	proc    procSampler
+	kbps    kbpsTracker
+	clients clientCache
 	mux   *http.ServeMux
 	once  sync.Once
 	srv   *http.Server
@@ -83,7 +84,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("/api/v1/versions", s.versions)
 	m.HandleFunc("/api/v1/summaries", s.summaries)
-	for _, p := range []string{"streams", "plugins", "vhosts"} {
+	for _, p := range []string{"streams", "plugins", "vhosts", "clients"} {
 		p := p
 		m.HandleFunc("/api/v1/"+p, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/api/v1/"+p+"/", http.StatusFound)
@@ -92,6 +93,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/streams/", s.streams)
 	m.HandleFunc("/api/v1/plugins/", s.plugins)
 	m.HandleFunc("/api/v1/vhosts/", s.vhosts)
+	m.HandleFunc("/api/v1/clients/", s.clientsHandler)
 	m.HandleFunc("/api/v1/", s.index)
 	m.HandleFunc("/api/", s.index)
 	m.HandleFunc("/", s.pluginRoute)
@@ -292,17 +294,19 @@ func (s *Server) vhosts(w http.ResponseWriter, r *http.Request) {
 	s.write(w, r, e)
 }
 
-func (s *Server) streamJSON(si hub.StreamInfo) map[string]any {
+func (s *Server) streamJSON(si hub.StreamInfo, load map[string]streamLoad) map[string]any {
 	url := "/" + si.Ref.App + "/" + si.Ref.Stream
 	if si.Ref.Vhost != hub.DefaultVhost {
 		url = si.Ref.Vhost + url
 	}
 	recv30 := s.kbps.rate(si.ID, si.Ring.BytesWritten)
+	l := load[si.Ref.Key()]
+	send30 := s.kbps.rate(si.ID+"/send", l.sendBytes)
 	st := map[string]any{
 		"id": si.ID, "name": si.Ref.Stream, "vhost": VhostID(si.Ref.Vhost), "vhost_name": si.Ref.Vhost, "app": si.Ref.App,
-		"tcUrl": si.Ref.TcURL, "url": url, "live_ms": time.Now().UnixMilli(), "clients": si.Clients,
-		"frames": si.Ring.WriteSeq, "send_bytes": 0, "recv_bytes": si.Ring.BytesWritten,
-		"kbps":    map[string]any{"recv_30s": recv30, "send_30s": 0},
+		"tcUrl": si.Ref.TcURL, "url": url, "live_ms": time.Now().UnixMilli(), "clients": l.clients,
+		"frames": si.Ring.WriteSeq, "send_bytes": l.sendBytes, "recv_bytes": si.Ring.BytesWritten,
+		"kbps":    map[string]any{"recv_30s": recv30, "send_30s": send30},
 		"publish": map[string]any{"active": si.Active, "cid": ""},
 		"video":   nil, "audio": nil,
 	}
@@ -324,11 +328,12 @@ func (s *Server) streamJSON(si hub.StreamInfo) map[string]any {
 func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimPrefix(r.URL.Path, "/api/v1/streams/")
 	all := s.Streams.Streams()
+	load := s.streamClients(r.Context())
 	if id != "" {
 		for _, si := range all {
 			if si.ID == id {
 				e := s.envelope(codeOK)
-				e["stream"] = s.streamJSON(si)
+				e["stream"] = s.streamJSON(si, load)
 				s.write(w, r, e)
 				return
 			}
@@ -345,7 +350,7 @@ func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
 		if len(list) >= count {
 			break
 		}
-		list = append(list, s.streamJSON(si))
+		list = append(list, s.streamJSON(si, load))
 	}
 	e := s.envelope(codeOK)
 	e["streams"] = list

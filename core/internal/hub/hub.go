@@ -53,7 +53,8 @@ type Policy struct {
 // callbacks). A nil Gate allows everything.
 type Gate interface {
 	AllowPublish(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef) error
-	AllowPlay(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef) error
+	// Unpublished is told when an allowed publisher's stream ends.
+	Unpublished(client wire.ClientInfo, stream wire.StreamRef, streamID string)
 }
 
 // Notifier receives stream events for the plugins of a vhost.
@@ -152,6 +153,12 @@ func validApp(s string) bool {
 		}
 	}
 	return true
+}
+
+// Resolve checks a stream's names and maps its vhost as SRS does.
+func (h *Hub) Resolve(ref wire.StreamRef) (wire.StreamRef, error) {
+	r, _, err := h.resolve("", ref)
+	return r, err
 }
 
 // resolve checks names and maps the vhost as SRS does: unknown host names
@@ -290,6 +297,9 @@ func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
 		}
 	})
 	h.log.Info("stream unpublished", "stream", s.Ref.Key(), "stream_id", s.ID, "client_id", p.client.ID, "plugin", p.plugin, "reason", why)
+	if h.gate != nil {
+		h.gate.Unpublished(p.client, p.ref, s.ID)
+	}
 	return wire.StreamEvent{Type: wire.StreamUnpublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path}
 }
 
@@ -309,14 +319,8 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 	if err != nil {
 		return wire.Subscription{}, err
 	}
-	h.mu.Lock()
-	gate := h.gate
-	h.mu.Unlock()
-	if gate != nil && !req.Internal {
-		if err := gate.AllowPlay(ctx, req.Client, ref); err != nil {
-			return wire.Subscription{}, err
-		}
-	}
+	// Players are authorized one by one by their plugin (ClientEvent play);
+	// a subscription is the plugin's one reader of the stream.
 	deadline := time.NewTimer(req.Wait)
 	defer deadline.Stop()
 	for {
@@ -536,4 +540,19 @@ func removeFile(path string) error {
 		return nil
 	}
 	return err
+}
+
+// WithRing calls fn with the ring of a published stream while the hub
+// guarantees it stays mapped; fn must be quick and must not keep the ring.
+// It reports whether the stream is published.
+func (h *Hub) WithRing(streamID string, fn func(r *shm.Ring)) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.streams {
+		if s.ID == streamID && s.publisher != nil {
+			fn(s.publisher.seg.Ring)
+			return true
+		}
+	}
+	return false
 }

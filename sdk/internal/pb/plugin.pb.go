@@ -98,8 +98,10 @@ type ClientEventRequest_Type int32
 
 const (
 	ClientEventRequest_TYPE_UNSPECIFIED ClientEventRequest_Type = 0
-	ClientEventRequest_TYPE_CONNECT     ClientEventRequest_Type = 1
-	ClientEventRequest_TYPE_CLOSE       ClientEventRequest_Type = 2
+	ClientEventRequest_TYPE_CONNECT     ClientEventRequest_Type = 1 // a client connected (on_connect); may be refused
+	ClientEventRequest_TYPE_CLOSE       ClientEventRequest_Type = 2 // a client's connection closed (on_close)
+	ClientEventRequest_TYPE_PLAY        ClientEventRequest_Type = 3 // a player starts playing (security, on_play); may be refused
+	ClientEventRequest_TYPE_STOP        ClientEventRequest_Type = 4 // a player stopped (on_stop)
 )
 
 // Enum value maps for ClientEventRequest_Type.
@@ -108,11 +110,15 @@ var (
 		0: "TYPE_UNSPECIFIED",
 		1: "TYPE_CONNECT",
 		2: "TYPE_CLOSE",
+		3: "TYPE_PLAY",
+		4: "TYPE_STOP",
 	}
 	ClientEventRequest_Type_value = map[string]int32{
 		"TYPE_UNSPECIFIED": 0,
 		"TYPE_CONNECT":     1,
 		"TYPE_CLOSE":       2,
+		"TYPE_PLAY":        3,
+		"TYPE_STOP":        4,
 	}
 )
 
@@ -2341,7 +2347,7 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tgop_cache\x18\x04 \x01(\bR\bgopCache\"=\n" +
 	"\x12UnsubscribeRequest\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\"\x15\n" +
-	"\x13UnsubscribeResponse\"\xb6\x02\n" +
+	"\x13UnsubscribeResponse\"\xd4\x02\n" +
 	"\x12ClientEventRequest\x12;\n" +
 	"\x04type\x18\x01 \x01(\x0e2'.rill.plugin.v1.ClientEventRequest.TypeR\x04type\x122\n" +
 	"\x06client\x18\x02 \x01(\v2\x1a.rill.plugin.v1.ClientInfoR\x06client\x121\n" +
@@ -2349,12 +2355,14 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"send_bytes\x18\x04 \x01(\x04R\tsendBytes\x12\x1d\n" +
 	"\n" +
-	"recv_bytes\x18\x05 \x01(\x04R\trecvBytes\">\n" +
+	"recv_bytes\x18\x05 \x01(\x04R\trecvBytes\"\\\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTYPE_CONNECT\x10\x01\x12\x0e\n" +
 	"\n" +
-	"TYPE_CLOSE\x10\x02\"\x15\n" +
+	"TYPE_CLOSE\x10\x02\x12\r\n" +
+	"\tTYPE_PLAY\x10\x03\x12\r\n" +
+	"\tTYPE_STOP\x10\x04\"\x15\n" +
 	"\x13ClientEventResponse\"\x8a\x02\n" +
 	"\rNotifyRequest\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\tR\x05event\x122\n" +

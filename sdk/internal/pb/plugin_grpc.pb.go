@@ -441,7 +441,9 @@ type HostClient interface {
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (*SubscribeResponse, error)
 	// Unsubscribe releases a subscription.
 	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
-	// ClientEvent reports a client connecting or closing (stats, callbacks).
+	// ClientEvent reports a client connecting, playing, stopping or closing.
+	// The core applies security rules and HTTP callbacks; an error refuses
+	// a connect or a play.
 	ClientEvent(ctx context.Context, in *ClientEventRequest, opts ...grpc.CallOption) (*ClientEventResponse, error)
 	// Notify reports a plugin event that the core turns into callbacks (on_hls, on_dvr, ...).
 	Notify(ctx context.Context, in *NotifyRequest, opts ...grpc.CallOption) (*NotifyResponse, error)
@@ -527,7 +529,9 @@ type HostServer interface {
 	Subscribe(context.Context, *SubscribeRequest) (*SubscribeResponse, error)
 	// Unsubscribe releases a subscription.
 	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
-	// ClientEvent reports a client connecting or closing (stats, callbacks).
+	// ClientEvent reports a client connecting, playing, stopping or closing.
+	// The core applies security rules and HTTP callbacks; an error refuses
+	// a connect or a play.
 	ClientEvent(context.Context, *ClientEventRequest) (*ClientEventResponse, error)
 	// Notify reports a plugin event that the core turns into callbacks (on_hls, on_dvr, ...).
 	Notify(context.Context, *NotifyRequest) (*NotifyResponse, error)

@@ -18,7 +18,7 @@ type videoParams struct {
 // unescapeRBSP removes emulation prevention bytes (00 00 03 -> 00 00,
 // H.264 §7.4.1) from a NAL unit. It returns nal itself if there are none.
 func unescapeRBSP(nal []byte) []byte {
-	if bytes.Index(nal, []byte{0, 0, 3}) < 0 {
+	if !bytes.Contains(nal, []byte{0, 0, 3}) {
 		return nal
 	}
 	out := make([]byte, 0, len(nal))

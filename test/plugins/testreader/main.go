@@ -38,6 +38,8 @@ type reader struct {
 	dropped   atomic.Uint64
 	eofs      atomic.Uint64
 	published atomic.Uint64
+	client    atomic.Value // sdk.ClientInfo of the current subscription
+	since     time.Time
 	lastSeq   atomic.Uint64
 	lastErr   atomic.Value
 }
@@ -47,6 +49,7 @@ var (
 	_ sdk.Starter       = (*reader)(nil)
 	_ sdk.Stopper       = (*reader)(nil)
 	_ sdk.StreamWatcher = (*reader)(nil)
+	_ sdk.StatsReporter = (*reader)(nil)
 	_ http.Handler      = (*reader)(nil)
 )
 
@@ -71,6 +74,7 @@ func (r *reader) Configure(_ context.Context, cfg sdk.Config) error {
 
 func (r *reader) Start(_ context.Context, rt *sdk.Runtime) error {
 	r.rt = rt
+	r.since = time.Now()
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, ln := range rt.Listeners("probe") {
 		r.wg.Add(1)
@@ -118,6 +122,7 @@ func (r *reader) read(wait time.Duration) {
 	defer r.reading.Store(false)
 	client := sdk.ClientInfo{ID: sdk.NewClientID(), IP: "127.0.0.1", Type: "test-play"}
 	log := r.rt.Logger.With("client_id", client.ID)
+	r.client.Store(client)
 	ref := sdk.StreamRef{Vhost: "__defaultVhost__", App: r.cfg.App, Stream: r.cfg.Stream}
 	sub, err := r.rt.Host.Subscribe(r.ctx, client, ref, sdk.SubscribeOptions{Wait: wait})
 	if err != nil {
@@ -152,6 +157,18 @@ func (r *reader) read(wait time.Duration) {
 		r.lastSeq.Store(seq)
 		r.dropped.Store(sub.Dropped())
 	}
+}
+
+// Stats reports the reader as one player of its stream.
+func (r *reader) Stats(context.Context) sdk.Stats {
+	c, ok := r.client.Load().(sdk.ClientInfo)
+	if !ok || !r.reading.Load() {
+		return sdk.Stats{}
+	}
+	return sdk.Stats{Clients: []sdk.ClientStat{{
+		Client: c, Stream: sdk.StreamRef{Vhost: "__defaultVhost__", App: r.cfg.App, Stream: r.cfg.Stream},
+		Alive: time.Since(r.since), SendBytes: r.received.Load(),
+	}}}
 }
 
 func (r *reader) Stop(context.Context) error {

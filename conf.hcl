@@ -1,0 +1,27 @@
+# Rill's default config: `make run` serves with it.
+# Ports as in SRS: RTMP 1935, HTTP streaming 8080, HTTP API 1985.
+plugin_dir = "bin/plugins"
+listen_api = "0.0.0.0:1985"
+log_level  = "info"
+
+shm {
+  dir       = "/dev/shm"
+  ring_size = "8MiB"
+}
+
+plugin "rtmp" {
+  listen = ["0.0.0.0:1935"]
+}
+
+plugin "hls" {
+  listen = ["0.0.0.0:8080"]
+}
+
+vhost "__defaultVhost__" {
+  gop_cache = true
+  hls {
+    enabled  = true
+    fragment = "2s"
+    window   = "60s"
+  }
+}
