@@ -16,7 +16,7 @@ func main() {
 	// go-plugin handshake channel: silence it.
 	_ = nazalog.Init(func(o *nazalog.Option) {
 		o.IsToStdout = false
-		o.Level = nazalog.LevelPanic
+		o.Level = nazalog.LevelLogNothing
 	})
 	sdk.Serve(newServer())
 }

@@ -691,10 +691,8 @@ func (c *conn) onPlay(tid float64, name string) error {
 	if err := c.writeMessage(csidData, msgDataAMF0, msgStreamID, 0, sa); err != nil {
 		return err
 	}
-	ds := appendAMF0(appendAMF0(nil, "onStatus"), []amf0Pair{{"code", "NetStream.Data.Start"}})
-	if err := c.writeMessage(csidData, msgDataAMF0, msgStreamID, 0, ds); err != nil {
-		return err
-	}
+	// No "onStatus NetStream.Data.Start" data message: FFmpeg turns unknown
+	// script data into an extra data stream.
 	c.log.Info("play started", "stream", ref.Key(), "vhost_config", vhost, "param", ref.Param)
 	p := c.s.join(c, ref, opts)
 	c.mu.Lock()

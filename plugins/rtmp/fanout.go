@@ -164,9 +164,14 @@ func (f *fanout) deliver(pkt media.Packet) {
 	config := pkt.IsConfig() || pkt.Kind == media.KindData
 	dtsMs := int64(pkt.DTS / time.Millisecond)
 	var ts int64
-	if config {
+	switch {
+	case pkt.Kind == media.KindData:
+		// FFmpeg reads onMetaData as metadata only at timestamp 0; later
+		// it makes a subtitle stream of it.
+		ts = 0
+	case config:
 		ts = f.jit.current()
-	} else {
+	default:
 		ts = f.jit.correct(dtsMs)
 	}
 	out := pkt

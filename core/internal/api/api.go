@@ -67,11 +67,11 @@ type Server struct {
 	proc    procSampler
 	kbps    kbpsTracker
 	clients clientCache
-	mux   *http.ServeMux
-	once  sync.Once
-	srv   *http.Server
-	ln    net.Listener
-	errCh chan error
+	mux     *http.ServeMux
+	once    sync.Once
+	srv     *http.Server
+	ln      net.Listener
+	errCh   chan error
 }
 
 // Handler returns the API's http.Handler.
