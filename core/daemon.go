@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,7 +39,10 @@ const capOptIn = wire.CapVhostOptIn
 var sharedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward"}
 
 type daemon struct {
-	cfg     *config.Config
+	confPath string
+	mu       sync.Mutex // guards cfg and infos after start (reload)
+	reloadMu sync.Mutex // one reload at a time
+	cfg      *config.Config
 	ctl     *control
 	ctlCfg  map[string]*vhostControl
 	log     hclog.Logger
@@ -76,7 +80,7 @@ func run(confPath string, testOnly bool) error {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
-	d := &daemon{cfg: cfg, log: log, infos: infos, ctlCfg: ctlCfg}
+	d := &daemon{cfg: cfg, log: log, infos: infos, ctlCfg: ctlCfg, confPath: confPath}
 	return d.serve()
 }
 
@@ -200,15 +204,15 @@ func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
 	return true
 }
 
-func (d *daemon) policy() *hub.Policy {
+func policyOf(cfg *config.Config, infos map[string]wire.Info) *hub.Policy {
 	pol := &hub.Policy{Vhosts: map[string]*hub.VhostPolicy{}}
-	for name, v := range d.cfg.Vhosts {
+	for name, v := range cfg.Vhosts {
 		size := v.RingSize
 		if size == 0 {
-			size = d.cfg.Shm.RingSize
+			size = cfg.Shm.RingSize
 		}
-		vp := &hub.VhostPolicy{GopCache: v.GopCache, Ring: shm.Options{DataSize: int(size), Slots: d.cfg.Shm.Slots}, Plugins: map[string]bool{}}
-		for pn, info := range d.infos {
+		vp := &hub.VhostPolicy{GopCache: v.GopCache, Ring: shm.Options{DataSize: int(size), Slots: cfg.Shm.Slots}, Plugins: map[string]bool{}}
+		for pn, info := range infos {
 			vp.Plugins[pn] = pluginEnabledIn(v, pn, info)
 		}
 		pol.Vhosts[name] = vp
@@ -216,14 +220,14 @@ func (d *daemon) policy() *hub.Policy {
 	return pol
 }
 
-func (d *daemon) specs() ([]pluginhost.Spec, error) {
+func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec, error) {
 	var specs []pluginhost.Spec
-	for _, name := range sortedKeys(d.infos) {
-		info := d.infos[name]
-		p := d.cfg.Plugins[name]
+	for _, name := range sortedKeys(infos) {
+		info := infos[name]
+		p := cfg.Plugins[name]
 		path := p.Path
 		if path == "" {
-			path = filepath.Join(d.cfg.PluginDir, name)
+			path = filepath.Join(cfg.PluginDir, name)
 		}
 		settings := map[string]any{}
 		for k, v := range p.Settings {
@@ -249,8 +253,8 @@ func (d *daemon) specs() ([]pluginhost.Spec, error) {
 			return nil, fmt.Errorf("plugin %s settings: %w", name, err)
 		}
 		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info}
-		for _, vn := range sortedKeys(d.cfg.Vhosts) {
-			v := d.cfg.Vhosts[vn]
+		for _, vn := range sortedKeys(cfg.Vhosts) {
+			v := cfg.Vhosts[vn]
 			block := v.Blocks[name]
 			if block == nil {
 				block = map[string]any{}
@@ -277,7 +281,7 @@ func (d *daemon) specs() ([]pluginhost.Spec, error) {
 }
 
 // locate turns plugin config problems into file:line errors.
-func (d *daemon) locate(err error) error {
+func locate(cfg *config.Config, err error) error {
 	var pe *pluginhost.ProblemsError
 	if !errors.As(err, &pe) {
 		return err
@@ -302,7 +306,7 @@ func (d *daemon) locate(err error) error {
 		if len(p.KeyPath) > 0 {
 			key = fmt.Sprintf(" key %q", strings.Join(p.KeyPath, "."))
 		}
-		errs = append(errs, fmt.Errorf("%s: %s%s: %s", d.cfg.PosOf(path...), where, key, p.Message))
+		errs = append(errs, fmt.Errorf("%s: %s%s: %s", cfg.PosOf(path...), where, key, p.Message))
 	}
 	return errors.Join(errs...)
 }
@@ -321,7 +325,7 @@ func (d *daemon) serve() error {
 	if serverID == "" {
 		serverID = "vid-" + randomID(7)
 	}
-	d.hub = hub.New(inst, d.policy(), d.log.Named("hub"), d.broadcast)
+	d.hub = hub.New(inst, policyOf(d.cfg, d.infos), d.log.Named("hub"), d.broadcast)
 	serviceID := randomID(8)
 	d.ctl = &control{
 		caller: &hooks.Caller{ServerID: serverID, ServiceID: serviceID, Version: Version, Log: d.log.Named("hooks")},
@@ -340,9 +344,9 @@ func (d *daemon) serve() error {
 	d.api = &api.Server{
 		ServerID: serverID, ServiceID: serviceID, Version: Version, Started: time.Now(),
 		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: d.codecInfo,
-		Vhosts: func() []string { return sortedKeys(d.cfg.Vhosts) },
+		Vhosts: d.vhostNames, Reload: d.reload,
 	}
-	specs, err := d.specs()
+	specs, err := specsOf(d.cfg, d.infos)
 	if err != nil {
 		apiLn.Close()
 		return err
@@ -351,7 +355,7 @@ func (d *daemon) serve() error {
 	if err := d.plugins.Start(ctx, specs); err != nil {
 		apiLn.Close()
 		d.hub.Close()
-		return d.locate(err)
+		return locate(d.cfg, err)
 	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- d.api.Serve(apiLn) }()
@@ -366,7 +370,10 @@ loop:
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				d.log.Warn("SIGHUP received: configuration reload is not available in this version, keeping the running config")
+				d.log.Info("SIGHUP received, reloading the config", "file", d.confPath)
+				if err := d.reload(); err != nil {
+					d.log.Error("reload rejected, the running config stays", "error", err)
+				}
 				continue
 			}
 			d.log.Info("signal received, stopping", "signal", s.String())
@@ -389,6 +396,75 @@ loop:
 	return runErr
 }
 
+func (d *daemon) vhostNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return sortedKeys(d.cfg.Vhosts)
+}
+
+// reload applies the config file again: vhosts, callbacks, security rules
+// and plugin blocks change without touching what the change does not
+// concern. A broken config is rejected with file, line and key, and the
+// running config stays.
+func (d *daemon) reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg, infos, err := loadConfig(ctx, d.confPath)
+	if err != nil {
+		return err
+	}
+	ctlCfg, err := parseControl(cfg)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	old := d.cfg
+	d.mu.Unlock()
+	if cfg.Shm.Dir != old.Shm.Dir {
+		return fmt.Errorf("%s: shm.dir cannot change on reload (restart the daemon)", cfg.PosOf("shm", "dir"))
+	}
+	if cfg.ListenAPI != old.ListenAPI {
+		d.log.Warn("listen_api changes on restart only; the API stays where it is", "listen_api", old.ListenAPI)
+	}
+	specs, err := specsOf(cfg, infos)
+	if err != nil {
+		return err
+	}
+	// The hub learns the new vhosts before plugins configured for them
+	// start publishing there.
+	pol := policyOf(cfg, infos)
+	prevPol := d.hub.Policy()
+	d.hub.SetPolicy(mergePolicy(prevPol, pol))
+	ch, err := d.plugins.Apply(ctx, specs)
+	if err != nil {
+		d.hub.SetPolicy(prevPol)
+		return locate(cfg, err)
+	}
+	d.hub.SetPolicy(pol)
+	d.ctl.vhosts.Store(&ctlCfg)
+	d.mu.Lock()
+	d.cfg, d.infos = cfg, infos
+	d.mu.Unlock()
+	d.log.Info("config reloaded", "file", d.confPath, "vhosts", strings.Join(sortedKeys(cfg.Vhosts), ","),
+		"started", strings.Join(ch.Started, ","), "stopped", strings.Join(ch.Stopped, ","),
+		"restarted", strings.Join(ch.Restarted, ","), "reconfigured", strings.Join(ch.Reconfigured, ","))
+	return nil
+}
+
+// mergePolicy is the union of two policies, used while a reload is applied.
+func mergePolicy(a, b *hub.Policy) *hub.Policy {
+	out := &hub.Policy{Vhosts: map[string]*hub.VhostPolicy{}}
+	for n, v := range a.Vhosts {
+		out.Vhosts[n] = v
+	}
+	for n, v := range b.Vhosts {
+		out.Vhosts[n] = v
+	}
+	return out
+}
+
 // broadcast sends a stream event to every plugin enabled in its vhost.
 func (d *daemon) broadcast(ev wire.StreamEvent) {
 	vp := d.hub.Policy().Vhosts[ev.Stream.Vhost]
@@ -396,8 +472,11 @@ func (d *daemon) broadcast(ev wire.StreamEvent) {
 		return
 	}
 	sourcesOnly := ev.Type == wire.StreamWanted || ev.Type == wire.StreamUnwanted
+	d.mu.Lock()
+	infos := d.infos
+	d.mu.Unlock()
 	for name, on := range vp.Plugins {
-		if on && (!sourcesOnly || hasCap(d.infos[name], wire.CapOnDemandSource)) {
+		if on && (!sourcesOnly || hasCap(infos[name], wire.CapOnDemandSource)) {
 			d.plugins.Send(name, ev)
 		}
 	}

@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -30,7 +31,8 @@ const (
 	codeNoVhost        = 2014
 	codeStreamNotFound = 2048
 	codeClientNotFound = 2049
-	codeNotFound       = 1031 // ERROR_HTTP_PATTERN... generic "no such API"
+	codeNotFound       = 1031 // no such API
+	codeReloadFailed   = 1065 // the new config was rejected
 )
 
 // Streams is what the API reads of the hub.
@@ -62,6 +64,7 @@ type Server struct {
 	Plugins   Plugins
 	Vhosts    func() []string
 	Codecs    func(si hub.StreamInfo) CodecInfo // optional
+	Reload    func() error                      // applies the config file again
 	Log       hclog.Logger
 
 	proc    procSampler
@@ -94,6 +97,8 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/plugins/", s.plugins)
 	m.HandleFunc("/api/v1/vhosts/", s.vhosts)
 	m.HandleFunc("/api/v1/clients/", s.clientsHandler)
+	m.Handle("/metrics", s.metricsHandler())
+	m.HandleFunc("/api/v1/raw", s.raw)
 	m.HandleFunc("/api/v1/", s.index)
 	m.HandleFunc("/api/", s.index)
 	m.HandleFunc("/", s.pluginRoute)
@@ -355,6 +360,25 @@ func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
 	e := s.envelope(codeOK)
 	e["streams"] = list
 	s.write(w, r, e)
+}
+
+// raw is SRS's RAW API: rpc=reload applies the config file again.
+func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
+	switch rpc := r.URL.Query().Get("rpc"); rpc {
+	case "reload":
+		if s.Reload == nil {
+			s.fail(w, r, codeNotFound)
+			return
+		}
+		if err := s.Reload(); err != nil {
+			s.Log.Error("reload through the API rejected, the running config stays", "error", err)
+			s.write(w, r, map[string]any{"code": codeReloadFailed, "msg": err.Error()})
+			return
+		}
+		s.write(w, r, s.envelope(codeOK))
+	default:
+		s.write(w, r, map[string]any{"code": codeNotFound, "msg": fmt.Sprintf("unknown rpc %q (supported: reload)", rpc)})
+	}
 }
 
 // paging reads SRS's start/count; count is at least 10 as in SRS.

@@ -116,7 +116,7 @@ type proc struct {
 	since     time.Time
 	lastError string
 
-	events chan wire.StreamEvent
+	events chan eventItem
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -156,7 +156,7 @@ func (h *Host) Start(ctx context.Context, specs []Spec) error {
 		return err
 	}
 	for _, s := range specs {
-		p := &proc{h: h, spec: s, log: h.log.Named(s.Name), state: StateStarting, since: time.Now(), events: make(chan wire.StreamEvent, 4096), done: make(chan struct{})}
+		p := &proc{h: h, spec: s, log: h.log.Named(s.Name), state: StateStarting, since: time.Now(), events: make(chan eventItem, 4096), done: make(chan struct{})}
 		procs = append(procs, p)
 		if err := p.bindAll(); err != nil {
 			return fail(err)
@@ -217,8 +217,16 @@ func (p *proc) bindAll() error {
 	return nil
 }
 
+// eventItem is a queued stream event.
+type eventItem = wire.StreamEvent
+
+// wireConfigRequest is the Configure request type.
+type wireConfigRequest = wire.ConfigRequest
+
 func (p *proc) configReq(dry bool, gen uint64) wire.ConfigRequest {
-	return wire.ConfigRequest{DryRun: dry, SettingsJSON: p.spec.Settings, Vhosts: p.spec.Vhosts, Generation: gen}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ConfigRequestFor(p.spec, dry, gen)
 }
 
 // launch starts the process and completes the go-plugin handshake.
@@ -570,22 +578,32 @@ func (h *Host) Stop(ctx context.Context) {
 		wg.Add(1)
 		go func(p *proc) {
 			defer wg.Done()
-			p.mu.Lock()
-			rpc := p.rpc
-			p.mu.Unlock()
-			if rpc != nil {
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				if err := rpc.Stop(sctx, 3*time.Second); err != nil {
-					p.log.Warn("plugin did not stop gracefully", "error", err)
-				}
-				cancel()
-			}
-			p.cancel() // supervision ends: the exit that follows is no crash
-			<-p.done
-			_ = closeAll(p.bound)
+			p.stop(ctx)
 		}(p)
 	}
 	wg.Wait()
+}
+
+// stop asks the plugin to stop gracefully (bounded by ctx and 5 s), ends
+// its supervision, kills the process and closes its sockets.
+func (p *proc) stop(ctx context.Context) {
+	p.mu.Lock()
+	rpc := p.rpc
+	p.mu.Unlock()
+	if rpc != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := rpc.Stop(sctx, 3*time.Second); err != nil {
+			p.log.Warn("plugin did not stop gracefully", "error", err)
+		}
+		cancel()
+	}
+	if p.cancel != nil {
+		p.cancel() // supervision ends: the exit that follows is no crash
+		<-p.done
+	} else {
+		p.kill()
+	}
+	_ = closeAll(p.bound)
 }
 
 // BellPath is where a plugin process keeps its doorbell (see sdk).

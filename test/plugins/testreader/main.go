@@ -39,6 +39,8 @@ type reader struct {
 	eofs      atomic.Uint64
 	published atomic.Uint64
 	client    atomic.Value // sdk.ClientInfo of the current subscription
+	kick      atomic.Value // context.CancelFunc of the current subscription
+	kicks     atomic.Uint64
 	since     time.Time
 	lastSeq   atomic.Uint64
 	lastErr   atomic.Value
@@ -50,6 +52,7 @@ var (
 	_ sdk.Stopper       = (*reader)(nil)
 	_ sdk.StreamWatcher = (*reader)(nil)
 	_ sdk.StatsReporter = (*reader)(nil)
+	_ sdk.Kicker        = (*reader)(nil)
 	_ http.Handler      = (*reader)(nil)
 )
 
@@ -124,7 +127,10 @@ func (r *reader) read(wait time.Duration) {
 	log := r.rt.Logger.With("client_id", client.ID)
 	r.client.Store(client)
 	ref := sdk.StreamRef{Vhost: "__defaultVhost__", App: r.cfg.App, Stream: r.cfg.Stream}
-	sub, err := r.rt.Host.Subscribe(r.ctx, client, ref, sdk.SubscribeOptions{Wait: wait})
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	r.kick.Store(cancel)
+	sub, err := r.rt.Host.Subscribe(ctx, client, ref, sdk.SubscribeOptions{Wait: wait})
 	if err != nil {
 		log.Warn("subscribe failed", "stream", ref.Key(), "error", err)
 		r.lastErr.Store(err.Error())
@@ -135,7 +141,7 @@ func (r *reader) read(wait time.Duration) {
 	var prev uint64
 	first := true
 	for {
-		p, err := sub.Read(r.ctx)
+		p, err := sub.Read(ctx)
 		if err != nil {
 			r.eofs.Add(1)
 			r.lastErr.Store(err.Error())
@@ -159,13 +165,28 @@ func (r *reader) read(wait time.Duration) {
 	}
 }
 
+// Kick ends the current subscription of the client; the read loop then
+// subscribes again under a new client id.
+func (r *reader) Kick(_ context.Context, id string) bool {
+	c, ok := r.client.Load().(sdk.ClientInfo)
+	if !ok || c.ID != id || !r.reading.Load() {
+		return false
+	}
+	if cancel, ok := r.kick.Load().(context.CancelFunc); ok {
+		r.kicks.Add(1)
+		cancel()
+		return true
+	}
+	return false
+}
+
 // Stats reports the reader as one player of its stream.
 func (r *reader) Stats(context.Context) sdk.Stats {
 	c, ok := r.client.Load().(sdk.ClientInfo)
 	if !ok || !r.reading.Load() {
 		return sdk.Stats{}
 	}
-	return sdk.Stats{Clients: []sdk.ClientStat{{
+	return sdk.Stats{Counters: map[string]uint64{"ring_drops": r.dropped.Load()}, Clients: []sdk.ClientStat{{
 		Client: c, Stream: sdk.StreamRef{Vhost: "__defaultVhost__", App: r.cfg.App, Stream: r.cfg.Stream},
 		Alive: time.Since(r.since), SendBytes: r.received.Load(),
 	}}}
@@ -183,7 +204,7 @@ func (r *reader) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	last, _ := r.lastErr.Load().(string)
 	_ = json.NewEncoder(rw).Encode(map[string]any{
 		"pid": os.Getpid(), "received": r.received.Load(), "corrupt": r.corrupt.Load(), "gaps": r.gaps.Load(),
-		"dropped": r.dropped.Load(), "eofs": r.eofs.Load(), "last_seq": r.lastSeq.Load(), "reading": r.reading.Load(), "published_events": r.published.Load(), "last_error": last,
+		"dropped": r.dropped.Load(), "eofs": r.eofs.Load(), "last_seq": r.lastSeq.Load(), "reading": r.reading.Load(), "published_events": r.published.Load(), "kicks": r.kicks.Load(), "last_error": last,
 	})
 }
 
