@@ -43,14 +43,14 @@ type daemon struct {
 	mu       sync.Mutex // guards cfg and infos after start (reload)
 	reloadMu sync.Mutex // one reload at a time
 	cfg      *config.Config
-	ctl     *control
-	ctlCfg  map[string]*vhostControl
-	log     hclog.Logger
-	inst    *hub.Instance
-	hub     *hub.Hub
-	plugins *pluginhost.Host
-	api     *api.Server
-	infos   map[string]wire.Info
+	ctl      *control
+	ctlCfg   map[string]*vhostControl
+	log      hclog.Logger
+	inst     *hub.Instance
+	hub      *hub.Hub
+	plugins  *pluginhost.Host
+	api      *api.Server
+	infos    map[string]wire.Info
 }
 
 func run(confPath string, testOnly bool) error {

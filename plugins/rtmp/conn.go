@@ -114,7 +114,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		s: s, nc: nc, id: id, started: time.Now(), cfg: s.cfg.Load(),
 		log:      s.log.With("client_id", id, "remote_addr", nc.RemoteAddr().String()),
 		outChunk: defaultChunkSize, done: make(chan struct{}),
-		info:     sdk.ClientInfo{ID: id, IP: ip},
+		info: sdk.ClientInfo{ID: id, IP: ip},
 	}
 	return c
 }
@@ -161,10 +161,10 @@ func (c *conn) serve() {
 	if errors.Is(err, errProtocol) || errors.Is(err, errAMF0) {
 		level = hclog.Warn
 	}
-	if r == roleNone && level == hclog.Info {
+	if r == roleNone && level == hclog.Info && reason == "closed by peer" {
 		level = hclog.Debug
 	}
-	c.log.Log(level, "connection closed", "reason", reason, "duration", time.Since(c.started).Round(time.Millisecond),
+	c.log.Log(level, "connection closed", "reason", reason, "duration", time.Since(c.started).Round(time.Millisecond).String(),
 		"send_bytes", c.sendBytes.Load(), "recv_bytes", c.recvBytes.Load())
 }
 
@@ -539,6 +539,7 @@ func (c *conn) onPublish(tid float64, name string) error {
 		return err
 	}
 	vhost, opts := c.cfg.vhost(ref.Vhost)
+	ref.Vhost = vhost // as the hub resolves it: unknown names fall back to the default vhost
 	typ := "flash-publish"
 	if c.fmle {
 		typ = "fmle-publish"
@@ -565,7 +566,7 @@ func (c *conn) onPublish(tid float64, name string) error {
 	c.mu.Lock()
 	c.role, c.pub = rolePublish, pub
 	c.mu.Unlock()
-	c.log.Info("publish started", "stream", ref.Key(), "vhost_config", vhost, "type", typ, "param", ref.Param, "stream_id", pub.StreamID)
+	c.log.Info("publish started", "stream", ref.Key(), "type", typ, "param", ref.Param, "stream_id", pub.StreamID)
 	if c.fmle {
 		if err := c.writeCommand(0, "_result", tid, nil, nil); err != nil {
 			return err
@@ -665,6 +666,7 @@ func (c *conn) onPlay(tid float64, name string) error {
 		return err
 	}
 	vhost, opts := c.cfg.vhost(ref.Vhost)
+	ref.Vhost = vhost
 	c.mu.Lock()
 	c.info.Type = "rtmp-play"
 	c.ref = ref
@@ -693,7 +695,7 @@ func (c *conn) onPlay(tid float64, name string) error {
 	}
 	// No "onStatus NetStream.Data.Start" data message: FFmpeg turns unknown
 	// script data into an extra data stream.
-	c.log.Info("play started", "stream", ref.Key(), "vhost_config", vhost, "param", ref.Param)
+	c.log.Info("play started", "stream", ref.Key(), "param", ref.Param)
 	p := c.s.join(c, ref, opts)
 	c.mu.Lock()
 	c.player = p

@@ -334,18 +334,22 @@ type player struct {
 	f  *fanout
 	wg sync.WaitGroup
 
-	mu       sync.Mutex
-	queue    []*outMsg
-	qBytes   int
-	waitKey  bool
-	paused   bool
-	stopped  bool
-	final    []byte // written after the queue, then the connection closes
-	endWhy   string
-	wake     chan struct{}
-	maxBytes int
-	maxDur   time.Duration
-	mw       time.Duration
+	mu     sync.Mutex
+	queue  []*outMsg
+	qBytes int
+	// qFirstTS is the timestamp of the oldest media message queued, for
+	// queue_length (configs and metadata don't count).
+	qFirstTS  int64
+	qHasMedia bool
+	waitKey   bool
+	paused    bool
+	stopped   bool
+	final     []byte // written after the queue, then the connection closes
+	endWhy    string
+	wake      chan struct{}
+	maxBytes  int
+	maxDur    time.Duration
+	mw        time.Duration
 }
 
 func newPlayer(c *conn, f *fanout) *player {
@@ -375,11 +379,14 @@ func (p *player) enqueue(m *outMsg) {
 	}
 	p.queue = append(p.queue, m)
 	p.qBytes += len(m.data)
+	if !m.config && !p.qHasMedia {
+		p.qHasMedia, p.qFirstTS = true, m.ts
+	}
 	over := ""
 	if p.qBytes > p.maxBytes {
 		over = fmt.Sprintf("%d bytes queued, limit %d", p.qBytes, p.maxBytes)
-	} else if p.maxDur > 0 && len(p.queue) > 1 && time.Duration(m.ts-p.queue[0].ts)*time.Millisecond > p.maxDur {
-		over = fmt.Sprintf("%v queued, queue_length %v", time.Duration(m.ts-p.queue[0].ts)*time.Millisecond, p.maxDur)
+	} else if span := time.Duration(m.ts-p.qFirstTS) * time.Millisecond; p.maxDur > 0 && p.qHasMedia && !m.config && span > p.maxDur {
+		over = fmt.Sprintf("%v queued, queue_length %v", span, p.maxDur)
 	}
 	if over != "" {
 		p.stopped = true
@@ -403,7 +410,7 @@ func (p *player) setPaused(paused bool) {
 	p.paused = paused
 	if paused {
 		clear(p.queue)
-		p.queue, p.qBytes = p.queue[:0], 0
+		p.queue, p.qBytes, p.qHasMedia = p.queue[:0], 0, false
 	} else {
 		p.waitKey = true
 	}
@@ -469,7 +476,7 @@ func (p *player) writeLoop() {
 		}
 		p.mu.Lock()
 		batch, p.queue = p.queue, batch[:0]
-		p.qBytes = 0
+		p.qBytes, p.qHasMedia = 0, false
 		final, why := p.final, p.endWhy
 		stopped := p.stopped
 		p.mu.Unlock()

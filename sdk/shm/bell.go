@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -67,18 +68,21 @@ func (b *Bell) unregister(rd *Reader) {
 	b.mu.Unlock()
 }
 
-// notify signals the parked readers whose sleeping flag a writer cleared.
-func (b *Bell) notify() {
+// notify signals the parked readers whose sleeping flag a writer cleared
+// and reports whether there were any.
+func (b *Bell) notify() (woke bool) {
 	b.mu.Lock()
 	for rd := range b.readers {
 		if rd.parked.Load() && rd.sleeping.Load() == 0 {
 			select {
 			case rd.wakeC <- struct{}{}:
+				woke = true
 			default:
 			}
 		}
 	}
 	b.mu.Unlock()
+	return woke
 }
 
 // loop is the bell goroutine: read the word, wake whoever was rung, and wait
@@ -88,7 +92,12 @@ func (b *Bell) loop() {
 	defer close(b.done)
 	for !b.closed.Load() {
 		v := b.word.Load()
-		b.notify()
+		if b.notify() {
+			// The woken readers sit in this P's run queue; blocking in the
+			// futex right away would leave them to another thread (a second
+			// thread wakeup on the latency path). Let them run here first.
+			runtime.Gosched()
+		}
 		futexWait(b.mem, bWord, v)
 	}
 }

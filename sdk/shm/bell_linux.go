@@ -42,7 +42,8 @@ func OpenBell(dir, name string) (*Bell, error) {
 }
 
 // Close stops the bell's goroutine, unmaps the bell and removes its file.
-// Readers still using it fall back to the ring's futex word. Idempotent.
+// Readers still using it fall back to the ring's futex word (a reader
+// blocked in Wait at that moment notices within 100 ms). Idempotent.
 func (b *Bell) Close() error {
 	if b.closed.Swap(true) {
 		return nil

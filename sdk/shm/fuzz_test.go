@@ -66,11 +66,10 @@ func FuzzReader(f *testing.F) {
 		tw.writeN(t, 5)
 
 		for ; len(patches) >= 9; patches = patches[9:] {
-			off := int(binary.LittleEndian.Uint32(patches))
-			if off&(1<<31) != 0 {
-				off = off % pageSize
-			} else {
-				off %= len(mem)
+			raw := binary.LittleEndian.Uint32(patches)
+			off := int(raw % uint32(len(mem)))
+			if raw&(1<<31) != 0 {
+				off = int(raw % pageSize)
 			}
 			v := binary.LittleEndian.Uint32(patches[5:])
 			switch patches[4] % 4 {

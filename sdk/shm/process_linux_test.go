@@ -366,8 +366,8 @@ func newSegment(t testing.TB, opts Options) *Segment {
 	}
 	t.Cleanup(func() {
 		seg.Close()
-		files, _ := filepath.Glob(path + "*")
-		for _, f := range files {
+		bells, _ := filepath.Glob(path + "-bell-*") // left by killed readers
+		for _, f := range append(bells, path) {
 			os.Remove(f)
 		}
 	})
@@ -406,7 +406,7 @@ func TestProcessFanout(t *testing.T) {
 	w.send("end")
 	w.expect("ended", 10*time.Second)
 	st := seg.Ring.Stats()
-	if st.WriteSeq != uint64(n) || st.BytesWritten < uint64(opts.DataSize)*5 {
+	if st.WriteSeq != uint64(n) || st.BytesWritten < uint64(opts.DataSize)*3 {
 		t.Errorf("stats %+v: want %d records wrapping the data region several times", st, n)
 	}
 	for i, c := range readers {

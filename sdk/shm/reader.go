@@ -230,10 +230,14 @@ func (rd *Reader) Dropped() uint64 { return rd.dropped }
 // Configs returns copies of the non-empty config slots, each consistent (a
 // slot being updated is retried). A slot whose writer died mid-update, or
 // that is corrupt, is left out.
-func (rd *Reader) Configs() []Record {
+func (rd *Reader) Configs() []Record { return rd.r.Configs() }
+
+// Configs is Reader.Configs without a reader, for the core's inspection of
+// a ring (stream codec info).
+func (r *Ring) Configs() []Record {
 	var out []Record
 	for i := range ConfigSlots {
-		if rec, ok := rd.r.readConfig(i); ok {
+		if rec, ok := r.readConfig(i); ok {
 			out = append(out, rec)
 		}
 	}
@@ -295,6 +299,11 @@ func (rd *Reader) ready() bool {
 // With a bell (UseBell) the reader sleeps on a channel signalled by the
 // bell's goroutine and ctx is honoured at once. Without one it sleeps on the
 // ring's own futex word, blocking its thread, and notices ctx within 100 ms.
+//
+// Each wake costs the writer a system call and the reader a thread wakeup,
+// while a reader that is not in Wait costs the writer nothing: a reader that
+// serves its clients in batches (merged writes every 100 ms, say) should
+// drain the ring with Next, do its batch, and only then Wait again.
 func (rd *Reader) Wait(ctx context.Context) error {
 	if rd.closed {
 		return ErrClosed
@@ -306,8 +315,11 @@ func (rd *Reader) Wait(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if rd.bell != nil && rd.bell.closed.Load() {
+			rd.dropBell()
+		}
 		var timedOut bool
-		if b := rd.bell; b != nil && !b.closed.Load() {
+		if rd.bell != nil {
 			timedOut = rd.sleepBell(ctx)
 		} else {
 			timedOut = rd.sleepRing()
@@ -318,18 +330,41 @@ func (rd *Reader) Wait(ctx context.Context) error {
 	}
 }
 
-// sleepRing waits on the ring's futex word. Protocol: announce (waiters++),
-// read the word, re-check for data, then wait only if the word is unchanged;
-// the writer publishes, then bumps the word if waiters != 0.
+// sleepRing waits on the ring's futex word. Protocol: announce (set the
+// slot's sleeping flag, or count in waiters without a slot), read the word,
+// re-check for data, then wait only if the word is unchanged; the writer
+// publishes, then bumps the word if it finds an announcement.
 func (rd *Reader) sleepRing() (timedOut bool) {
 	r := rd.r
-	r.waiters.Add(1)
+	if rd.so >= 0 {
+		if rd.sleeping.CompareAndSwap(0, 1) {
+			r.sleepers.Add(1)
+		}
+	} else {
+		r.waiters.Add(1)
+	}
 	v := r.futex.Load()
 	if !rd.ready() {
 		timedOut = futexWait(r.mem, areaOff+aFutex, v)
 	}
-	r.waiters.Add(^uint32(0))
+	if rd.so >= 0 {
+		if rd.sleeping.CompareAndSwap(1, 0) {
+			r.sleepers.Add(^uint32(0))
+		}
+	} else {
+		r.waiters.Add(^uint32(0))
+	}
 	return timedOut
+}
+
+// dropBell stops using a bell that was closed under the reader: the slot
+// no longer names it, so the writer wakes the reader on the ring's word.
+func (rd *Reader) dropBell() {
+	u32at(rd.r.mem, rd.so+sNameLen).Store(0)
+	u64at(rd.r.mem, rd.so+sBellID).Store(0)
+	rd.bell.unregister(rd)
+	rd.r.unregisterReader(rd)
+	rd.bell = nil
 }
 
 // sleepBell waits for the bell goroutine. Protocol: set the sleeping flag,
@@ -376,6 +411,9 @@ func (rd *Reader) UseBell(b *Bell) error {
 	}
 	if rd.bell == b {
 		return nil
+	}
+	if rd.bell != nil && rd.bell.closed.Load() {
+		rd.dropBell()
 	}
 	if rd.bell != nil {
 		return fmt.Errorf("shm: reader already uses bell %q", rd.bell.name)

@@ -66,8 +66,10 @@ type Record struct {
 }
 
 // Ring is a single-writer, multi-reader packet ring over a byte slice,
-// usually a shared-memory mapping (see Segment). A Ring only interprets the
-// memory; it owns no resources. Its methods are safe for concurrent use.
+// usually a shared-memory mapping (see Segment). A Ring interprets memory it
+// does not own; the only resources it holds are the bell mappings of its
+// writer (or of End), released by Segment.Close. Its methods are safe for
+// concurrent use.
 type Ring struct {
 	mem []byte
 	layout
@@ -351,19 +353,29 @@ func (r *Ring) detach() {
 	clear(r.readers)
 }
 
-// wake wakes the readers sleeping on this ring: those on the ring's own
-// futex word, and the bells of those with their sleeping flag set. The
-// callers publish first (a record, or the ended flag) and then call wake;
-// the readers set their flag first and then re-check (see Reader.Wait), so
-// with sequentially consistent atomics no wakeup is lost.
+// wake wakes the readers sleeping on this ring. A reader about to sleep
+// sets the sleeping flag of its slot (or, without a slot, counts itself in
+// waiters) and then re-checks for data; the callers of wake publish first (a
+// record, or the ended flag) and then look at the flags. With sequentially
+// consistent atomics, either the reader sees the news or wake sees the flag.
+//
+// Readers with a bell are woken through it; readers without one sleep on the
+// ring's own futex word. Keeping the state per slot means a reader killed in
+// its sleep costs one wake, after which its flag is clear.
 func (r *Ring) wake() {
-	if r.waiters.Load() != 0 {
+	ringWake := r.waiters.Load() != 0
+	if r.sleepers.Load() != 0 && r.wakeSlots() {
+		ringWake = true
+	}
+	if ringWake {
 		r.futex.Add(1)
 		futexWake(r.mem, areaOff+aFutex, 1<<30)
 	}
-	if r.sleepers.Load() == 0 {
-		return
-	}
+}
+
+// wakeSlots clears the sleeping flags, rings the bells named in those slots
+// and reports whether a slot without a bell was among them.
+func (r *Ring) wakeSlots() (ringWake bool) {
 	r.wk.mu.Lock()
 	defer r.wk.mu.Unlock()
 	// Clear every flag first, ring afterwards: a bell's goroutine wakes all
@@ -380,16 +392,17 @@ func (r *Ring) wake() {
 		r.sleepers.Add(^uint32(0))
 		woken = append(woken, uint8(i))
 	}
-	if r.dir == "" {
-		return
-	}
 	r.wk.gen++
 	for _, i := range woken {
 		so := r.slotOff(int(i))
-		if n, ok := r.slotBell(so, &r.wk.name); ok && n > 0 {
-			r.wk.ring(r.dir, r.wk.name[:n], u64at(r.mem, so+sBellID).Load())
+		n, ok := r.slotBell(so, &r.wk.name)
+		if !ok || n == 0 || r.dir == "" {
+			ringWake = true
+			continue
 		}
+		r.wk.ring(r.dir, r.wk.name[:n], u64at(r.mem, so+sBellID).Load())
 	}
+	return ringWake
 }
 
 // pidSelf is this process's id as stored in reader slots.

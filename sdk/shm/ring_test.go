@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"slices"
 	"sync"
@@ -26,7 +27,7 @@ func TestSize(t *testing.T) {
 		opts Options
 	}{
 		{"small data", Options{DataSize: 100}},
-		{"huge data", Options{DataSize: 1 << 40}},
+		{"huge data", Options{DataSize: math.MaxInt}},
 		{"negative data", Options{DataSize: -1}},
 		{"slots not power of two", Options{Slots: 100}},
 		{"too few slots", Options{Slots: 4}},
@@ -224,6 +225,9 @@ func TestConfigs(t *testing.T) {
 	w.SetConfig(1, Meta{Kind: 2}, []byte("gone"))
 	w.SetConfig(1, Meta{Kind: 2}, nil) // cleared
 	got := rd.Configs()
+	if fromRing := r.Configs(); len(fromRing) != len(got) {
+		t.Errorf("Ring.Configs has %d slots, Reader.Configs %d", len(fromRing), len(got))
+	}
 	want := []Record{
 		{Meta: Meta{Kind: 1, Codec: 7, DTS: 5}, Seq: 1, Payload: vsh},
 		{Meta: Meta{Kind: 3, PTS: 9}, Seq: 2, Payload: []byte("meta v2")},
@@ -477,6 +481,35 @@ func TestReaderTable(t *testing.T) {
 	}
 	if s := r.Stats(); s.Readers != 0 {
 		t.Errorf("%d readers after closing all", s.Readers)
+	}
+}
+
+// TestWakeOnlySleepers checks that the writer wakes (bumps the futex word)
+// only for announced sleepers, and that a sleeper that died costs one wake.
+func TestWakeOnlySleepers(t *testing.T) {
+	r := newHeapRing(t, small)
+	w := NewWriter(r)
+	rd := NewReader(r, StartLive)
+	defer rd.Close()
+	bumps := func() uint32 {
+		before := r.futex.Load()
+		w.Write(Meta{}, nil)
+		return r.futex.Load() - before
+	}
+	if n := bumps(); n != 0 {
+		t.Errorf("%d wakes with nobody asleep", n)
+	}
+	// A reader announced its sleep and was killed before it could undo it.
+	rd.sleeping.Store(1)
+	r.sleepers.Add(1)
+	if n := bumps(); n != 1 {
+		t.Errorf("%d wakes for one sleeper", n)
+	}
+	if n := bumps(); n != 0 {
+		t.Errorf("%d wakes after the sleeper was woken", n)
+	}
+	if r.sleepers.Load() != 0 || rd.sleeping.Load() != 0 {
+		t.Errorf("sleepers %d, flag %d", r.sleepers.Load(), rd.sleeping.Load())
 	}
 }
 

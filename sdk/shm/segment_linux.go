@@ -13,7 +13,8 @@ import (
 // file exists), allocates it with fallocate (a full tmpfs gives ENOSPC, not
 // a SIGBUS later) and maps it read-write. The caller owns the file: Close
 // unmaps it, and removing it is the caller's job. The writer's pid is
-// recorded by NewWriter.
+// recorded by NewWriter; until a writer attaches and writes or sends
+// heartbeats, waiting readers report ErrWriterGone after 3 s.
 func Create(path string, opts Options) (*Segment, error) {
 	size := Size(opts)
 	if size == 0 {

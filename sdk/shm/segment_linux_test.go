@@ -293,9 +293,10 @@ func TestBellClosedFallsBack(t *testing.T) {
 	if err := rd.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := rd.UseBell(bell); err == nil {
-		// Same bell: accepted as a no-op is fine too, but a closed one must
-		// not be registered anew.
-		t.Log("UseBell of the same closed bell is a no-op")
+	if err := rd.UseBell(bell); !errors.Is(err, ErrClosed) {
+		t.Errorf("UseBell(closed bell) = %v", err)
+	}
+	if st := seg.Ring.Stats(); st.ReaderSlots[0].Bell != "" {
+		t.Errorf("slot still names the closed bell: %+v", st.ReaderSlots[0])
 	}
 }

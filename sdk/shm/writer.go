@@ -35,14 +35,15 @@ func NewWriter(r *Ring) *Writer {
 
 // Write appends a record with meta m and a copy of payload, which the caller
 // keeps owning. It returns ErrTooLarge if len(payload) > MaxPayload() and
-// ErrEnded once the ring is ended. Write never blocks; it allocates nothing
-// and makes a wake system call only when some reader is asleep.
-//
-// Order of publication (the readers' checks mirror it, see Reader.read):
-// invalidate the index entry, advance the reserve counter (so readers still
-// copying bytes of an older record see them being overwritten), copy the
-// payload, fill the entry, store the entry's seq, then the global write seq.
+// ErrEnded once the ring is ended. Write never blocks and never waits for a
+// reader. It allocates nothing (except when it first maps the bell of a
+// sleeping reader) and makes wake system calls only for readers parked in
+// Reader.Wait.
 func (w *Writer) Write(m Meta, payload []byte) error {
+	// Order of publication (Reader.read checks in mirror order): invalidate
+	// the index entry, advance the reserve counter (so that readers still
+	// copying bytes of an older record see them being overwritten), copy the
+	// payload, fill the entry, store the entry's seq, then the write seq.
 	r := w.r
 	if !r.writable {
 		return ErrReadOnly

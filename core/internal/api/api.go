@@ -4,10 +4,10 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
