@@ -344,7 +344,11 @@ func (d *daemon) serve() error {
 	d.api = &api.Server{
 		ServerID: serverID, ServiceID: serviceID, Version: Version, Started: time.Now(),
 		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: d.codecInfo,
-		Vhosts: d.vhostNames, Reload: d.reload,
+		Vhosts: d.vhostNames, Username: d.cfg.API.Username, Password: d.cfg.API.Password,
+		HTTPS: d.cfg.API.HTTPSListen != "",
+	}
+	if d.cfg.API.AllowReload {
+		d.api.Reload = d.reload
 	}
 	specs, err := specsOf(d.cfg, d.infos)
 	if err != nil {
@@ -357,8 +361,18 @@ func (d *daemon) serve() error {
 		d.hub.Close()
 		return locate(d.cfg, err)
 	}
-	apiErr := make(chan error, 1)
+	apiErr := make(chan error, 2)
 	go func() { apiErr <- d.api.Serve(apiLn) }()
+	if a := d.cfg.API; a.HTTPSListen != "" {
+		tlsLn, err := net.Listen("tcp", a.HTTPSListen)
+		if err != nil {
+			d.plugins.Stop(ctx)
+			d.hub.Close()
+			return fmt.Errorf("listen api https %s: %w", a.HTTPSListen, err)
+		}
+		go func() { apiErr <- d.api.ServeTLS(tlsLn, a.HTTPSCert, a.HTTPSKey) }()
+		d.log.Info("api https", "addr", tlsLn.Addr().String())
+	}
 	d.log.Info("rill started", "version", Version, "api", apiLn.Addr().String(), "instance", inst.ID, "server_id", serverID, "plugins", strings.Join(d.plugins.Names(), ","))
 
 	sigs := make(chan os.Signal, 4)

@@ -367,10 +367,8 @@ func recordToPacket(r shm.Record) media.Packet {
 // RingConfigs returns the codec configs and metadata kept in a ring's
 // header, as packets (copies). The core uses it to describe streams.
 func RingConfigs(r *shm.Ring) []media.Packet {
-	rd := shm.NewReader(r, shm.StartLive)
-	defer rd.Close()
 	var out []media.Packet
-	for _, rec := range rd.Configs() {
+	for _, rec := range r.Configs() {
 		out = append(out, recordToPacket(rec).Clone())
 	}
 	return out

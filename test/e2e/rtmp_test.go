@@ -394,7 +394,8 @@ func (r *rawRTMP) closedWithin(d time.Duration) bool {
 func TestRTMPSlowPlayerDropped(t *testing.T) {
 	needTool(t, "ffmpeg")
 	d, addr := startRTMP(t, `listen = ["127.0.0.1:0"]
-  queue_bytes = 262144`, `
+  queue_bytes = 262144
+  send_buffer = 65536`, `
 vhost "__defaultVhost__" {
   play {
     queue_length = 2
@@ -407,9 +408,6 @@ vhost "__defaultVhost__" {
 	waitPublished(t, d, "live", "slow")
 
 	stuck := dialRaw(t, addr, true)
-	if tcp, ok := stuck.nc.(*net.TCPConn); ok {
-		_ = tcp.SetReadBuffer(4096)
-	}
 	stuck.connect("live", "rtmp://"+addr+"/live")
 	stuck.play("slow")
 	good := newGoPlayer(t, url)

@@ -33,6 +33,7 @@ const (
 	codeClientNotFound = 2049
 	codeNotFound       = 1031 // no such API
 	codeReloadFailed   = 1065 // the new config was rejected
+	codeRawDisabled    = 1061 // ERROR_SYSTEM_CONFIG_RAW_DISABLED
 )
 
 // Streams is what the API reads of the hub.
@@ -65,28 +66,38 @@ type Server struct {
 	Vhosts    func() []string
 	Codecs    func(si hub.StreamInfo) CodecInfo // optional
 	Reload    func() error                      // applies the config file again
-	Log       hclog.Logger
+	// Username and Password turn on basic auth for every route.
+	Username, Password string
+	// HTTPS says the API is also served over TLS (reported in features).
+	HTTPS bool
+	Log   hclog.Logger
 
 	proc    procSampler
 	kbps    kbpsTracker
 	clients clientCache
-	mux     *http.ServeMux
+	handler http.Handler
 	once    sync.Once
 	srv     *http.Server
-	ln      net.Listener
-	errCh   chan error
+	tlsSrv  *http.Server
 }
 
 // Handler returns the API's http.Handler.
 func (s *Server) Handler() http.Handler {
 	s.once.Do(s.routes)
-	return s.mux
+	return s.handler
 }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("/api/v1/versions", s.versions)
 	m.HandleFunc("/api/v1/summaries", s.summaries)
+	m.HandleFunc("/api/v1/rusages", s.rusages)
+	m.HandleFunc("/api/v1/self_proc_stats", s.selfProcStats)
+	m.HandleFunc("/api/v1/system_proc_stats", s.systemProcStats)
+	m.HandleFunc("/api/v1/meminfos", s.meminfos)
+	m.HandleFunc("/api/v1/features", s.features)
+	m.HandleFunc("/api/v1/requests", s.requests)
+	m.HandleFunc("/api/v1/authors", s.authors)
 	for _, p := range []string{"streams", "plugins", "vhosts", "clients"} {
 		p := p
 		m.HandleFunc("/api/v1/"+p, func(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +113,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/", s.index)
 	m.HandleFunc("/api/", s.index)
 	m.HandleFunc("/", s.pluginRoute)
-	s.mux = m
+	s.handler = s.withAuth(m)
 }
 
 // Serve runs the API on ln until ctx ends.
@@ -122,12 +133,35 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops the API server gracefully.
-func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
+// ServeTLS runs the API over TLS on ln with the given certificate files.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	s.tlsSrv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	err := s.tlsSrv.ServeTLS(ln, certFile, keyFile)
+	if err == http.ErrServerClosed {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	return err
+}
+
+// Shutdown stops the API servers gracefully.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	if s.tlsSrv != nil {
+		err = s.tlsSrv.Shutdown(ctx)
+	}
+	if s.srv != nil {
+		if e := s.srv.Shutdown(ctx); err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 func (s *Server) envelope(code int) map[string]any {
@@ -367,7 +401,7 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 	switch rpc := r.URL.Query().Get("rpc"); rpc {
 	case "reload":
 		if s.Reload == nil {
-			s.fail(w, r, codeNotFound)
+			s.write(w, r, map[string]any{"code": codeRawDisabled, "msg": "reload through the API is disabled (api { allow_reload = false })"})
 			return
 		}
 		if err := s.Reload(); err != nil {

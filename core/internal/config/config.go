@@ -54,6 +54,8 @@ type Config struct {
 	LogLevel string
 	// Shm is the shm block: where rings live and their default geometry.
 	Shm ShmConfig
+	// API is the api block: basic auth, HTTPS and the RAW API of :1985.
+	API APIConfig
 	// Plugins holds the plugin "name" { } blocks by name.
 	Plugins map[string]*Plugin
 	// Vhosts holds the vhost "name" { } blocks by name; DefaultVhost is
@@ -71,6 +73,18 @@ type ShmConfig struct {
 	RingSize int64
 	// Slots (slots) is the number of packet slots of a ring.
 	Slots int
+}
+
+// APIConfig is the api { } block (SRS's http_api auth, https, raw_api).
+type APIConfig struct {
+	// Username and Password (username, password) turn on HTTP basic auth
+	// for the API, /metrics and the console; both or neither.
+	Username, Password string
+	// HTTPSListen (https_listen) serves the API over TLS too, with the
+	// certificate and key files HTTPSCert and HTTPSKey (https_cert, https_key).
+	HTTPSListen, HTTPSCert, HTTPSKey string
+	// AllowReload (allow_reload, default true) enables /api/v1/raw?rpc=reload.
+	AllowReload bool
 }
 
 // Plugin is a plugin "name" { } block.

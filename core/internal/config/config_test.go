@@ -24,6 +24,7 @@ func TestLoadFull(t *testing.T) {
 		ServerID:  "rill-test-1",
 		LogLevel:  "debug",
 		Shm:       ShmConfig{Dir: "/dev/shm/rill", RingSize: 16 << 20, Slots: 8192},
+		API:       APIConfig{AllowReload: true},
 		Plugins: map[string]*Plugin{
 			"rtmp": {
 				Name:    "rtmp",
@@ -177,6 +178,7 @@ func TestParseDefaults(t *testing.T) {
 				ListenAPI: "0.0.0.0:1985",
 				LogLevel:  "info",
 				Shm:       ShmConfig{Dir: "/dev/shm", RingSize: 8 << 20, Slots: 4096},
+				API:       APIConfig{AllowReload: true},
 				Plugins:   map[string]*Plugin{},
 				Vhosts: map[string]*Vhost{
 					DefaultVhost: {Name: DefaultVhost, Enabled: true, GopCache: true, Blocks: map[string]map[string]any{}},

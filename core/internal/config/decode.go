@@ -182,6 +182,7 @@ func (d *decoder) decode(knownPlugins []string) *Config {
 		ListenAPI: DefaultListenAPI,
 		LogLevel:  DefaultLogLevel,
 		Shm:       ShmConfig{Dir: DefaultShmDir, RingSize: DefaultRingSize, Slots: DefaultSlots},
+		API:       APIConfig{AllowReload: true},
 		Plugins:   map[string]*Plugin{},
 		Vhosts:    map[string]*Vhost{},
 		Pos:       d.pos,
@@ -220,6 +221,10 @@ func (d *decoder) decode(knownPlugins []string) *Config {
 			if d.block(p, desc) {
 				d.shm(&c.Shm)
 			}
+		case "api":
+			if d.block(p, desc) {
+				d.api(&c.API)
+			}
 		case "plugin":
 			plugins = true
 		case "vhost":
@@ -240,6 +245,50 @@ func (d *decoder) decode(knownPlugins []string) *Config {
 		c.Vhosts[DefaultVhost] = newVhost(DefaultVhost)
 	}
 	return c
+}
+
+func (d *decoder) api(a *APIConfig) {
+	for _, key := range d.keys([]string{"api"}) {
+		p, desc := []string{"api", key}, keyDesc("api", key)
+		switch key {
+		case "username":
+			if v, ok := d.nonEmpty(p, desc); ok {
+				a.Username = v
+			}
+		case "password":
+			if v, ok := d.nonEmpty(p, desc); ok {
+				a.Password = v
+			}
+		case "https_listen":
+			if v, ok := d.nonEmpty(p, desc); ok {
+				if network, _, err := ParseListen(v); err != nil || network != "tcp" {
+					d.fail(p, desc, ErrInvalidValue, "want a tcp address such as \"0.0.0.0:1990\"")
+				} else {
+					a.HTTPSListen = v
+				}
+			}
+		case "https_cert":
+			if v, ok := d.nonEmpty(p, desc); ok {
+				a.HTTPSCert = v
+			}
+		case "https_key":
+			if v, ok := d.nonEmpty(p, desc); ok {
+				a.HTTPSKey = v
+			}
+		case "allow_reload":
+			if v, ok := d.boolean(p, desc); ok {
+				a.AllowReload = v
+			}
+		default:
+			d.fail(p, desc, ErrUnknownKey, "unknown key")
+		}
+	}
+	if (a.Username == "") != (a.Password == "") {
+		d.fail([]string{"api"}, keyDesc("", "api"), ErrInvalidValue, "username and password go together")
+	}
+	if a.HTTPSListen != "" && (a.HTTPSCert == "" || a.HTTPSKey == "") {
+		d.fail([]string{"api", "https_listen"}, keyDesc("api", "https_listen"), ErrInvalidValue, "https_listen needs https_cert and https_key")
+	}
 }
 
 func (d *decoder) shm(s *ShmConfig) {

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// withAuth wraps h with HTTP basic auth when a username is configured.
+func (s *Server) withAuth(h http.Handler) http.Handler {
+	if s.Username == "" {
+		return h
+	}
+	user, pass := []byte(s.Username), []byte(s.Password)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), user) != 1 || subtle.ConstantTimeCompare([]byte(p), pass) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rill"`)
+			http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) sampled(w http.ResponseWriter, r *http.Request, data map[string]any) {
+	data["ok"] = true
+	data["sample_time"] = time.Now().UnixMilli()
+	e := s.envelope(codeOK)
+	e["data"] = data
+	s.write(w, r, e)
+}
+
+func (s *Server) rusages(w http.ResponseWriter, r *http.Request) {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	s.sampled(w, r, map[string]any{
+		"ru_utime": ru.Utime.Sec*1e6 + ru.Utime.Usec, "ru_stime": ru.Stime.Sec*1e6 + ru.Stime.Usec,
+		"ru_maxrss": ru.Maxrss, "ru_ixrss": ru.Ixrss, "ru_idrss": ru.Idrss, "ru_isrss": ru.Isrss,
+		"ru_minflt": ru.Minflt, "ru_majflt": ru.Majflt, "ru_nswap": ru.Nswap, "ru_inblock": ru.Inblock,
+		"ru_oublock": ru.Oublock, "ru_msgsnd": ru.Msgsnd, "ru_msgrcv": ru.Msgrcv, "ru_nsignals": ru.Nsignals,
+		"ru_nvcsw": ru.Nvcsw, "ru_nivcsw": ru.Nivcsw,
+	})
+}
+
+// statFields are the /proc/[pid]/stat fields SRS reports, in order from
+// field 3 (state).
+var statFields = []string{"state", "ppid", "pgrp", "session", "tty_nr", "tpgid", "flags", "minflt", "cminflt",
+	"majflt", "cmajflt", "utime", "stime", "cutime", "cstime", "priority", "nice", "num_threads", "itrealvalue",
+	"starttime", "vsize", "rss", "rsslim", "startcode", "endcode", "startstack", "kstkesp", "kstkeip", "signal",
+	"blocked", "sigignore", "sigcatch", "wchan", "nswap", "cnswap", "exit_signal", "processor", "rt_priority", "policy"}
+
+func (s *Server) selfProcStats(w http.ResponseWriter, r *http.Request) {
+	b, _ := os.ReadFile("/proc/self/stat")
+	data := map[string]any{"percent": 0.0, "pid": os.Getpid()}
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+		if j := strings.IndexByte(string(b), '('); j > 0 {
+			data["comm"] = string(b[j+1 : i])
+		}
+		for k, f := range strings.Fields(string(b[i+1:])) {
+			if k >= len(statFields) {
+				break
+			}
+			if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+				data[statFields[k]] = n
+			} else {
+				data[statFields[k]] = f
+			}
+		}
+	}
+	selfPct, _ := s.proc.sample()
+	data["percent"] = selfPct / 100
+	s.sampled(w, r, data)
+}
+
+func (s *Server) systemProcStats(w http.ResponseWriter, r *http.Request) {
+	busy, total := sysTicks()
+	_, sysPct := s.proc.sample()
+	s.sampled(w, r, map[string]any{"percent": sysPct / 100, "busy": busy, "total": total})
+}
+
+func (s *Server) meminfos(w http.ResponseWriter, r *http.Request) {
+	mi := meminfo()
+	ramPct, swapPct := 0.0, 0.0
+	if t := mi["MemTotal"]; t > 0 {
+		ramPct = float64(t-mi["MemAvailable"]) / float64(t)
+	}
+	if t := mi["SwapTotal"]; t > 0 {
+		swapPct = float64(t-mi["SwapFree"]) / float64(t)
+	}
+	s.sampled(w, r, map[string]any{
+		"percent_ram": ramPct, "percent_swap": swapPct, "MemActive": mi["Active"], "RealInUse": mi["MemTotal"] - mi["MemAvailable"],
+		"NotInUse": mi["MemAvailable"], "MemTotal": mi["MemTotal"], "MemFree": mi["MemFree"], "Buffers": mi["Buffers"],
+		"Cached": mi["Cached"], "SwapTotal": mi["SwapTotal"], "SwapFree": mi["SwapFree"],
+	})
+}
+
+func (s *Server) features(w http.ResponseWriter, r *http.Request) {
+	has := map[string]bool{}
+	for _, n := range s.Plugins.Names() {
+		has[n] = true
+	}
+	e := s.envelope(codeOK)
+	e["data"] = map[string]any{
+		"options": "", "options2": "", "build": "", "build2": "",
+		"features": map[string]any{
+			"ssl": s.HTTPS, "hls": has["hls"], "hds": false, "callback": true, "api": true, "httpd": has["hls"],
+			"dvr": has["dvr"], "transcode": has["exec"], "ingest": has["exec"], "stat": true, "caster": has["gb28181"],
+			"complex_send": true, "tcp_nodelay": true, "so_sendbuf": true, "mr": false,
+		},
+	}
+	s.write(w, r, e)
+}
+
+func (s *Server) requests(w http.ResponseWriter, r *http.Request) {
+	headers := map[string]string{}
+	for k, v := range r.Header {
+		if strings.EqualFold(k, "Authorization") {
+			continue
+		}
+		headers[k] = strings.Join(v, ", ")
+	}
+	query := map[string]string{}
+	for k, v := range r.URL.Query() {
+		query[k] = strings.Join(v, ", ")
+	}
+	e := s.envelope(codeOK)
+	e["data"] = map[string]any{
+		"uri": r.URL.String(), "path": r.URL.Path, "METHOD": r.Method, "headers": headers, "query": query,
+		"server": map[string]any{"sigature": "Rill/" + s.Version, "version": s.Version, "link": "https://github.com/rill-media/rill", "time": time.Now().UnixMilli()},
+	}
+	s.write(w, r, e)
+}
+
+func (s *Server) authors(w http.ResponseWriter, r *http.Request) {
+	e := s.envelope(codeOK)
+	e["data"] = map[string]any{"license": "MIT", "contributors": "the Rill authors"}
+	s.write(w, r, e)
+}
