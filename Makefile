@@ -5,7 +5,7 @@ BIN       := bin
 GOFLAGS   ?=
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test test-unit test-e2e deps proto fuzz bench bench-quick clean $(BIN)/rill
+.PHONY: all build run test deps proto fuzz bench bench-quick console-vendor clean $(BIN)/rill
 
 all: build
 
@@ -45,6 +45,21 @@ proto:
 FUZZTIME ?= 20s
 fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
+
+# console-vendor refreshes the players the console embeds from npm (pinned).
+MPEGTS_VERSION ?= 1.8.2
+HLSJS_VERSION  ?= 1.7.4
+console-vendor:
+	@command -v npm >/dev/null || { echo "npm missing: apt-get install -y npm"; exit 1; }
+	rm -rf .npm-vendor && mkdir -p .npm-vendor
+	cd .npm-vendor && npm pack --silent mpegts.js@$(MPEGTS_VERSION) hls.js@$(HLSJS_VERSION) >/dev/null
+	cd .npm-vendor && mkdir m h && tar xzf mpegts.js-$(MPEGTS_VERSION).tgz -C m && tar xzf hls.js-$(HLSJS_VERSION).tgz -C h
+	cp .npm-vendor/m/package/dist/mpegts.js core/internal/console/assets/vendor/mpegts.js
+	cp .npm-vendor/m/package/LICENSE core/internal/console/assets/vendor/mpegts.js.LICENSE
+	cp .npm-vendor/h/package/dist/hls.min.js core/internal/console/assets/vendor/hls.min.js
+	cp .npm-vendor/h/package/LICENSE core/internal/console/assets/vendor/hls.js.LICENSE
+	printf 'mpegts.js %s (npm, dist/mpegts.js) Apache-2.0\nhls.js %s (npm, dist/hls.min.js) Apache-2.0\nRefresh with `make console-vendor`.\n' $(MPEGTS_VERSION) $(HLSJS_VERSION) > core/internal/console/assets/vendor/VERSIONS
+	rm -rf .npm-vendor
 
 clean:
 	rm -rf $(BIN)
