@@ -189,6 +189,9 @@ func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
 	if !v.Enabled {
 		return false
 	}
+	if hasCap(info, wire.CapOwnEnabled) {
+		return true
+	}
 	block, ok := v.Blocks[name]
 	if !ok {
 		for _, c := range info.Capabilities {

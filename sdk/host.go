@@ -134,6 +134,9 @@ func (h *Host) Subscribe(ctx context.Context, client ClientInfo, stream StreamRe
 	if err := rd.UseBell(bell); err != nil {
 		h.log.Warn("ring reader table full, waiting without the process doorbell", "stream", stream.Key(), "error", err)
 	}
+	if s.Vhost != "" {
+		stream.Vhost = s.Vhost
+	}
 	sub := &Subscription{host: h, id: s.SubscriptionID, StreamID: s.StreamID, Stream: stream, seg: seg, rd: rd}
 	for _, rec := range rd.Configs() {
 		sub.pending = append(sub.pending, recordToPacket(rec).Clone())

@@ -61,6 +61,7 @@ const (
 const (
 	CapOnDemandSource = wire.CapOnDemandSource
 	CapVhostOptIn     = wire.CapVhostOptIn
+	CapOwnEnabled     = wire.CapOwnEnabled
 )
 
 // Info describes a plugin. Name must equal the binary's file name and the

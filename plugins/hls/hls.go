@@ -49,18 +49,20 @@ type hlsStream struct {
 	cancel  context.CancelFunc
 
 	// Owned by the running goroutine.
-	client   sdk.ClientInfo
-	mux      *tsmux.Muxer
-	seq      uint64
-	segs     []*segment
-	expired  []*segment
-	discSeq  int
-	cur      *segment
-	disc     bool
-	hasVideo bool
-	buf      []byte
-	warned   map[string]bool
-	m3u8Rel  string
+	client sdk.ClientInfo
+	// publisher is the publishing client: on_hls names it, as SRS does.
+	publisher sdk.ClientInfo
+	mux       *tsmux.Muxer
+	seq       uint64
+	segs      []*segment
+	expired   []*segment
+	discSeq   int
+	cur       *segment
+	disc      bool
+	hasVideo  bool
+	buf       []byte
+	warned    map[string]bool
+	m3u8Rel   string
 }
 
 type segment struct {
@@ -436,7 +438,11 @@ func (h *hlsStream) notify(s *segment) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := h.srv.rt.Host.Notify(ctx, "on_hls", h.client, h.key.ref(), fields); err != nil {
+	who := h.publisher
+	if who.ID == "" {
+		who = h.client
+	}
+	if err := h.srv.rt.Host.Notify(ctx, "on_hls", who, h.key.ref(), fields); err != nil {
 		h.log.Warn("on_hls event", "error", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -241,32 +242,49 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 	ref := key.ref()
 	ref.Param = r.URL.RawQuery
 	ref.TcURL = "http://" + r.Host + "/" + key.App
-	// Each player is authorized by the core (security rules, on_play) with
-	// its own subscription, released at once: media comes from the
-	// stream's one shared subscription.
-	wait := cfg.PlayWait
-	if r.Method == http.MethodHead {
-		wait = 0
-	}
-	sub, err := s.rt.Host.Subscribe(r.Context(), client, ref, sdk.SubscribeOptions{Wait: wait})
-	if err != nil {
+	// Each player is authorized by the core (security rules, on_play);
+	// media comes from the stream's one shared subscription.
+	if err := s.rt.Host.Play(r.Context(), client, ref); err != nil {
+		log.Warn("player refused", "stream", key.String(), "error", err)
+		// As SRS: a refused HTTP-FLV player gets its connection closed
+		// without an answer.
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, herr := hj.Hijack(); herr == nil {
+				conn.Close()
+				return
+			}
+		}
 		code, msg := subscribeStatus(err)
-		log.Info("player refused", "stream", key.String(), "status", code, "error", err)
 		httpError(w, code, "%s: %s", msg, key.String())
 		return
 	}
-	_ = sub.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.rt.Host.PlayStopped(ctx, client, ref); err != nil {
+			log.Warn("report play stop", "error", err)
+		}
+	}()
 	if r.Method == http.MethodHead {
+		sub, err := s.rt.Host.Subscribe(r.Context(), client, ref, sdk.SubscribeOptions{})
+		if err != nil {
+			code, msg := subscribeStatus(err)
+			httpError(w, code, "%s: %s", msg, key.String())
+			return
+		}
+		_ = sub.Close()
 		w.Header().Set("Content-Type", f.contentType())
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	var src *source
+	var err error
 	for attempt := 0; ; attempt++ {
 		src, err = s.source(r.Context(), key, client)
 		if err != nil {
 			code, msg := subscribeStatus(err)
+			log.Info("player refused", "stream", key.String(), "status", code, "error", err)
 			httpError(w, code, "%s: %s", msg, key.String())
 			return
 		}

@@ -67,6 +67,9 @@ func (s *Server) Info() sdk.Info {
 		Version:     "0.1.0",
 		Description: "HLS, HTTP-FLV, HTTP-TS, HTTP-AAC/MP3 and static files over HTTP",
 		Listeners:   []sdk.Listener{{Name: "http", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:8080"}}},
+		// enabled in a vhost's hls block switches HLS files, not the plugin:
+		// HTTP-FLV keeps serving (SRS's hls and http_remux are separate).
+		Capabilities: []string{sdk.CapOwnEnabled},
 	}
 }
 
@@ -180,6 +183,7 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 		}
 		s.hls[key] = h
 	}
+	h.publisher = ev.Publisher
 	h.start(ev.Stream)
 }
 

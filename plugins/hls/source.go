@@ -17,8 +17,10 @@ import (
 
 type streamKey struct{ Vhost, App, Stream string }
 
-func (k streamKey) ref() sdk.StreamRef { return sdk.StreamRef{Vhost: k.Vhost, App: k.App, Stream: k.Stream} }
-func (k streamKey) String() string     { return k.Vhost + "/" + k.App + "/" + k.Stream }
+func (k streamKey) ref() sdk.StreamRef {
+	return sdk.StreamRef{Vhost: k.Vhost, App: k.App, Stream: k.Stream}
+}
+func (k streamKey) String() string { return k.Vhost + "/" + k.App + "/" + k.Stream }
 
 // sourceLinger is how long a source keeps its subscription after its last
 // player left, so a reconnecting player does not resubscribe.

@@ -115,6 +115,7 @@ func (c *PluginClient) Stop(ctx context.Context, timeout time.Duration) error {
 func (c *PluginClient) StreamEvent(ctx context.Context, ev StreamEvent) error {
 	_, err := c.rpc.StreamEvent(ctx, &pb.StreamEventRequest{
 		Type: pb.StreamEventRequest_Type(ev.Type), Stream: streamToPB(ev.Stream), StreamId: ev.StreamID, Ring: ev.Ring,
+		Publisher: clientToPB(ev.Publisher),
 	})
 	return FromStatus(err)
 }
@@ -257,7 +258,7 @@ func (s *hostServer) Subscribe(ctx context.Context, in *pb.SubscribeRequest) (*p
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	return &pb.SubscribeResponse{Ring: sub.Ring, StreamId: sub.StreamID, SubscriptionId: sub.SubscriptionID, GopCache: sub.GopCache}, nil
+	return &pb.SubscribeResponse{Ring: sub.Ring, StreamId: sub.StreamID, SubscriptionId: sub.SubscriptionID, GopCache: sub.GopCache, Vhost: sub.Vhost}, nil
 }
 
 func (s *hostServer) Unsubscribe(ctx context.Context, in *pb.UnsubscribeRequest) (*pb.UnsubscribeResponse, error) {
@@ -301,7 +302,7 @@ func (c *hostClient) Subscribe(ctx context.Context, req SubscribeRequest) (Subsc
 	if err != nil {
 		return Subscription{}, FromStatus(err)
 	}
-	return Subscription{Ring: r.Ring, StreamID: r.StreamId, SubscriptionID: r.SubscriptionId, GopCache: r.GopCache}, nil
+	return Subscription{Ring: r.Ring, StreamID: r.StreamId, SubscriptionID: r.SubscriptionId, GopCache: r.GopCache, Vhost: r.Vhost}, nil
 }
 
 func (c *hostClient) Unsubscribe(ctx context.Context, id string) error {

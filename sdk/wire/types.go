@@ -121,12 +121,18 @@ const CapOnDemandSource = "on-demand-source"
 // serve every vhost unless the vhost's block says enabled = false.
 const CapVhostOptIn = "vhost-opt-in"
 
+// CapOwnEnabled is the capability of a plugin that reads the enabled key of
+// its vhost block itself (the hls plugin: enabled switches HLS files, not
+// HTTP-FLV); the core then never disables the plugin for that vhost.
+const CapOwnEnabled = "vhost-own-enabled"
+
 // StreamEvent tells a plugin that a stream of one of its vhosts changed.
 type StreamEvent struct {
-	Type     StreamEventType
-	Stream   StreamRef
-	StreamID string
-	Ring     string
+	Type      StreamEventType
+	Stream    StreamRef
+	StreamID  string
+	Ring      string
+	Publisher ClientInfo // the publishing client (published, unpublished)
 }
 
 // ClientStat is one client as a plugin reports it.
@@ -190,6 +196,7 @@ type Subscription struct {
 	StreamID       string
 	SubscriptionID string
 	GopCache       bool
+	Vhost          string // the vhost the stream resolved to
 }
 
 // ClientEventType says whether a client connected or closed.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/core/internal/console"
 	"github.com/rill-media/rill/core/internal/hub"
 	"github.com/rill-media/rill/core/internal/pluginhost"
 	"github.com/rill-media/rill/sdk/wire"
@@ -109,6 +110,10 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/vhosts/", s.vhosts)
 	m.HandleFunc("/api/v1/clients/", s.clientsHandler)
 	m.Handle("/metrics", s.metricsHandler())
+	m.Handle("/console/", console.Handler("/console/"))
+	m.HandleFunc("/console", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/", http.StatusFound)
+	})
 	m.HandleFunc("/api/v1/raw", s.raw)
 	m.HandleFunc("/api/v1/", s.index)
 	m.HandleFunc("/api/", s.index)

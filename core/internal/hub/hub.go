@@ -248,7 +248,7 @@ func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishReques
 	s.publisher = p
 	h.pubs[p.id] = s
 	close(s.ready)
-	ev := wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path}
+	ev := wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path, Publisher: p.client}
 	h.mu.Unlock()
 	h.log.Info("stream published", "stream", ref.Key(), "stream_id", s.ID, "client_id", req.Client.ID, "plugin", plugin, "ring", seg.Path)
 	if h.notify != nil {
@@ -300,7 +300,7 @@ func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
 	if h.gate != nil {
 		h.gate.Unpublished(p.client, p.ref, s.ID)
 	}
-	return wire.StreamEvent{Type: wire.StreamUnpublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path}
+	return wire.StreamEvent{Type: wire.StreamUnpublished, Stream: p.ref, StreamID: s.ID, Ring: seg.Path, Publisher: p.client}
 }
 
 func (h *Hub) removeSegment(seg *shm.Segment) {
@@ -336,7 +336,7 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 			h.subs[sb.id] = sb
 			h.mu.Unlock()
 			h.log.Debug("stream subscribed", "stream", ref.Key(), "client_id", req.Client.ID, "plugin", plugin)
-			return wire.Subscription{Ring: p.seg.Path, StreamID: s.ID, SubscriptionID: sb.id, GopCache: vp.GopCache}, nil
+			return wire.Subscription{Ring: p.seg.Path, StreamID: s.ID, SubscriptionID: sb.id, GopCache: vp.GopCache, Vhost: ref.Vhost}, nil
 		}
 		ready := s.ready
 		s.waiters++
@@ -463,7 +463,7 @@ func (h *Hub) Live() []wire.StreamEvent {
 	var out []wire.StreamEvent
 	for _, s := range h.streams {
 		if p := s.publisher; p != nil {
-			out = append(out, wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: p.seg.Path})
+			out = append(out, wire.StreamEvent{Type: wire.StreamPublished, Stream: p.ref, StreamID: s.ID, Ring: p.seg.Path, Publisher: p.client})
 		}
 	}
 	return out

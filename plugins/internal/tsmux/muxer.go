@@ -53,8 +53,8 @@ type Muxer struct {
 	haveAAC      bool
 
 	patCC, pmtCC, vCC, aCC uint8
-	pmtVersion            uint8
-	tablesDue             bool
+	pmtVersion             uint8
+	tablesDue              bool
 
 	// AAC timestamps are rebuilt from the sample count so that RTMP's
 	// millisecond rounding (21, 21, 22 ms at 48 kHz) does not leak into
@@ -276,7 +276,7 @@ func (m *Muxer) aacTicks(dts int64) int64 {
 func (m *Muxer) AppendTables(dst []byte) []byte {
 	m.tablesDue = false
 	// PAT (§2.4.4.3): one program, number 1, on PIDPMT.
-	sec := []byte{0x00, 0xb0, 13, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xe0 | byte(PIDPMT>>8), byte(PIDPMT&0xff)}
+	sec := []byte{0x00, 0xb0, 13, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xe0 | byte(PIDPMT>>8), byte(PIDPMT & 0xff)}
 	dst = appendSection(dst, 0, &m.patCC, sec)
 	// PMT (§2.4.4.8).
 	pcr := PIDVideo

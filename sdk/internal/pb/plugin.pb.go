@@ -1021,6 +1021,7 @@ type StreamEventRequest struct {
 	Stream        *StreamRef              `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
 	StreamId      string                  `protobuf:"bytes,3,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
 	Ring          string                  `protobuf:"bytes,4,opt,name=ring,proto3" json:"ring,omitempty"`
+	Publisher     *ClientInfo             `protobuf:"bytes,5,opt,name=publisher,proto3" json:"publisher,omitempty"` // the publishing client (published, unpublished)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1081,6 +1082,13 @@ func (x *StreamEventRequest) GetRing() string {
 		return x.Ring
 	}
 	return ""
+}
+
+func (x *StreamEventRequest) GetPublisher() *ClientInfo {
+	if x != nil {
+		return x.Publisher
+	}
+	return nil
 }
 
 type StreamEventResponse struct {
@@ -1841,6 +1849,7 @@ type SubscribeResponse struct {
 	StreamId       string                 `protobuf:"bytes,2,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
 	SubscriptionId string                 `protobuf:"bytes,3,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	GopCache       bool                   `protobuf:"varint,4,opt,name=gop_cache,json=gopCache,proto3" json:"gop_cache,omitempty"` // start at the last GOP (true) or at the live edge
+	Vhost          string                 `protobuf:"bytes,5,opt,name=vhost,proto3" json:"vhost,omitempty"`                        // the vhost the stream resolved to
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1901,6 +1910,13 @@ func (x *SubscribeResponse) GetGopCache() bool {
 		return x.GopCache
 	}
 	return false
+}
+
+func (x *SubscribeResponse) GetVhost() string {
+	if x != nil {
+		return x.Vhost
+	}
+	return ""
 }
 
 type UnsubscribeRequest struct {
@@ -2270,12 +2286,13 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x19\n" +
 	"\bpage_url\x18\x04 \x01(\tR\apageUrl\x12\x17\n" +
 	"\aswf_url\x18\x05 \x01(\tR\x06swfUrl\x12\x16\n" +
-	"\x06plugin\x18\x06 \x01(\tR\x06plugin\"\xa1\x02\n" +
+	"\x06plugin\x18\x06 \x01(\tR\x06plugin\"\xdb\x02\n" +
 	"\x12StreamEventRequest\x12;\n" +
 	"\x04type\x18\x01 \x01(\x0e2'.rill.plugin.v1.StreamEventRequest.TypeR\x04type\x121\n" +
 	"\x06stream\x18\x02 \x01(\v2\x19.rill.plugin.v1.StreamRefR\x06stream\x12\x1b\n" +
 	"\tstream_id\x18\x03 \x01(\tR\bstreamId\x12\x12\n" +
-	"\x04ring\x18\x04 \x01(\tR\x04ring\"j\n" +
+	"\x04ring\x18\x04 \x01(\tR\x04ring\x128\n" +
+	"\tpublisher\x18\x05 \x01(\v2\x1a.rill.plugin.v1.ClientInfoR\tpublisher\"j\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTYPE_PUBLISHED\x10\x01\x12\x14\n" +
@@ -2339,12 +2356,13 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\v2\x1a.rill.plugin.v1.ClientInfoR\x06client\x121\n" +
 	"\x06stream\x18\x02 \x01(\v2\x19.rill.plugin.v1.StreamRefR\x06stream\x12\x17\n" +
 	"\await_ms\x18\x03 \x01(\x03R\x06waitMs\x12\x1a\n" +
-	"\binternal\x18\x04 \x01(\bR\binternal\"\x8a\x01\n" +
+	"\binternal\x18\x04 \x01(\bR\binternal\"\xa0\x01\n" +
 	"\x11SubscribeResponse\x12\x12\n" +
 	"\x04ring\x18\x01 \x01(\tR\x04ring\x12\x1b\n" +
 	"\tstream_id\x18\x02 \x01(\tR\bstreamId\x12'\n" +
 	"\x0fsubscription_id\x18\x03 \x01(\tR\x0esubscriptionId\x12\x1b\n" +
-	"\tgop_cache\x18\x04 \x01(\bR\bgopCache\"=\n" +
+	"\tgop_cache\x18\x04 \x01(\bR\bgopCache\x12\x14\n" +
+	"\x05vhost\x18\x05 \x01(\tR\x05vhost\"=\n" +
 	"\x12UnsubscribeRequest\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\"\x15\n" +
 	"\x13UnsubscribeResponse\"\xd4\x02\n" +
@@ -2455,57 +2473,58 @@ var file_rill_plugin_v1_plugin_proto_depIdxs = []int32{
 	9,  // 3: rill.plugin.v1.StartRequest.listeners:type_name -> rill.plugin.v1.BoundListener
 	0,  // 4: rill.plugin.v1.StreamEventRequest.type:type_name -> rill.plugin.v1.StreamEventRequest.Type
 	14, // 5: rill.plugin.v1.StreamEventRequest.stream:type_name -> rill.plugin.v1.StreamRef
-	38, // 6: rill.plugin.v1.HTTPRequest.header:type_name -> rill.plugin.v1.HTTPRequest.HeaderEntry
-	39, // 7: rill.plugin.v1.HTTPResponse.header:type_name -> rill.plugin.v1.HTTPResponse.HeaderEntry
-	15, // 8: rill.plugin.v1.ClientStat.client:type_name -> rill.plugin.v1.ClientInfo
-	14, // 9: rill.plugin.v1.ClientStat.stream:type_name -> rill.plugin.v1.StreamRef
-	24, // 10: rill.plugin.v1.StatsResponse.clients:type_name -> rill.plugin.v1.ClientStat
-	40, // 11: rill.plugin.v1.StatsResponse.counters:type_name -> rill.plugin.v1.StatsResponse.CountersEntry
-	15, // 12: rill.plugin.v1.PublishRequest.client:type_name -> rill.plugin.v1.ClientInfo
-	14, // 13: rill.plugin.v1.PublishRequest.stream:type_name -> rill.plugin.v1.StreamRef
-	15, // 14: rill.plugin.v1.SubscribeRequest.client:type_name -> rill.plugin.v1.ClientInfo
-	14, // 15: rill.plugin.v1.SubscribeRequest.stream:type_name -> rill.plugin.v1.StreamRef
-	1,  // 16: rill.plugin.v1.ClientEventRequest.type:type_name -> rill.plugin.v1.ClientEventRequest.Type
-	15, // 17: rill.plugin.v1.ClientEventRequest.client:type_name -> rill.plugin.v1.ClientInfo
-	14, // 18: rill.plugin.v1.ClientEventRequest.stream:type_name -> rill.plugin.v1.StreamRef
-	15, // 19: rill.plugin.v1.NotifyRequest.client:type_name -> rill.plugin.v1.ClientInfo
-	14, // 20: rill.plugin.v1.NotifyRequest.stream:type_name -> rill.plugin.v1.StreamRef
-	41, // 21: rill.plugin.v1.NotifyRequest.fields:type_name -> rill.plugin.v1.NotifyRequest.FieldsEntry
-	20, // 22: rill.plugin.v1.HTTPRequest.HeaderEntry.value:type_name -> rill.plugin.v1.HeaderValues
-	20, // 23: rill.plugin.v1.HTTPResponse.HeaderEntry.value:type_name -> rill.plugin.v1.HeaderValues
-	3,  // 24: rill.plugin.v1.Plugin.Describe:input_type -> rill.plugin.v1.DescribeRequest
-	6,  // 25: rill.plugin.v1.Plugin.Configure:input_type -> rill.plugin.v1.ConfigureRequest
-	10, // 26: rill.plugin.v1.Plugin.Start:input_type -> rill.plugin.v1.StartRequest
-	12, // 27: rill.plugin.v1.Plugin.Stop:input_type -> rill.plugin.v1.StopRequest
-	16, // 28: rill.plugin.v1.Plugin.StreamEvent:input_type -> rill.plugin.v1.StreamEventRequest
-	18, // 29: rill.plugin.v1.Plugin.Kick:input_type -> rill.plugin.v1.KickRequest
-	21, // 30: rill.plugin.v1.Plugin.ServeHTTP:input_type -> rill.plugin.v1.HTTPRequest
-	23, // 31: rill.plugin.v1.Plugin.Stats:input_type -> rill.plugin.v1.StatsRequest
-	26, // 32: rill.plugin.v1.Host.Publish:input_type -> rill.plugin.v1.PublishRequest
-	28, // 33: rill.plugin.v1.Host.Unpublish:input_type -> rill.plugin.v1.UnpublishRequest
-	30, // 34: rill.plugin.v1.Host.Subscribe:input_type -> rill.plugin.v1.SubscribeRequest
-	32, // 35: rill.plugin.v1.Host.Unsubscribe:input_type -> rill.plugin.v1.UnsubscribeRequest
-	34, // 36: rill.plugin.v1.Host.ClientEvent:input_type -> rill.plugin.v1.ClientEventRequest
-	36, // 37: rill.plugin.v1.Host.Notify:input_type -> rill.plugin.v1.NotifyRequest
-	4,  // 38: rill.plugin.v1.Plugin.Describe:output_type -> rill.plugin.v1.DescribeResponse
-	7,  // 39: rill.plugin.v1.Plugin.Configure:output_type -> rill.plugin.v1.ConfigureResponse
-	11, // 40: rill.plugin.v1.Plugin.Start:output_type -> rill.plugin.v1.StartResponse
-	13, // 41: rill.plugin.v1.Plugin.Stop:output_type -> rill.plugin.v1.StopResponse
-	17, // 42: rill.plugin.v1.Plugin.StreamEvent:output_type -> rill.plugin.v1.StreamEventResponse
-	19, // 43: rill.plugin.v1.Plugin.Kick:output_type -> rill.plugin.v1.KickResponse
-	22, // 44: rill.plugin.v1.Plugin.ServeHTTP:output_type -> rill.plugin.v1.HTTPResponse
-	25, // 45: rill.plugin.v1.Plugin.Stats:output_type -> rill.plugin.v1.StatsResponse
-	27, // 46: rill.plugin.v1.Host.Publish:output_type -> rill.plugin.v1.PublishResponse
-	29, // 47: rill.plugin.v1.Host.Unpublish:output_type -> rill.plugin.v1.UnpublishResponse
-	31, // 48: rill.plugin.v1.Host.Subscribe:output_type -> rill.plugin.v1.SubscribeResponse
-	33, // 49: rill.plugin.v1.Host.Unsubscribe:output_type -> rill.plugin.v1.UnsubscribeResponse
-	35, // 50: rill.plugin.v1.Host.ClientEvent:output_type -> rill.plugin.v1.ClientEventResponse
-	37, // 51: rill.plugin.v1.Host.Notify:output_type -> rill.plugin.v1.NotifyResponse
-	38, // [38:52] is the sub-list for method output_type
-	24, // [24:38] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	15, // 6: rill.plugin.v1.StreamEventRequest.publisher:type_name -> rill.plugin.v1.ClientInfo
+	38, // 7: rill.plugin.v1.HTTPRequest.header:type_name -> rill.plugin.v1.HTTPRequest.HeaderEntry
+	39, // 8: rill.plugin.v1.HTTPResponse.header:type_name -> rill.plugin.v1.HTTPResponse.HeaderEntry
+	15, // 9: rill.plugin.v1.ClientStat.client:type_name -> rill.plugin.v1.ClientInfo
+	14, // 10: rill.plugin.v1.ClientStat.stream:type_name -> rill.plugin.v1.StreamRef
+	24, // 11: rill.plugin.v1.StatsResponse.clients:type_name -> rill.plugin.v1.ClientStat
+	40, // 12: rill.plugin.v1.StatsResponse.counters:type_name -> rill.plugin.v1.StatsResponse.CountersEntry
+	15, // 13: rill.plugin.v1.PublishRequest.client:type_name -> rill.plugin.v1.ClientInfo
+	14, // 14: rill.plugin.v1.PublishRequest.stream:type_name -> rill.plugin.v1.StreamRef
+	15, // 15: rill.plugin.v1.SubscribeRequest.client:type_name -> rill.plugin.v1.ClientInfo
+	14, // 16: rill.plugin.v1.SubscribeRequest.stream:type_name -> rill.plugin.v1.StreamRef
+	1,  // 17: rill.plugin.v1.ClientEventRequest.type:type_name -> rill.plugin.v1.ClientEventRequest.Type
+	15, // 18: rill.plugin.v1.ClientEventRequest.client:type_name -> rill.plugin.v1.ClientInfo
+	14, // 19: rill.plugin.v1.ClientEventRequest.stream:type_name -> rill.plugin.v1.StreamRef
+	15, // 20: rill.plugin.v1.NotifyRequest.client:type_name -> rill.plugin.v1.ClientInfo
+	14, // 21: rill.plugin.v1.NotifyRequest.stream:type_name -> rill.plugin.v1.StreamRef
+	41, // 22: rill.plugin.v1.NotifyRequest.fields:type_name -> rill.plugin.v1.NotifyRequest.FieldsEntry
+	20, // 23: rill.plugin.v1.HTTPRequest.HeaderEntry.value:type_name -> rill.plugin.v1.HeaderValues
+	20, // 24: rill.plugin.v1.HTTPResponse.HeaderEntry.value:type_name -> rill.plugin.v1.HeaderValues
+	3,  // 25: rill.plugin.v1.Plugin.Describe:input_type -> rill.plugin.v1.DescribeRequest
+	6,  // 26: rill.plugin.v1.Plugin.Configure:input_type -> rill.plugin.v1.ConfigureRequest
+	10, // 27: rill.plugin.v1.Plugin.Start:input_type -> rill.plugin.v1.StartRequest
+	12, // 28: rill.plugin.v1.Plugin.Stop:input_type -> rill.plugin.v1.StopRequest
+	16, // 29: rill.plugin.v1.Plugin.StreamEvent:input_type -> rill.plugin.v1.StreamEventRequest
+	18, // 30: rill.plugin.v1.Plugin.Kick:input_type -> rill.plugin.v1.KickRequest
+	21, // 31: rill.plugin.v1.Plugin.ServeHTTP:input_type -> rill.plugin.v1.HTTPRequest
+	23, // 32: rill.plugin.v1.Plugin.Stats:input_type -> rill.plugin.v1.StatsRequest
+	26, // 33: rill.plugin.v1.Host.Publish:input_type -> rill.plugin.v1.PublishRequest
+	28, // 34: rill.plugin.v1.Host.Unpublish:input_type -> rill.plugin.v1.UnpublishRequest
+	30, // 35: rill.plugin.v1.Host.Subscribe:input_type -> rill.plugin.v1.SubscribeRequest
+	32, // 36: rill.plugin.v1.Host.Unsubscribe:input_type -> rill.plugin.v1.UnsubscribeRequest
+	34, // 37: rill.plugin.v1.Host.ClientEvent:input_type -> rill.plugin.v1.ClientEventRequest
+	36, // 38: rill.plugin.v1.Host.Notify:input_type -> rill.plugin.v1.NotifyRequest
+	4,  // 39: rill.plugin.v1.Plugin.Describe:output_type -> rill.plugin.v1.DescribeResponse
+	7,  // 40: rill.plugin.v1.Plugin.Configure:output_type -> rill.plugin.v1.ConfigureResponse
+	11, // 41: rill.plugin.v1.Plugin.Start:output_type -> rill.plugin.v1.StartResponse
+	13, // 42: rill.plugin.v1.Plugin.Stop:output_type -> rill.plugin.v1.StopResponse
+	17, // 43: rill.plugin.v1.Plugin.StreamEvent:output_type -> rill.plugin.v1.StreamEventResponse
+	19, // 44: rill.plugin.v1.Plugin.Kick:output_type -> rill.plugin.v1.KickResponse
+	22, // 45: rill.plugin.v1.Plugin.ServeHTTP:output_type -> rill.plugin.v1.HTTPResponse
+	25, // 46: rill.plugin.v1.Plugin.Stats:output_type -> rill.plugin.v1.StatsResponse
+	27, // 47: rill.plugin.v1.Host.Publish:output_type -> rill.plugin.v1.PublishResponse
+	29, // 48: rill.plugin.v1.Host.Unpublish:output_type -> rill.plugin.v1.UnpublishResponse
+	31, // 49: rill.plugin.v1.Host.Subscribe:output_type -> rill.plugin.v1.SubscribeResponse
+	33, // 50: rill.plugin.v1.Host.Unsubscribe:output_type -> rill.plugin.v1.UnsubscribeResponse
+	35, // 51: rill.plugin.v1.Host.ClientEvent:output_type -> rill.plugin.v1.ClientEventResponse
+	37, // 52: rill.plugin.v1.Host.Notify:output_type -> rill.plugin.v1.NotifyResponse
+	39, // [39:53] is the sub-list for method output_type
+	25, // [25:39] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_rill_plugin_v1_plugin_proto_init() }
