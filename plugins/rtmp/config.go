@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,11 @@ type settings struct {
 	QueueBytes int `json:"queue_bytes"`
 	// PlayWait is how long a player waits for a publisher.
 	PlayWait msDuration `json:"play_wait"`
+	// SendBuffer sets SO_SNDBUF on player sockets (0: the kernel's
+	// autotuning, up to net.ipv4.tcp_wmem's max, 4 MiB by default). A
+	// smaller buffer holds less memory per stalled player and detects it
+	// sooner, at the cost of throughput on long round trips.
+	SendBuffer int `json:"send_buffer"`
 }
 
 func defaultSettings() settings {
@@ -89,6 +95,10 @@ type vhostOptions struct {
 	TCPNoDelay        bool
 	FirstPktTimeout   time.Duration
 	NormalTimeout     time.Duration
+	// Forward lists the host:port destinations of vhost forward {}.
+	Forward []string
+	// Origins is cluster { origin } of a vhost in mode "remote" (an edge).
+	Origins []string
 }
 
 func defaultVhostOptions() vhostOptions {
@@ -131,6 +141,9 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if c.QueueBytes < 64<<10 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"queue_bytes"}, Msg: "must be at least 65536"})
+	}
+	if c.SendBuffer < 0 {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"send_buffer"}, Msg: "must not be negative"})
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"handshake_timeout"}, Msg: "must be positive"})
@@ -193,6 +206,37 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 				o.MWLatency = 0
 				o.TCPNoDelay = true
 			}
+		}
+		var fwd forwardBlock
+		if err := v.DecodeBlock("forward", &fwd); err != nil {
+			errs = append(errs, err)
+		}
+		if fwd.Enabled == nil || *fwd.Enabled {
+			for i, d := range fwd.Destination {
+				if _, _, err := net.SplitHostPort(d); err != nil {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"forward", "destination", strconv.Itoa(i)}, Msg: fmt.Sprintf("%q is not host:port", d), VhostRelative: true})
+				}
+			}
+			o.Forward = fwd.Destination
+		}
+		var cl clusterBlock
+		if err := v.DecodeBlock("cluster", &cl); err != nil {
+			errs = append(errs, err)
+		}
+		switch cl.Mode {
+		case "", "local":
+		case "remote":
+			if len(cl.Origin) == 0 {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "origin"}, Msg: "mode remote needs at least one origin", VhostRelative: true})
+			}
+			for i, d := range cl.Origin {
+				if _, _, err := net.SplitHostPort(d); err != nil {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "origin", strconv.Itoa(i)}, Msg: fmt.Sprintf("%q is not host:port", d), VhostRelative: true})
+				}
+			}
+			o.Origins = cl.Origin
+		default:
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "mode"}, Msg: fmt.Sprintf("%q is not local or remote", cl.Mode), VhostRelative: true})
 		}
 		if pub.FirstPktTimeout != nil {
 			o.FirstPktTimeout = time.Duration(*pub.FirstPktTimeout)

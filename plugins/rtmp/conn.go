@@ -91,13 +91,15 @@ type conn struct {
 	lastAck     uint64
 	connected   bool
 
-	mu     sync.Mutex // guards the fields below for Stats
-	info   sdk.ClientInfo
-	ref    sdk.StreamRef
-	role   role
-	pub    *sdk.Publication
-	player *player
-	vopts  vhostOptions
+	mu   sync.Mutex // guards the fields below for Stats
+	info sdk.ClientInfo
+	ref  sdk.StreamRef
+	role role
+	// playing: the core allowed this player (Play); PlayStopped is due.
+	playing bool
+	pub     *sdk.Publication
+	player  *player
+	vopts   vhostOptions
 
 	unwrap     tsUnwrapper
 	gotMedia   bool
@@ -198,6 +200,17 @@ func (c *conn) cleanup() {
 		pl.f.leave(pl)
 		pl.wg.Wait()
 		c.log.Info("play stopped", "stream", ref.Key())
+	}
+	c.mu.Lock()
+	playing := c.playing
+	c.playing = false
+	c.mu.Unlock()
+	if playing && c.s.rt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.s.rt.Host.PlayStopped(ctx, info, ref); err != nil {
+			c.log.Debug("report play stopped", "error", err)
+		}
+		cancel()
 	}
 	if connected && c.s.rt != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -675,6 +688,24 @@ func (c *conn) onPlay(tid float64, name string) error {
 	c.mu.Unlock()
 	if tcp, ok := c.nc.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(opts.TCPNoDelay)
+		if c.cfg.SendBuffer > 0 {
+			_ = tcp.SetWriteBuffer(c.cfg.SendBuffer)
+		}
+	}
+	// Every player is authorized by the core (security rules, on_play);
+	// media comes from the stream's one shared subscription.
+	if c.s.rt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+		err := c.s.rt.Host.Play(ctx, c.info, ref)
+		cancel()
+		if err != nil {
+			c.log.Warn("play refused", "stream", ref.Key(), "error", err)
+			_ = c.writeCommand(msgStreamID, "onStatus", 0.0, nil, status("error", "NetStream.Play.Rejected", err.Error()))
+			return fmt.Errorf("play %s refused: %w", ref.Key(), err)
+		}
+		c.mu.Lock()
+		c.playing = true
+		c.mu.Unlock()
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	var begin [6]byte

@@ -394,6 +394,9 @@ func (p *player) enqueue(m *outMsg) {
 		p.queue, p.qBytes = nil, 0
 		p.mu.Unlock()
 		p.c.log.Warn("player too slow, disconnecting", "stream", p.f.key, "queue", over)
+		if tcp, ok := p.c.nc.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0) // reset: drop what the kernel still holds for it
+		}
 		p.c.close("player too slow: " + over)
 		return
 	}

@@ -31,6 +31,9 @@ type Server struct {
 	listeners []net.Listener
 	stopped   bool
 
+	fwd  forwarders
+	edge edges
+
 	accepted atomic.Uint64
 	rejected atomic.Uint64
 }
@@ -55,7 +58,10 @@ func (s *Server) Info() sdk.Info {
 		Name:        "rtmp",
 		Version:     "0.1.0",
 		Description: "RTMP publish and play (SRS compatible)",
-		Listeners:   []sdk.Listener{{Name: "rtmp", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:1935"}}},
+		// An edge vhost (cluster mode remote) pulls from its origin when a
+		// player wants a stream nobody publishes.
+		Capabilities: []string{sdk.CapOnDemandSource},
+		Listeners:    []sdk.Listener{{Name: "rtmp", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:1935"}}},
 	}
 }
 

@@ -616,3 +616,74 @@ func TestRTMPBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestRTMPForward(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	dst, dstAddr := startRTMP(t, "", "")
+	src, srcAddr := startRTMP(t, "", fmt.Sprintf(`
+vhost "__defaultVhost__" {
+  forward {
+    destination = [%q]
+  }
+}
+`, dstAddr))
+	ffmpegPublish(t, "rtmp://"+srcAddr+"/live/fwd", 40)
+	waitPublished(t, src, "live", "fwd")
+	waitPublished(t, dst, "live", "fwd")
+	p := ffprobe(t, "rtmp://"+dstAddr+"/live/fwd", 3)
+	codecs := map[string]string{}
+	for _, s := range p.Streams {
+		codecs[s.CodecType] = s.CodecName
+	}
+	if codecs["video"] != "h264" || codecs["audio"] != "aac" || len(p.Packets) < 50 {
+		t.Fatalf("forwarded stream: codecs %v, %d packets", codecs, len(p.Packets))
+	}
+
+	// The destination goes away and comes back: the forward reconnects.
+	dst.Stop()
+	dst2, dst2Addr := startRTMP(t, fmt.Sprintf("listen = [%q]", dstAddr), "")
+	if dst2Addr != dstAddr {
+		t.Fatalf("restarted destination on %s, want %s", dst2Addr, dstAddr)
+	}
+	waitPublished(t, dst2, "live", "fwd")
+}
+
+func TestRTMPEdge(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	origin, originAddr := startRTMP(t, "", "")
+	edge, edgeAddr := startRTMP(t, "", fmt.Sprintf(`
+vhost "__defaultVhost__" {
+  cluster {
+    mode   = "remote"
+    origin = ["127.0.0.1:1", %q]
+  }
+}
+`, originAddr))
+	ffmpegPublish(t, "rtmp://"+originAddr+"/live/edge", 40)
+	waitPublished(t, origin, "live", "edge")
+
+	// A player on the edge makes it pull from the origin (the first origin
+	// refuses connections: fail over to the second).
+	p := ffprobe(t, "rtmp://"+edgeAddr+"/live/edge", 3)
+	codecs := map[string]string{}
+	for _, s := range p.Streams {
+		codecs[s.CodecType] = s.CodecName
+	}
+	if codecs["video"] != "h264" || codecs["audio"] != "aac" || len(p.Packets) < 50 {
+		t.Fatalf("stream through the edge: codecs %v, %d packets", codecs, len(p.Packets))
+	}
+	// The last player left: the edge stops pulling.
+	Eventually(t, 15*time.Second, "edge stops pulling", func() error {
+		if !strings.Contains(edge.Log(), "edge pull stopped") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+
+	// A publish to the edge goes on to the origin.
+	ffmpegPublish(t, "rtmp://"+edgeAddr+"/live/up", 40)
+	waitPublished(t, edge, "live", "up")
+	waitPublished(t, origin, "live", "up")
+}
