@@ -1,5 +1,5 @@
 # Rill's default config: `make run` serves with it.
-# Ports as in SRS: RTMP 1935, HTTP streaming 8080, HTTP API 1985.
+# Ports as in SRS: RTMP 1935, HTTP streaming 8080, HTTP API and console 1985.
 plugin_dir = "bin/plugins"
 listen_api = "0.0.0.0:1985"
 log_level  = "info"
@@ -15,6 +15,7 @@ plugin "rtmp" {
 
 plugin "hls" {
   listen = ["0.0.0.0:8080"]
+  dir    = "./objs/nginx/html"
 }
 
 vhost "__defaultVhost__" {
@@ -23,5 +24,6 @@ vhost "__defaultVhost__" {
     enabled  = true
     fragment = "2s"
     window   = "60s"
+    path     = "./objs/nginx/html"
   }
 }
