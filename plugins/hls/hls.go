@@ -287,7 +287,30 @@ func (h *hlsStream) write(p media.Packet) {
 	}
 }
 
+// refreshConfig picks up a reloaded vhost config for the timing knobs
+// (fragment, window, ratios, cleanup, dispose) at a segment boundary. The
+// file layout (path and templates) stays as the stream started with.
+func (h *hlsStream) refreshConfig() {
+	cfg := h.srv.cfg.Load()
+	if cfg == nil {
+		return
+	}
+	vc := cfg.Vhosts[h.key.Vhost]
+	if vc == nil || !vc.HLS.Enabled {
+		return
+	}
+	n := vc.HLS
+	if n.Path != h.cfg.Path || n.M3U8File != h.cfg.M3U8File || n.TSFile != h.cfg.TSFile || n.EntryPrefix != h.cfg.EntryPrefix {
+		return
+	}
+	if n.Fragment != h.cfg.Fragment || n.Window != h.cfg.Window {
+		h.log.Info("hls config reloaded", "fragment", n.Fragment, "window", n.Window)
+	}
+	h.cfg = n
+}
+
 func (h *hlsStream) open(dts time.Duration) bool {
+	h.refreshConfig()
 	now := time.Now()
 	s := &segment{seq: h.seq, start: dts, last: dts, disc: h.disc, opened: now}
 	s.tmp = renderTemplate(h.cfg.TSFile, h.vars(s.seq, now, 0)) + ".tmp"
