@@ -46,6 +46,24 @@ FUZZTIME ?= 20s
 fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
 
+# bench runs cmd/rill-bench against Rill (bin/rill with the rtmp and hls
+# plugins), lalserver (built from the lal version in go.mod, see
+# bench/tools.go) and the physical floor (bench/floor), one after the other
+# on loopback, and writes docs/BENCHMARKS.md. bench-quick stops at 500
+# players and keeps under 5 minutes. A plugin that does not build is left
+# out, and the report says why its rows failed. BENCH_FLAGS adds flags
+# (e.g. BENCH_FLAGS='-servers rill,lalserver -n 100,1000').
+BENCH_FLAGS ?=
+bench bench-quick: $(BIN)/rill
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/rtmp ./plugins/rtmp || rm -f $(BIN)/plugins/rtmp
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/hls ./plugins/hls || rm -f $(BIN)/plugins/hls
+	$(GO) build $(GOFLAGS) -o $(BIN)/rill-bench ./cmd/rill-bench
+	$(GO) build $(GOFLAGS) -o $(BIN)/bench-floor ./bench/floor
+	$(GO) build $(GOFLAGS) -o $(BIN)/lalserver github.com/q191201771/lal/app/lalserver
+	@mkdir -p docs
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	./$(BIN)/rill-bench suite $(if $(filter bench-quick,$@),-quick) -command 'make $@' -out docs/BENCHMARKS.md $(BENCH_FLAGS)
+
 # console-vendor refreshes the players the console embeds from npm (pinned).
 MPEGTS_VERSION ?= 1.8.2
 HLSJS_VERSION  ?= 1.7.4
