@@ -28,17 +28,25 @@ func splitAddr(s, defNetwork string) (network, addr string) {
 	return defNetwork, s
 }
 
-// family returns network with "6" appended for an IPv6 host, so that
-// "[::]:1935" binds IPv6 only (IPV6_V6ONLY) and can sit beside "0.0.0.0:1935".
+// family returns network with "4" or "6" appended for an IP literal host,
+// so that "0.0.0.0:1935" binds IPv4 only and "[::]:1935" IPv6 only
+// (IPV6_V6ONLY), and both can be configured side by side.
 func family(network, addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return network
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return network
+	case ip.To4() == nil:
 		return network + "6"
+	default:
+		// "0.0.0.0" with plain tcp would be a dual-stack socket in Go and
+		// collide with a separate "[::]" listener on the same port.
+		return network + "4"
 	}
-	return network
 }
 
 func bind(name, spec, defNetwork string) (*bound, error) {

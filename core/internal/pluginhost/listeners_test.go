@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"net"
+	"strings"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,6 +27,26 @@ func TestBindIPv4AndIPv6SamePort(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+func TestBindWildcardsSideBySide(t *testing.T) {
+	v4, err := bind("x", "0.0.0.0:0", "tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll([]*bound{v4})
+	if !strings.HasPrefix(v4.addr, "0.0.0.0:") {
+		t.Fatalf("IPv4 wildcard bound as %s", v4.addr)
+	}
+	_, port, _ := net.SplitHostPort(v4.addr)
+	v6, err := bind("x", "[::]:"+port, "tcp")
+	if err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("[::] collides with 0.0.0.0 on port %s: %v", port, err)
+		}
+		t.Skipf("no IPv6 here: %v", err)
+	}
+	closeAll([]*bound{v6})
 }
 
 func TestBindUDPAndErrors(t *testing.T) {
