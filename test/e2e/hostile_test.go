@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/q191201771/lal/pkg/base"
+	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
+)
+
+func hostileDaemon(t *testing.T, rtmpExtra, hlsExtra, extra string) (*Daemon, map[string]PluginStatus) {
+	t.Helper()
+	d := StartDaemon(t, Config{
+		Plugins: []string{"rtmp", "hls"},
+		Blocks: map[string]string{
+			"rtmp": "  listen = [\"127.0.0.1:0\"]\n" + rtmpExtra,
+			"hls":  "  listen = [\"127.0.0.1:0\"]\n" + hlsExtra,
+		},
+		Extra: extra,
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.Log())
+		}
+	})
+	return d, waitRunning(t, d, "rtmp", "hls")
+}
+
+// slowloris sends one byte a second and reports when the server closed it.
+func slowloris(t *testing.T, addr string, payload []byte, closed chan<- string) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		closed <- "dial: " + err.Error()
+		return
+	}
+	defer c.Close()
+	for i := 0; i < 60; i++ {
+		b := payload[i%len(payload)]
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte{b}); err != nil {
+			closed <- addr
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 4096)
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				closed <- addr
+				return
+			}
+		}
+	}
+	closed <- "still open after 60 s: " + addr
+}
+
+// TestSlowlorisOnEveryPort trickles a byte a second into :1935, :8080 and
+// :1985; each is closed by a handshake/header timeout while normal clients
+// are served meanwhile.
+func TestSlowlorisOnEveryPort(t *testing.T) {
+	d, ps := hostileDaemon(t, `  handshake_timeout = "3s"`, `  read_header_timeout = "3s"`, "")
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	apiAddr := strings.TrimPrefix(d.API, "http://")
+	closed := make(chan string, 3)
+	go slowloris(t, rtmpAddr, []byte{3, 0, 0, 0}, closed)
+	go slowloris(t, httpAddr, []byte("GET /live/x.flv HTTP/1.1\r\nHost: a\r\n"), closed)
+	go slowloris(t, apiAddr, []byte("GET /api/v1/versions HTTP/1.1\r\nHost: a\r\n"), closed)
+	// Meanwhile the API answers at once.
+	for i := 0; i < 5; i++ {
+		var v map[string]any
+		if err := d.GetJSON("/api/v1/versions", &v); err != nil {
+			t.Fatalf("API blocked by slowloris: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		select {
+		case s := <-closed:
+			if s != rtmpAddr && s != httpAddr && s != apiAddr {
+				t.Fatalf("slowloris: %s", s)
+			}
+			got[s] = true
+		case <-time.After(70 * time.Second):
+			t.Fatalf("slowloris connections still open: closed so far %v", got)
+		}
+	}
+}
+
+// TestIdleConnectionsBounded opens 5000 idle TCP connections to the RTMP
+// port: the plugin's memory stays bounded and publishing and playing work.
+func TestIdleConnectionsBounded(t *testing.T) {
+	needTool(t, "ffmpeg")
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 12000 {
+		lim.Cur = min(lim.Max, 12000)
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	d, ps := hostileDaemon(t, `  handshake_timeout = "60s"`, "", "")
+	rtmpAddr := ps["rtmp"].Listeners[0].Addr
+	rssBefore := rssOf(ps["rtmp"].PID)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 5000; i++ {
+		c, err := net.DialTimeout("tcp", rtmpAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(time.Second)
+	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/idle", 60)
+	waitPublished(t, d, "live", "idle")
+	if err := ffprobeRun("rtmp://"+rtmpAddr+"/live/idle", 2); err != nil {
+		t.Fatalf("play with 5000 idle connections: %v", err)
+	}
+	rss := rssOf(ps["rtmp"].PID)
+	t.Logf("rtmp plugin RSS: %d KiB before, %d KiB with 5000 idle connections", rssBefore, rss)
+	if rss > rssBefore+200*1024 {
+		t.Fatalf("5000 idle connections cost %d KiB (more than 40 KiB each)", rss-rssBefore)
+	}
+}
+
+func rssOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// gapPlayer plays RTMP and records the longest pause between video frames.
+type gapPlayer struct {
+	mu     sync.Mutex
+	last   time.Time
+	maxGap time.Duration
+	video  atomic.Int64
+	sess   *lalrtmp.PullSession
+}
+
+func newGapPlayer(t *testing.T, url string) *gapPlayer {
+	p := &gapPlayer{}
+	p.sess = lalrtmp.NewPullSession(func(o *lalrtmp.PullSessionOption) { o.PullTimeoutMs = 15000 })
+	p.sess.WithOnReadRtmpAvMsg(func(msg base.RtmpMsg) {
+		if msg.Header.MsgTypeId != base.RtmpTypeIdVideo {
+			return
+		}
+		now := time.Now()
+		p.mu.Lock()
+		if !p.last.IsZero() && now.Sub(p.last) > p.maxGap {
+			p.maxGap = now.Sub(p.last)
+		}
+		p.last = now
+		p.mu.Unlock()
+		p.video.Add(1)
+	})
+	if err := p.sess.Pull(url); err != nil {
+		t.Fatalf("pull %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = p.sess.Dispose() })
+	return p
+}
+
+func (p *gapPlayer) gap() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxGap
+}
+
+// TestChaosKillHLSWhileRTMPPlays kills the HLS plugin every few seconds for
+// 30 s while an RTMP player watches: the player never stalls, and after the
+// chaos the HLS playlist resumes.
+func TestChaosKillHLSWhileRTMPPlays(t *testing.T) {
+	needTool(t, "ffmpeg")
+	d, ps := hostileDaemon(t, "", "", `vhost "__defaultVhost__" {
+  hls {
+    enabled  = true
+    fragment = "1s"
+    window   = "10s"
+    path     = "hlsroot"
+  }
+}
+`)
+	rtmpAddr := ps["rtmp"].Listeners[0].Addr
+	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/chaos", 120)
+	waitPublished(t, d, "live", "chaos")
+	player := newGapPlayer(t, "rtmp://"+rtmpAddr+"/live/chaos")
+	Eventually(t, 15*time.Second, "player receives", func() error {
+		if player.video.Load() < 25 {
+			return fmt.Errorf("%d frames", player.video.Load())
+		}
+		return nil
+	})
+	kills := 0
+	end := time.Now().Add(30 * time.Second)
+	for time.Now().Before(end) {
+		cur, err := d.Plugins()
+		if err == nil && cur["hls"].State == "running" && cur["hls"].PID > 0 {
+			if syscall.Kill(cur["hls"].PID, syscall.SIGKILL) == nil {
+				kills++
+			}
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if kills < 5 {
+		t.Fatalf("only %d kills", kills)
+	}
+	if g := player.gap(); g > 3*time.Second {
+		t.Fatalf("RTMP player stalled for %s while the HLS plugin was killed %d times", g, kills)
+	}
+	t.Logf("%d kills of hls; RTMP player's longest pause between frames: %s", kills, player.gap())
+	ps2 := waitRunning(t, d, "hls")
+	if ps2["hls"].Restarts < kills {
+		t.Fatalf("core reports %d restarts for %d kills", ps2["hls"].Restarts, kills)
+	}
+	m3u8 := "http://" + ps2["hls"].Listeners[0].Addr + "/live/chaos.m3u8"
+	var firstSeq string
+	Eventually(t, 30*time.Second, "HLS playlist resumes", func() error {
+		resp, err := http.Get(m3u8)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "#EXTINF") {
+			return fmt.Errorf("HTTP %d %q", resp.StatusCode, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"); ok {
+				if firstSeq == "" {
+					firstSeq = v
+					return fmt.Errorf("seen sequence %s, waiting for it to move", v)
+				}
+				if v != firstSeq {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("playlist not moving: %q", b)
+	})
+}
+
+// TestChaosKillRTMPWhileFLVPlays kills the RTMP plugin while HTTP-FLV
+// players watch: they get end of stream, play again once the publisher is
+// back, and the core reports the restart.
+func TestChaosKillRTMPWhileFLVPlays(t *testing.T) {
+	needTool(t, "ffmpeg")
+	d, ps := hostileDaemon(t, "", "", "")
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	pub := ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/flvchaos", 120)
+	waitPublished(t, d, "live", "flvchaos")
+	url := "http://" + httpAddr + "/live/flvchaos.flv"
+	type result struct {
+		n   int64
+		err error
+	}
+	results := make(chan result, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			c := http.Client{Timeout: 60 * time.Second}
+			resp, err := c.Get(url)
+			if err != nil {
+				results <- result{0, err}
+				return
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			results <- result{n, err}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	if err := syscall.Kill(ps["rtmp"].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		select {
+		case r := <-results:
+			if r.n < 10000 {
+				t.Fatalf("HTTP-FLV player got only %d bytes before the end: %v", r.n, r.err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("HTTP-FLV player did not see the end of the stream")
+		}
+	}
+	_ = pub.Wait() // ffmpeg's connection died with the plugin
+	ps2 := waitRunning(t, d, "rtmp")
+	if ps2["rtmp"].Restarts != 1 || ps2["rtmp"].PID == ps["rtmp"].PID {
+		t.Fatalf("restart not reported: %+v", ps2["rtmp"])
+	}
+	// Same port (the core kept the socket): the publisher comes back.
+	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/flvchaos", 60)
+	waitPublished(t, d, "live", "flvchaos")
+	probe := ffprobeRun(url, 2)
+	if probe != nil {
+		t.Fatalf("HTTP-FLV after the publisher came back: %v", probe)
+	}
+}
