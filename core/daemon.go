@@ -189,10 +189,11 @@ func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
 	if !v.Enabled {
 		return false
 	}
-	if hasCap(info, wire.CapOwnEnabled) {
-		return true
-	}
 	block, ok := v.Blocks[name]
+	if hasCap(info, wire.CapOwnEnabled) {
+		// The plugin reads its block's enabled key itself.
+		return ok || !hasCap(info, capOptIn)
+	}
 	if !ok {
 		for _, c := range info.Capabilities {
 			if c == capOptIn {

@@ -213,6 +213,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int) {
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/api/v1/" && r.URL.Path != "/api/" && r.URL.Path != "/api/v1" {
+		if s.routeOwner(r.URL.Path) != "" {
+			s.pluginRoute(w, r) // e.g. /api/v1/dvr served by the dvr plugin
+			return
+		}
 		s.fail(w, r, codeNotFound)
 		return
 	}
@@ -415,8 +419,22 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.write(w, r, s.envelope(codeOK))
+	case "dvr", "update":
+		// SRS's DVR control (rpc=update&scope=dvr&value=vhost&param=enable|disable&data=app/stream,
+		// or rpc=dvr&vhost=&app=&stream=&enabled=on|off) belongs to the dvr plugin.
+		if rpc == "update" && r.URL.Query().Get("scope") != "dvr" {
+			s.write(w, r, map[string]any{"code": codeNotFound, "msg": "rpc=update supports scope=dvr only"})
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/api/v1/dvr"
+		if s.routeOwner(r2.URL.Path) == "" {
+			s.write(w, r, map[string]any{"code": codeNotFound, "msg": "no dvr plugin running"})
+			return
+		}
+		s.pluginRoute(w, r2)
 	default:
-		s.write(w, r, map[string]any{"code": codeNotFound, "msg": fmt.Sprintf("unknown rpc %q (supported: reload)", rpc)})
+		s.write(w, r, map[string]any{"code": codeNotFound, "msg": fmt.Sprintf("unknown rpc %q (supported: reload, dvr, update)", rpc)})
 	}
 }
 
@@ -455,8 +473,9 @@ func (s *Server) plugins(w http.ResponseWriter, r *http.Request) {
 // maxRouteBody bounds request bodies forwarded to plugins (SDP offers etc.).
 const maxRouteBody = 1 << 20
 
-// pluginRoute forwards requests under a plugin's HTTPRoutes to it.
-func (s *Server) pluginRoute(w http.ResponseWriter, r *http.Request) {
+// routeOwner returns the plugin whose HTTPRoutes prefix matches path
+// longest, or "".
+func (s *Server) routeOwner(path string) string {
 	var best, owner string
 	for _, n := range s.Plugins.Names() {
 		info, ok := s.Plugins.Info(n)
@@ -464,11 +483,17 @@ func (s *Server) pluginRoute(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		for _, p := range info.HTTPRoutes {
-			if strings.HasPrefix(r.URL.Path, p) && len(p) > len(best) {
+			if strings.HasPrefix(path, p) && len(p) > len(best) {
 				best, owner = p, n
 			}
 		}
 	}
+	return owner
+}
+
+// pluginRoute forwards requests under a plugin's HTTPRoutes to it.
+func (s *Server) pluginRoute(w http.ResponseWriter, r *http.Request) {
+	owner := s.routeOwner(r.URL.Path)
 	if owner == "" {
 		http.Error(w, "404 not found: "+r.URL.Path, http.StatusNotFound)
 		return
