@@ -97,6 +97,13 @@ func toWireInfo(info Info) wire.Info {
 	}
 }
 
+// NewWirePlugin adapts p to the wire.Plugin that Serve exposes over gRPC,
+// logging to log. It is for test harnesses (see sdk/sdktest); plugins call
+// Serve.
+func NewWirePlugin(p Plugin, log hclog.Logger) wire.Plugin {
+	return &adapter{p: p, info: p.Info(), log: log}
+}
+
 // adapter turns a plugin author's Plugin into the wire.Plugin the gRPC
 // server calls.
 type adapter struct {

@@ -79,9 +79,9 @@ var apiRoutes = []string{"/api/v1/dvr"}
 
 func (s *server) Info() sdk.Info {
 	return sdk.Info{
-		Name:         "dvr",
-		Version:      "1.0.0",
-		Description:  "records live streams to FLV and fragmented MP4 files (SRS DVR)",
+		Name:        "dvr",
+		Version:     "1.0.0",
+		Description: "records live streams to FLV and fragmented MP4 files (SRS DVR)",
 		// Only vhosts with a dvr block; enabled = false there still lets
 		// the API start a recording (the plugin reads enabled itself).
 		Capabilities: []string{sdk.CapVhostOptIn, sdk.CapOwnEnabled},

@@ -2,9 +2,9 @@ package pluginhost
 
 import (
 	"net"
-	"strings"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
