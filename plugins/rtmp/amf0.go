@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/rill-media/rill/sdk/media/flv"
 )
 
 // A bounded AMF0 decoder for RTMP command messages (AMF0 File Format
@@ -42,144 +44,19 @@ func (o amf0Obj) str(key string) string {
 	return s
 }
 
-type amf0Decoder struct {
-	b   []byte
-	off int
-}
-
-func (d *amf0Decoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w at offset %d: %s", errAMF0, d.off, fmt.Sprintf(format, args...))
-}
-
-func (d *amf0Decoder) take(n int) ([]byte, error) {
-	if n < 0 || n > len(d.b)-d.off {
-		return nil, d.errorf("%d bytes needed, %d left", n, len(d.b)-d.off)
-	}
-	s := d.b[d.off : d.off+n]
-	d.off += n
-	return s, nil
-}
-
-func (d *amf0Decoder) utf8(long bool) (string, error) {
-	var n int
-	if long {
-		s, err := d.take(4)
-		if err != nil {
-			return "", err
-		}
-		n = int(binary.BigEndian.Uint32(s))
-	} else {
-		s, err := d.take(2)
-		if err != nil {
-			return "", err
-		}
-		n = int(binary.BigEndian.Uint16(s))
-	}
-	s, err := d.take(n)
-	return string(s), err
-}
-
-// decodeAMF0 decodes every value of a command message body.
+// decodeAMF0 decodes every value of a command message body with the SDK's
+// bounded AMF0 reader; objects come back as amf0Obj.
 func decodeAMF0(b []byte) ([]any, error) {
-	d := amf0Decoder{b: b}
-	var out []any
-	for d.off < len(d.b) {
-		v, err := d.value(1)
-		if err != nil {
-			return out, err
+	vals, err := flv.DecodeAMF0(b)
+	for i, v := range vals {
+		if m, ok := v.(map[string]any); ok {
+			vals[i] = amf0Obj(m)
 		}
-		out = append(out, v)
 	}
-	return out, nil
-}
-
-func (d *amf0Decoder) value(depth int) (any, error) {
-	if depth > maxAMF0Depth {
-		return nil, d.errorf("nested deeper than %d", maxAMF0Depth)
-	}
-	m, err := d.take(1)
 	if err != nil {
-		return nil, err
+		return vals, fmt.Errorf("%w: %v", errAMF0, err)
 	}
-	switch m[0] {
-	case amf0Number:
-		s, err := d.take(8)
-		if err != nil {
-			return nil, err
-		}
-		return math.Float64frombits(binary.BigEndian.Uint64(s)), nil
-	case amf0Boolean:
-		s, err := d.take(1)
-		if err != nil {
-			return nil, err
-		}
-		return s[0] != 0, nil
-	case amf0String:
-		return d.utf8(false)
-	case amf0LongString, amf0XMLDocument:
-		return d.utf8(true)
-	case amf0Null, amf0Undefined, amf0Unsupported:
-		return nil, nil
-	case amf0Object:
-		return d.props(depth, false)
-	case amf0TypedObject:
-		if _, err := d.utf8(false); err != nil {
-			return nil, err
-		}
-		return d.props(depth, false)
-	case amf0ECMAArray:
-		if _, err := d.take(4); err != nil { // advisory count
-			return nil, err
-		}
-		return d.props(depth, true)
-	case amf0StrictArray:
-		s, err := d.take(4)
-		if err != nil {
-			return nil, err
-		}
-		n := binary.BigEndian.Uint32(s)
-		if int64(n) > int64(len(d.b)-d.off) { // each value takes at least one byte
-			return nil, d.errorf("strict array of %d values, %d bytes left", n, len(d.b)-d.off)
-		}
-		arr := make([]any, 0, n)
-		for i := uint32(0); i < n; i++ {
-			v, err := d.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		return arr, nil
-	case amf0Date:
-		s, err := d.take(10)
-		if err != nil {
-			return nil, err
-		}
-		return math.Float64frombits(binary.BigEndian.Uint64(s)), nil
-	}
-	return nil, d.errorf("unsupported type marker 0x%02x", m[0])
-}
-
-func (d *amf0Decoder) props(depth int, ecma bool) (amf0Obj, error) {
-	o := amf0Obj{}
-	for {
-		if ecma && d.off == len(d.b) {
-			return o, nil
-		}
-		key, err := d.utf8(false)
-		if err != nil {
-			return nil, err
-		}
-		if key == "" && d.off < len(d.b) && d.b[d.off] == amf0ObjectEnd {
-			d.off++
-			return o, nil
-		}
-		v, err := d.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		o[key] = v
-	}
+	return vals, nil
 }
 
 // amf0Pair is one property of an object written by appendAMF0Object, in order.

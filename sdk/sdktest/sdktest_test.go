@@ -21,7 +21,9 @@ type echo struct {
 	greet   string
 }
 
-func (e *echo) Info() sdk.Info { return sdk.Info{Name: "echo", Version: "0.0.1", HTTPRoutes: []string{"/echo/"}} }
+func (e *echo) Info() sdk.Info {
+	return sdk.Info{Name: "echo", Version: "0.0.1", HTTPRoutes: []string{"/echo/"}}
+}
 
 func (e *echo) Configure(_ context.Context, cfg sdk.Config) error {
 	var s struct {

@@ -389,19 +389,8 @@ func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, codeStreamNotFound)
 		return
 	}
-	start, count := paging(r)
-	list := []map[string]any{}
-	for i, si := range all {
-		if i < start {
-			continue
-		}
-		if len(list) >= count {
-			break
-		}
-		list = append(list, s.streamJSON(si, load))
-	}
 	e := s.envelope(codeOK)
-	e["streams"] = list
+	e["streams"] = page(r, all, func(si hub.StreamInfo) map[string]any { return s.streamJSON(si, load) })
 	s.write(w, r, e)
 }
 
@@ -436,6 +425,16 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.write(w, r, map[string]any{"code": codeNotFound, "msg": fmt.Sprintf("unknown rpc %q (supported: reload, dvr, update)", rpc)})
 	}
+}
+
+// page renders the start/count window of items the request asks for.
+func page[T any](r *http.Request, items []T, render func(T) map[string]any) []map[string]any {
+	start, count := paging(r)
+	list := []map[string]any{}
+	for i := start; i < len(items) && len(list) < count; i++ {
+		list = append(list, render(items[i]))
+	}
+	return list
 }
 
 // paging reads SRS's start/count; count is at least 10 as in SRS.

@@ -114,19 +114,8 @@ func (s *Server) clientsHandler(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, codeClientNotFound)
 		return
 	}
-	start, count := paging(r)
-	list := []map[string]any{}
-	for i, c := range all {
-		if i < start {
-			continue
-		}
-		if len(list) >= count {
-			break
-		}
-		list = append(list, s.clientJSON(c, streamIDs))
-	}
 	e := s.envelope(codeOK)
-	e["clients"] = list
+	e["clients"] = page(r, all, func(c wire.ClientStat) map[string]any { return s.clientJSON(c, streamIDs) })
 	s.write(w, r, e)
 }
 

@@ -571,17 +571,8 @@ func (h *Host) Stop(ctx context.Context) {
 	for _, p := range h.procs {
 		procs = append(procs, p)
 	}
-	h.procs = map[string]*proc{}
 	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		wg.Add(1)
-		go func(p *proc) {
-			defer wg.Done()
-			p.stop(ctx)
-		}(p)
-	}
-	wg.Wait()
+	h.stopProcs(ctx, procs)
 }
 
 // stop asks the plugin to stop gracefully (bounded by ctx and 5 s), ends

@@ -307,3 +307,23 @@ func appendAMF0Properties(dst []byte, m map[string]any, depth int) ([]byte, erro
 	}
 	return append(dst, 0, 0, amf0ObjectEnd), nil
 }
+
+// DecodeAMF0 decodes every AMF0 value of b, in order (an RTMP command
+// message body, for example). Objects and ECMA arrays come back as
+// map[string]any, strict arrays as []any, dates as time.Time, null and
+// undefined as nil. Nesting is limited to 16 levels and every length and
+// count is checked against the bytes left (THREATS.md row 6); on malformed
+// input it returns the values decoded so far and an error wrapping
+// ErrMalformed.
+func DecodeAMF0(b []byte) ([]any, error) {
+	r := amf0Reader{b: b}
+	var out []any
+	for r.left() > 0 {
+		v, err := r.value(1)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
