@@ -314,3 +314,80 @@ func TestChaosKillRTMPWhileFLVPlays(t *testing.T) {
 		t.Fatalf("HTTP-FLV after the publisher came back: %v", probe)
 	}
 }
+
+// sendAt writes one message with an absolute timestamp.
+func (r *rawRTMP) sendAt(csid int, typ uint8, streamID int, ts uint32, body []byte) error {
+	h := base.RtmpHeader{Csid: csid, MsgLen: uint32(len(body)), MsgTypeId: typ, MsgStreamId: streamID, TimestampAbs: ts}
+	_ = r.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := r.nc.Write(lalrtmp.Message2Chunks(body, &h))
+	return err
+}
+
+// TestHostileRTMPPublishers publishes garbage media next to a good stream:
+// video without a sequence header, timestamps going backwards, an AMF0
+// string longer than its packet. The plugin never restarts and the good
+// stream's player never stalls.
+func TestHostileRTMPPublishers(t *testing.T) {
+	needTool(t, "ffmpeg")
+	d, addr := startRTMP(t, "", "")
+	ps := waitRunning(t, d, "rtmp")
+	ffmpegPublish(t, "rtmp://"+addr+"/live/good", 90)
+	waitPublished(t, d, "live", "good")
+	good := newGapPlayer(t, "rtmp://"+addr+"/live/good")
+
+	publisher := func(name string) *rawRTMP {
+		r := dialRaw(t, addr, true)
+		r.connect("live", "rtmp://"+addr+"/live")
+		r.send(3, base.RtmpTypeIdCommandMessageAmf0, 0, amfCommand("createStream", 2.0, nil))
+		r.send(8, base.RtmpTypeIdCommandMessageAmf0, 1, amfCommand("publish", 3.0, nil, name, "live"))
+		time.Sleep(300 * time.Millisecond)
+		return r
+	}
+	// AVC NALU frames with no sequence header before them.
+	nalu := []byte{0x27, 0x01, 0, 0, 0, 0, 0, 0, 5, 0x41, 1, 2, 3, 4}
+	noHeader := publisher("noheader")
+	for i := 0; i < 50; i++ {
+		if err := noHeader.sendAt(6, base.RtmpTypeIdVideo, 1, uint32(i*40), nalu); err != nil {
+			break
+		}
+	}
+	// A valid sequence header, then timestamps that jump backwards.
+	backwards := publisher("backwards")
+	seqHeader := []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0, 4, 0x67, 0x42, 0xc0, 0x1e, 1, 0, 4, 0x68, 0xce, 0x3c, 0x80}
+	_ = backwards.sendAt(6, base.RtmpTypeIdVideo, 1, 0, seqHeader)
+	for i, ts := range []uint32{5000, 1000, 7000, 0, 0xFFFFF0, 10, 3} {
+		key := byte(0x27)
+		if i == 0 {
+			key = 0x17
+		}
+		frame := append([]byte{key}, nalu[1:]...)
+		if err := backwards.sendAt(6, base.RtmpTypeIdVideo, 1, ts, frame); err != nil {
+			break
+		}
+	}
+	// onMetaData whose string claims more bytes than the packet holds.
+	liar := publisher("liar")
+	_ = liar.sendAt(4, base.RtmpTypeIdMetadata, 1, 0, []byte{0x02, 0x00, 0x0d, '@', 's', 'e', 't', 0x02, 0xff, 0xff, 'x'})
+
+	time.Sleep(2 * time.Second)
+	for _, r := range []*rawRTMP{noHeader, backwards, liar} {
+		r.nc.Close()
+	}
+	ps2, err := d.Plugins()
+	if err != nil || ps2["rtmp"].PID != ps["rtmp"].PID || ps2["rtmp"].Restarts != 0 {
+		t.Fatalf("rtmp plugin restarted: %+v", ps2["rtmp"])
+	}
+	before := good.video.Load()
+	Eventually(t, 10*time.Second, "good stream still flowing", func() error {
+		if good.video.Load() < before+25 {
+			return fmt.Errorf("%d frames", good.video.Load())
+		}
+		return nil
+	})
+	if g := good.gap(); g > 3*time.Second {
+		t.Fatalf("good stream's player stalled for %s", g)
+	}
+	if strings.Contains(d.Log(), "panic") {
+		t.Fatalf("a panic was logged:\n%s", d.Log())
+	}
+}
