@@ -462,6 +462,19 @@ func (d *daemon) reload() error {
 	}
 	d.hub.SetPolicy(pol)
 	d.ctl.vhosts.Store(&ctlCfg)
+	// A plugin newly enabled in a vhost hears of that vhost's live streams,
+	// as a restarted plugin does.
+	for _, ev := range d.hub.Live() {
+		now, before := pol.Vhosts[ev.Stream.Vhost], prevPol.Vhosts[ev.Stream.Vhost]
+		if now == nil {
+			continue
+		}
+		for name, on := range now.Plugins {
+			if on && (before == nil || !before.Plugins[name]) {
+				d.plugins.Send(name, ev)
+			}
+		}
+	}
 	d.mu.Lock()
 	d.cfg, d.infos = cfg, infos
 	d.mu.Unlock()

@@ -565,14 +565,22 @@ func (h *Host) Statuses() []Status {
 
 // Stop stops every plugin: a graceful Stop call bounded by ctx, then the
 // process is killed, then its sockets are closed.
+//
+// Plugins without sockets (recorders, transcoders: clients of the others)
+// stop first, then the ones that serve the network.
 func (h *Host) Stop(ctx context.Context) {
 	h.mu.Lock()
-	procs := make([]*proc, 0, len(h.procs))
+	var first, then []*proc
 	for _, p := range h.procs {
-		procs = append(procs, p)
+		if len(p.bound) == 0 {
+			first = append(first, p)
+		} else {
+			then = append(then, p)
+		}
 	}
 	h.mu.Unlock()
-	h.stopProcs(ctx, procs)
+	h.stopProcs(ctx, first)
+	h.stopProcs(ctx, then)
 }
 
 // stop asks the plugin to stop gracefully (bounded by ctx and 5 s), ends
