@@ -21,6 +21,9 @@ import (
 	"github.com/rill-media/rill/sdk/wire"
 )
 
+// forgetAfter is how long an unpublished stream stays listed.
+var forgetAfter = 5 * time.Minute
+
 // DefaultVhost is SRS's name of the vhost that takes every unknown host name.
 const DefaultVhost = "__defaultVhost__"
 
@@ -294,6 +297,21 @@ func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
 		if s.lastRing == seg {
 			s.lastRing = nil
 			h.removeSegment(seg)
+		}
+	})
+	// An unpublished stream stays listed (as in SRS) for a while, then is
+	// forgotten if nobody republished, plays or waits for it: a flood of
+	// one-off stream names cannot grow the registry without bound.
+	gen := s.gen
+	time.AfterFunc(forgetAfter, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if s.gen == gen && s.publisher == nil && len(s.subs) == 0 && s.waiters == 0 && h.streams[s.Ref.Key()] == s {
+			if s.lastRing != nil {
+				h.removeSegment(s.lastRing)
+				s.lastRing = nil
+			}
+			delete(h.streams, s.Ref.Key())
 		}
 	})
 	h.log.Info("stream unpublished", "stream", s.Ref.Key(), "stream_id", s.ID, "client_id", p.client.ID, "plugin", p.plugin, "reason", why)

@@ -265,3 +265,27 @@ func TestInstanceSweepsOnlyDeadCores(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpublishedStreamForgotten(t *testing.T) {
+	old := forgetAfter
+	forgetAfter = 50 * time.Millisecond
+	defer func() { forgetAfter = old }()
+	h, _, _ := newTestHub(t)
+	pub, err := h.Publish(context.Background(), "rtmp", wire.PublishRequest{Stream: ref(DefaultVhost, "live", "once")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unpublish("rtmp", pub.PublicationID); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Streams()) != 1 {
+		t.Fatal("an unpublished stream stays listed for a while")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.Streams()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(h.Streams()); n != 0 {
+		t.Fatalf("%d streams still listed", n)
+	}
+}
