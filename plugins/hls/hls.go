@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/plugins/internal/fmp4"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
@@ -36,6 +38,14 @@ const (
 // hlsStream writes one stream's playlist and segments (SRS's hls muxer).
 // It survives unpublish for cfg.Dispose so that a republish continues the
 // sequence numbers after an EXT-X-DISCONTINUITY.
+//
+// Segments are MPEG-TS, except when the stream's video is H.265: then they
+// are fragmented MP4 (RFC 8216 §3.3), since few players take H.265 in TS.
+// An fMP4 segment is named by ts_file with its .ts extension replaced by
+// .m4s, and the initialization segment (ftyp+moov, EXT-X-MAP) is written
+// next to the playlist as [playlist name]-init.mp4; a codec configuration
+// that changes writes a new one ([playlist name]-init-N.mp4) and starts the
+// next segment, at a key frame, after an EXT-X-DISCONTINUITY.
 type hlsStream struct {
 	srv  *Server
 	key  streamKey
@@ -63,6 +73,48 @@ type hlsStream struct {
 	buf       []byte
 	warned    map[string]bool
 	m3u8Rel   string
+
+	// The latest codec configurations of the publication (cloned), and
+	// whether one changed since the current fMP4 init was made.
+	vcfg, acfg *media.Packet
+	newInit    bool
+	fm         *fmp4Writer // nil while writing MPEG-TS
+	inits      []*initFile // on disk, oldest first
+	initGen    int
+}
+
+// initFile is an fMP4 initialization segment on disk (EXT-X-MAP).
+type initFile struct {
+	rel  string
+	data []byte
+}
+
+// fmp4Writer writes the fMP4 segments of one set of tracks: a Muxer whose
+// fragments go to the current segment.
+type fmp4Writer struct {
+	tracks []fmp4.Track
+	init   *initFile
+	mux    *fmp4.Muxer // nil between timelines
+	out    *segWriter
+}
+
+// segWriter sends a Muxer's output to a segment file. Errors stay with the
+// segment (which is then lost), so the Muxer itself never fails.
+type segWriter struct {
+	h   *hlsStream
+	seg *segment // nil: discard (the init segment written by NewMuxer)
+}
+
+func (w *segWriter) Write(b []byte) (int, error) {
+	s := w.seg
+	if s == nil || s.err != nil {
+		return len(b), nil
+	}
+	if _, err := s.w.Write(b); err != nil {
+		s.err = err
+		w.h.log.Error("write hls segment", "file", s.tmp, "error", err)
+	}
+	return len(b), nil
 }
 
 type segment struct {
@@ -77,6 +129,8 @@ type segment struct {
 	disc   bool
 	opened time.Time
 	err    error
+	tpl    string    // the file name template (ts_file, or its .m4s form)
+	init   *initFile // fMP4 segments: their initialization segment
 }
 
 func newHLSStream(srv *Server, key streamKey, cfg hlsConfig) (*hlsStream, error) {
@@ -136,6 +190,7 @@ func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 	// segment gets a discontinuity.
 	h.mux = tsmux.New()
 	h.hasVideo = false
+	h.vcfg, h.acfg, h.newInit = nil, nil, true
 	if len(h.segs) > 0 || h.seq > 0 {
 		h.disc = true
 	}
@@ -144,6 +199,7 @@ func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 		if r := recover(); r != nil {
 			h.log.Error("hls muxer panic, stream's hls ended", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
+		h.endFragments()
 		h.reap(h.lastEnd(), true)
 		h.log.Info("hls stopped", "segments", h.seq)
 	}()
@@ -184,6 +240,9 @@ func (h *hlsStream) disposeNow() {
 	h.srv.mu.Unlock()
 	for _, s := range append(h.expired, h.segs...) {
 		h.remove(s.rel)
+	}
+	for _, f := range h.inits {
+		h.remove(f.rel)
 	}
 	h.remove(h.m3u8Rel)
 	h.log.Info("hls disposed", "m3u8", h.m3u8Rel)
@@ -227,37 +286,51 @@ func (h *hlsStream) write(p media.Packet) {
 	if p.Kind == media.KindData {
 		return
 	}
-	if !tsmux.Supported(p.Codec) {
-		h.warnOnce(p.Codec.String(), tsmux.ErrUnsupported)
+	if p.IsConfig() {
+		h.config(p)
 		return
 	}
-	if p.IsConfig() {
-		if _, err := h.mux.AppendPacket(nil, p); err != nil {
-			h.warnOnce("config "+p.Codec.String(), err)
-			return
-		}
-		if p.Kind == media.KindVideo {
-			h.hasVideo = true
-		}
+	if !h.writable(p.Codec) {
+		h.warnOnce(p.Codec.String(), tsmux.ErrUnsupported)
 		return
 	}
 	frag := h.cfg.Fragment
 	if c := h.cur; c != nil {
 		if p.DTS > c.last+maxJumpForward || p.DTS < c.last-maxJumpBackward {
 			h.log.Warn("timestamp jump, new segment after a discontinuity", "from", c.last, "to", p.DTS)
+			h.endFragments()
 			h.reap(h.lastEnd(), false)
 			h.disc = true
 		}
 	}
 	video := p.Kind == media.KindVideo
+	written := false
 	if c := h.cur; c != nil {
 		d := p.DTS - c.start
+		cut := false
 		switch {
 		case video && d >= frag && (p.IsKey() || !h.cfg.WaitKeyframe):
-			h.reap(p.DTS, false)
+			cut = true
 		case !video && !h.hasVideo && d >= frag:
-			h.reap(p.DTS, false)
+			cut = true
 		case !video && h.hasVideo && float64(d) >= h.cfg.AOFRatio*float64(frag):
+			cut = true
+		}
+		// A changed codec configuration needs a new fMP4 init: it starts
+		// at the next key frame, whatever the segment's length.
+		relayout := h.newInit && (h.fm != nil || h.wantFMP4())
+		if video && p.IsKey() && relayout {
+			cut = true
+		}
+		if cut {
+			if h.fm != nil && video && p.IsKey() && !relayout {
+				// The muxer writes the samples before the key frame, the
+				// last one now timed, to this segment; the key frame
+				// waits in it for the next segment.
+				written = h.writeFMP4(p)
+			} else {
+				h.endFragments()
+			}
 			h.reap(p.DTS, false)
 		}
 	}
@@ -269,22 +342,164 @@ func (h *hlsStream) write(p media.Packet) {
 			return
 		}
 	}
-	b, err := h.mux.AppendPacket(h.buf[:0], p)
-	h.buf = b
-	if err != nil {
-		h.warnOnce(p.Codec.String(), err)
-		return
-	}
 	c := h.cur
-	if c.err == nil {
-		if _, err := c.w.Write(b); err != nil {
-			c.err = err
-			h.log.Error("write hls segment", "file", c.tmp, "error", err)
+	if !written {
+		if h.fm != nil {
+			h.writeFMP4(p)
+		} else {
+			b, err := h.mux.AppendPacket(h.buf[:0], p)
+			h.buf = b
+			if err != nil {
+				h.warnOnce(p.Codec.String(), err)
+				return
+			}
+			if c.err == nil {
+				if _, err := c.w.Write(b); err != nil {
+					c.err = err
+					h.log.Error("write hls segment", "file", c.tmp, "error", err)
+				}
+			}
 		}
 	}
 	if p.DTS > c.last {
 		c.last = p.DTS
 	}
+}
+
+// config keeps a codec configuration. The TS muxer takes (and validates)
+// the codecs it carries; an fMP4 init is made from the configurations when
+// the next segment opens.
+func (h *hlsStream) config(p media.Packet) {
+	if tsmux.Supported(p.Codec) {
+		if _, err := h.mux.AppendPacket(nil, p); err != nil {
+			h.warnOnce("config "+p.Codec.String(), err)
+			return
+		}
+	}
+	slot := &h.acfg
+	if p.Kind == media.KindVideo {
+		slot = &h.vcfg
+	}
+	if old := *slot; old != nil && old.Codec == p.Codec && bytes.Equal(old.Payload, p.Payload) {
+		return // the same again (a publisher repeating its sequence header)
+	}
+	c := p.Clone()
+	*slot = &c
+	h.newInit = true
+	h.hasVideo = h.vcfg != nil && h.writable(h.vcfg.Codec)
+}
+
+// wantFMP4 reports whether the stream's segments are fMP4: its video is
+// H.265.
+func (h *hlsStream) wantFMP4() bool {
+	return h.vcfg != nil && h.vcfg.Codec == media.CodecH265
+}
+
+// writable reports whether packets of codec go into the segments.
+func (h *hlsStream) writable(c media.Codec) bool {
+	if h.wantFMP4() {
+		switch c {
+		case media.CodecH264, media.CodecH265, media.CodecAAC, media.CodecOpus:
+			return true
+		}
+		return false
+	}
+	return tsmux.Supported(c)
+}
+
+// writeFMP4 adds p to the fMP4 muxer and reports whether it took it.
+func (h *hlsStream) writeFMP4(p media.Packet) bool {
+	if err := h.fm.mux.WritePacket(p); err != nil {
+		h.warnOnce("fmp4 "+p.Codec.String(), err)
+		return false
+	}
+	return true
+}
+
+// endFragments writes what the fMP4 muxer holds to the current segment and
+// ends its timeline (the next segment starts a new muxer).
+func (h *hlsStream) endFragments() {
+	if h.fm == nil || h.fm.mux == nil {
+		return
+	}
+	if err := h.fm.mux.Close(); err != nil {
+		h.warnOnce("fmp4 flush", err)
+	}
+	h.fm.mux = nil
+}
+
+// openFMP4 prepares the fMP4 writer for segment s: a new init when the
+// codec configurations changed (the segment then follows a
+// discontinuity), a new muxer when the timeline starts.
+func (h *hlsStream) openFMP4(s *segment) bool {
+	if h.fm == nil || h.newInit {
+		h.endFragments()
+		var tracks []fmp4.Track
+		for _, c := range []*media.Packet{h.vcfg, h.acfg} {
+			if c == nil {
+				continue
+			}
+			tr, err := fmp4.NewTrack(uint32(len(tracks)+1), *c)
+			if err != nil {
+				h.warnOnce("fmp4 track "+c.Codec.String(), err)
+				continue
+			}
+			tracks = append(tracks, tr)
+		}
+		if len(tracks) == 0 || tracks[0].Kind() != media.KindVideo {
+			h.warnOnce("fmp4 tracks", errors.New("no usable video configuration"))
+			return false
+		}
+		data, err := fmp4.AppendInit(nil, tracks)
+		if err != nil {
+			h.warnOnce("fmp4 init", err)
+			return false
+		}
+		var init *initFile
+		if n := len(h.inits); n > 0 && bytes.Equal(h.inits[n-1].data, data) {
+			init = h.inits[n-1] // a republish with the same configuration
+		} else {
+			if len(h.inits) > 0 || len(h.segs) > 0 {
+				s.disc = true
+			}
+			init = &initFile{rel: h.initRel(), data: data}
+			if err := h.writeAtomic(init.rel, data); err != nil {
+				h.warnOnce("write init segment", err)
+				return false
+			}
+			h.initGen++
+			h.inits = append(h.inits, init)
+		}
+		h.fm = &fmp4Writer{tracks: tracks, init: init, out: &segWriter{h: h}}
+		h.newInit = false
+	}
+	if h.fm.mux == nil {
+		h.fm.out.seg = nil // NewMuxer writes the init: not into the segment
+		m, err := fmp4.NewMuxer(h.fm.out, h.fm.tracks, fmp4.Options{})
+		if err != nil {
+			h.warnOnce("fmp4 muxer", err)
+			return false
+		}
+		h.fm.mux = m
+	}
+	h.fm.out.seg = s
+	s.init = h.fm.init
+	return true
+}
+
+// initRel is the path of the next init segment: beside the playlist,
+// named after it.
+func (h *hlsStream) initRel() string {
+	base := strings.TrimSuffix(h.m3u8Rel, filepath.Ext(h.m3u8Rel))
+	if h.initGen == 0 {
+		return base + "-init.mp4"
+	}
+	return base + "-init-" + strconv.Itoa(h.initGen) + ".mp4"
+}
+
+// m4sTemplate is the fMP4 segment template of a ts_file template.
+func m4sTemplate(tsFile string) string {
+	return strings.TrimSuffix(tsFile, ".ts") + ".m4s"
 }
 
 // refreshConfig picks up a reloaded vhost config for the timing knobs
@@ -312,8 +527,17 @@ func (h *hlsStream) refreshConfig() {
 func (h *hlsStream) open(dts time.Duration) bool {
 	h.refreshConfig()
 	now := time.Now()
-	s := &segment{seq: h.seq, start: dts, last: dts, disc: h.disc, opened: now}
-	s.tmp = renderTemplate(h.cfg.TSFile, h.vars(s.seq, now, 0)) + ".tmp"
+	s := &segment{seq: h.seq, start: dts, last: dts, disc: h.disc, opened: now, tpl: h.cfg.TSFile}
+	fmp4Seg := h.wantFMP4()
+	if fmp4Seg {
+		s.tpl = m4sTemplate(s.tpl)
+	} else if h.fm != nil {
+		// The video is no longer H.265: back to TS after a discontinuity.
+		h.endFragments()
+		h.fm = nil
+		s.disc = s.disc || len(h.segs) > 0
+	}
+	s.tmp = renderTemplate(s.tpl, h.vars(s.seq, now, 0)) + ".tmp"
 	if !filepath.IsLocal(s.tmp) {
 		h.warnOnce("segment path", fmt.Errorf("segment path %q leaves the hls path", s.tmp))
 		return false
@@ -324,9 +548,15 @@ func (h *hlsStream) open(dts time.Duration) bool {
 			return false
 		}
 	}
+	if fmp4Seg && !h.openFMP4(s) {
+		return false
+	}
 	f, err := h.root.OpenFile(s.tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		h.warnOnce("create segment", err)
+		if h.fm != nil {
+			h.fm.out.seg = nil
+		}
 		return false
 	}
 	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
@@ -346,6 +576,9 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 		return
 	}
 	h.cur = nil
+	if h.fm != nil && h.fm.out.seg == s {
+		h.fm.out.seg = nil
+	}
 	s.dur = end - s.start
 	if s.dur <= 0 {
 		s.dur = time.Millisecond
@@ -356,7 +589,7 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 	if err := s.f.Close(); err != nil && s.err == nil {
 		s.err = err
 	}
-	s.rel = renderTemplate(h.cfg.TSFile, h.vars(s.seq, s.opened, s.dur))
+	s.rel = renderTemplate(s.tpl, h.vars(s.seq, s.opened, s.dur))
 	if s.err == nil && filepath.IsLocal(s.rel) {
 		s.err = h.root.Rename(s.tmp, s.rel)
 	}
@@ -384,6 +617,7 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 			h.remove(h.expired[0].rel)
 			h.expired = h.expired[1:]
 		}
+		h.removeUnusedInits()
 	}
 	if err := h.writePlaylist(); err != nil {
 		h.log.Error("write hls playlist", "file", h.m3u8Rel, "error", err)
@@ -400,33 +634,69 @@ func (h *hlsStream) playlist() []byte {
 			target = t
 		}
 	}
+	version := 3
+	for _, s := range h.segs {
+		if s.init != nil {
+			version = 7 // fMP4 segments with EXT-X-MAP (RFC 8216 §7 asks for 6 or more)
+		}
+	}
 	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n")
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n", version)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", h.segs[0].seq)
 	if h.discSeq > 0 {
 		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", h.discSeq)
 	}
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
-	for _, s := range h.segs {
+	var prev *initFile
+	for i, s := range h.segs {
 		if s.disc {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
-		fmt.Fprintf(&b, "#EXTINF:%.3f, no desc\n%s\n", s.dur.Seconds(), h.segmentURI(s))
+		// RFC 8216 §4.3.2.5: the map applies to the segments after it.
+		if s.init != nil && (i == 0 || s.init != prev || s.disc) {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s\"\n", h.uri(s.init.rel))
+		}
+		prev = s.init
+		fmt.Fprintf(&b, "#EXTINF:%.3f, no desc\n%s\n", s.dur.Seconds(), h.uri(s.rel))
 	}
 	return []byte(b.String())
 }
 
-// segmentURI is the segment's URI in the playlist: relative to the
-// playlist's directory, or entry_prefix + its path under the hls path.
-func (h *hlsStream) segmentURI(s *segment) string {
+// uri is the URI in the playlist of a file (segment or init) at rel under
+// the hls path: relative to the playlist's directory, or entry_prefix + rel.
+func (h *hlsStream) uri(file string) string {
 	if h.cfg.EntryPrefix != "" {
-		return strings.TrimSuffix(h.cfg.EntryPrefix, "/") + "/" + filepath.ToSlash(s.rel)
+		return strings.TrimSuffix(h.cfg.EntryPrefix, "/") + "/" + filepath.ToSlash(file)
 	}
-	rel, err := filepath.Rel(filepath.Dir(h.m3u8Rel), s.rel)
+	rel, err := filepath.Rel(filepath.Dir(h.m3u8Rel), file)
 	if err != nil {
-		rel = s.rel
+		rel = file
 	}
 	return filepath.ToSlash(rel)
+}
+
+// removeUnusedInits deletes the init segments that no segment on disk
+// uses any more (never the current one).
+func (h *hlsStream) removeUnusedInits() {
+	used := map[*initFile]bool{}
+	if h.fm != nil {
+		used[h.fm.init] = true
+	}
+	for _, s := range append(h.expired, h.segs...) {
+		if s.init != nil {
+			used[s.init] = true
+		}
+	}
+	kept := h.inits[:0]
+	for _, f := range h.inits {
+		if used[f] {
+			kept = append(kept, f)
+		} else {
+			h.remove(f.rel)
+		}
+	}
+	clear(h.inits[len(kept):])
+	h.inits = kept
 }
 
 // writePlaylist replaces the playlist atomically (temp file + rename), so a
@@ -435,16 +705,22 @@ func (h *hlsStream) writePlaylist() error {
 	if len(h.segs) == 0 {
 		return nil
 	}
-	if dir := filepath.Dir(h.m3u8Rel); dir != "." {
+	return h.writeAtomic(h.m3u8Rel, h.playlist())
+}
+
+// writeAtomic writes a file under the hls path through a temporary file
+// and a rename, so a player never reads half of it.
+func (h *hlsStream) writeAtomic(rel string, data []byte) error {
+	if dir := filepath.Dir(rel); dir != "." {
 		if err := h.root.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	tmp := h.m3u8Rel + ".tmp"
-	if err := h.root.WriteFile(tmp, h.playlist(), 0o644); err != nil {
+	tmp := rel + ".tmp"
+	if err := h.root.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
-	return h.root.Rename(tmp, h.m3u8Rel)
+	return h.root.Rename(tmp, rel)
 }
 
 // notify sends on_hls for a new segment (SRS's callback fields).

@@ -95,6 +95,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.serveHLSFile(w, r, cfg, vc, sp) {
 			return
 		}
+	case fmtM4S, fmtMP4:
+		if !s.serveHLSFile(w, r, cfg, vc, sp) {
+			httpError(w, http.StatusNotFound, "not found: %s", strings.TrimPrefix(path.Clean(r.URL.Path), "/"))
+		}
+		return
 	}
 	if vc == nil {
 		httpError(w, http.StatusNotFound, "vhost %s does not serve http streams", vhost)
@@ -142,7 +147,7 @@ func (s *Server) serveHLSFile(w http.ResponseWriter, r *http.Request, cfg *confi
 				return true
 			}
 		} else {
-			w.Header().Set("Content-Type", fmtTS.contentType())
+			w.Header().Set("Content-Type", sp.Format.contentType())
 		}
 		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 		f.Close()
@@ -177,6 +182,9 @@ func (s *Server) serveHLSCtx(w http.ResponseWriter, r *http.Request, f *os.File,
 		line := sc.Text()
 		if line != "" && !strings.HasPrefix(line, "#") && !strings.Contains(line, "?") {
 			line += "?hls_ctx=" + ctxID
+		}
+		if uri, ok := strings.CutPrefix(line, `#EXT-X-MAP:URI="`); ok && !strings.Contains(uri, "?") {
+			line = `#EXT-X-MAP:URI="` + strings.TrimSuffix(uri, `"`) + "?hls_ctx=" + ctxID + `"`
 		}
 		out.WriteString(line + "\n")
 	}

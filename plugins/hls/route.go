@@ -27,9 +27,16 @@ const (
 	fmtAAC
 	fmtMP3
 	fmtM3U8
+	// fmtM4S and fmtMP4 are the media and initialization segments of fMP4
+	// HLS (H.265 streams): files only, never live streams.
+	fmtM4S
+	fmtMP4
 )
 
-var formatByExt = map[string]format{".flv": fmtFLV, ".ts": fmtTS, ".aac": fmtAAC, ".mp3": fmtMP3, ".m3u8": fmtM3U8}
+var formatByExt = map[string]format{
+	".flv": fmtFLV, ".ts": fmtTS, ".aac": fmtAAC, ".mp3": fmtMP3, ".m3u8": fmtM3U8,
+	".m4s": fmtM4S, ".mp4": fmtMP4,
+}
 
 func (f format) contentType() string {
 	switch f {
@@ -43,6 +50,10 @@ func (f format) contentType() string {
 		return "audio/mpeg"
 	case fmtM3U8:
 		return "application/vnd.apple.mpegurl"
+	case fmtM4S:
+		return "video/iso.segment"
+	case fmtMP4:
+		return "video/mp4"
 	}
 	return "application/octet-stream"
 }
@@ -59,6 +70,10 @@ func (f format) String() string {
 		return "mp3"
 	case fmtM3U8:
 		return "m3u8"
+	case fmtM4S:
+		return "m4s"
+	case fmtMP4:
+		return "mp4"
 	}
 	return "format(" + strconv.Itoa(int(f)) + ")"
 }
