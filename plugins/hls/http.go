@@ -138,6 +138,12 @@ func (s *Server) serveHLSFile(w http.ResponseWriter, r *http.Request, cfg *confi
 			f.Close()
 			continue
 		}
+		if vc != nil && vc.HLS.HLSCtx {
+			if id := r.URL.Query().Get("hls_ctx"); id != "" && validName(id) && !s.admit(w, r, id, vc, sp, fi.Size()) {
+				f.Close()
+				return true
+			}
+		}
 		if sp.Format == fmtM3U8 {
 			w.Header().Set("Content-Type", fmtM3U8.contentType())
 			w.Header().Set("Cache-Control", "no-cache")
@@ -245,7 +251,8 @@ func remoteIP(addr string) string {
 
 // serveLive streams a live HTTP-FLV/TS/AAC/MP3 response.
 func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, key streamKey, f format) {
-	client := sdk.ClientInfo{ID: sdk.NewClientID(), IP: remoteIP(r.RemoteAddr), Type: "http-" + f.String(), PageURL: r.Referer()}
+	// SRS reports every HTTP live player (FLV, TS, AAC, MP3) as flv-play.
+	client := sdk.ClientInfo{ID: sdk.NewClientID(), IP: remoteIP(r.RemoteAddr), Type: "flv-play", PageURL: r.Referer()}
 	log := s.log.With("client_id", client.ID, "remote_addr", r.RemoteAddr)
 	ref := key.ref()
 	ref.Param = r.URL.RawQuery

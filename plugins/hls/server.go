@@ -32,6 +32,8 @@ type Server struct {
 	players map[string]*playerEntry
 	hls     map[streamKey]*hlsStream
 	roots   map[string]*rootEntry
+
+	sessions sessions // HLS viewers with hls_ctx
 }
 
 type playerEntry struct {
@@ -122,6 +124,11 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 		}()
 		s.log.Info("http server listening", "addr", ln.Addr().String())
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.expireSessions(s.ctx)
+	}()
 	return nil
 }
 
@@ -193,7 +200,7 @@ func (s *Server) Kick(_ context.Context, id string) bool {
 	e := s.players[id]
 	s.mu.Unlock()
 	if e == nil {
-		return false
+		return s.kickSession(id)
 	}
 	e.p.close("kicked")
 	return true
@@ -206,10 +213,11 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 	st := sdk.Stats{Counters: map[string]uint64{"sources": uint64(len(s.sources)), "hls_streams": uint64(len(s.hls))}}
 	for id, e := range s.players {
 		st.Clients = append(st.Clients, sdk.ClientStat{
-			Client: sdk.ClientInfo{ID: id, IP: e.p.remote, Type: "http-" + e.p.format.String()},
+			Client: sdk.ClientInfo{ID: id, IP: e.p.remote, Type: "flv-play"},
 			Stream: e.key.ref(), Alive: time.Since(e.p.started), SendBytes: e.p.sent.Load(), URL: e.p.url,
 		})
 	}
+	st.Clients = append(st.Clients, s.sessionStats()...)
 	return st
 }
 
