@@ -463,13 +463,17 @@ func (p *player) writeLoop() {
 		defer timer.Stop()
 	}
 	writeTimeout := max(p.maxDur, minPlayerDeadline)
+	// The first batch (metadata, sequence headers, the GOP cache) goes out
+	// at once: merging only pays off for the live packets that follow, and
+	// waiting a window here would add mw_latency to the first frame.
+	first := true
 	for {
 		select {
 		case <-p.wake:
 		case <-p.c.done:
 			return
 		}
-		if timer != nil {
+		if timer != nil && !first {
 			timer.Reset(p.mw)
 			select {
 			case <-timer.C:
@@ -504,6 +508,9 @@ func (p *player) writeLoop() {
 		if final != nil {
 			p.c.close(why)
 			return
+		}
+		if len(bufs) > 0 {
+			first = false
 		}
 	}
 }
