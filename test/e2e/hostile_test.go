@@ -391,3 +391,55 @@ func TestHostileRTMPPublishers(t *testing.T) {
 		t.Fatalf("a panic was logged:\n%s", d.Log())
 	}
 }
+
+// TestStuckPlayersMemoryBounded: 20 RTMP players that never read next to
+// one that does: they are dropped, the reading one never stalls, and the
+// plugin's memory comes back near where it was.
+func TestStuckPlayersMemoryBounded(t *testing.T) {
+	needTool(t, "ffmpeg")
+	d, addr := startRTMP(t, "", `vhost "__defaultVhost__" {
+  play {
+    queue_length = 3
+  }
+}
+`)
+	ps := waitRunning(t, d, "rtmp")
+	url := "rtmp://" + addr + "/live/stuck"
+	ffmpegPublish(t, url, 90)
+	waitPublished(t, d, "live", "stuck")
+	good := newGapPlayer(t, url)
+	time.Sleep(3 * time.Second)
+	baseline := rssOf(ps["rtmp"].PID)
+	var stuck []*rawRTMP
+	for i := 0; i < 20; i++ {
+		r := dialRaw(t, addr, true)
+		r.connect("live", "rtmp://"+addr+"/live")
+		r.play("stuck")
+		stuck = append(stuck, r)
+	}
+	peak := 0
+	Eventually(t, 60*time.Second, "every stuck player dropped", func() error {
+		peak = max(peak, rssOf(ps["rtmp"].PID))
+		n := strings.Count(d.Log(), "player too slow") + strings.Count(d.Log(), "write: timeout")
+		if n < 20 {
+			return fmt.Errorf("%d of 20 dropped", n)
+		}
+		return nil
+	})
+	var after int
+	Eventually(t, 30*time.Second, "memory back near the baseline", func() error {
+		after = rssOf(ps["rtmp"].PID)
+		if after > baseline+48*1024 {
+			return fmt.Errorf("RSS %d KiB, baseline %d KiB, peak %d KiB", after, baseline, peak)
+		}
+		return nil
+	})
+	t.Logf("rtmp plugin RSS: baseline %d KiB, peak %d KiB with 20 stuck players, %d KiB after they were dropped; reading player's longest pause %s",
+		baseline, peak, after, good.gap())
+	if g := good.gap(); g > 3*time.Second {
+		t.Fatalf("the reading player stalled for %s", g)
+	}
+	for _, r := range stuck {
+		r.nc.Close()
+	}
+}
