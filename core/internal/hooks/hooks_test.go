@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,4 +144,25 @@ func TestRetriesAndTimeout(t *testing.T) {
 	if err := c.Call(context.Background(), cfg, OnPlay, map[string]any{}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("timeout must refuse: %v", err)
 	}
+}
+
+// FuzzAccept: a callback's answer is untrusted input (an HTTP hook server
+// of the operator's, or anything answering on that URL): never panic, and
+// accept only "0" or a JSON object whose code is the integer 0.
+func FuzzAccept(f *testing.F) {
+	for _, s := range []string{"0", `{"code":0}`, `{"code":1}`, `{"code":"0"}`, `{"data":{}}`, "", "{", `{"code":0.0}`, `{"code":-0}`, "\x00"} {
+		f.Add(200, []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		err := accept(status, body)
+		if err == nil {
+			var v struct {
+				Code *int64 `json:"code"`
+			}
+			trimmed := strings.TrimSpace(string(body))
+			if (status != 200 && status != 201) || (trimmed != "0" && (json.Unmarshal(body, &v) != nil || v.Code == nil || *v.Code != 0)) {
+				t.Fatalf("accepted status %d body %q", status, body)
+			}
+		}
+	})
 }
