@@ -316,6 +316,12 @@ func locate(cfg *config.Config, err error) error {
 }
 
 func (d *daemon) serve() error {
+	// Signals are caught before anything starts: a SIGTERM that arrives
+	// while plugins start is handled (a clean stop) once serving begins,
+	// instead of killing the core with its plugins and segments around.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	inst, removed, err := hub.NewInstance(d.cfg.Shm.Dir)
 	if err != nil {
 		return err
@@ -379,9 +385,6 @@ func (d *daemon) serve() error {
 	}
 	d.log.Info("rill started", "version", Version, "api", apiLn.Addr().String(), "instance", inst.ID, "server_id", serverID, "plugins", strings.Join(d.plugins.Names(), ","))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	var runErr error
 loop:
 	for {
