@@ -65,21 +65,11 @@ type amf0Pair struct {
 	Value any
 }
 
-func appendAMF0Number(dst []byte, f float64) []byte {
-	dst = append(dst, amf0Number)
-	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
-}
-
-func appendAMF0String(dst []byte, s string) []byte {
-	if len(s) > math.MaxUint16 {
-		dst = append(dst, amf0LongString)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
-		return append(dst, s...)
-	}
-	dst = append(dst, amf0String)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
-	return append(dst, s...)
-}
+// The scalar encoders are the SDK's.
+var (
+	appendAMF0Number = flv.AppendAMF0Number
+	appendAMF0String = flv.AppendAMF0String
+)
 
 func appendAMF0Null(dst []byte) []byte { return append(dst, amf0Null) }
 

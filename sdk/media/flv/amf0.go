@@ -222,31 +222,31 @@ func appendAMF0Value(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(dst, amf0Boolean, b), nil
 	case string:
-		return appendAMF0String(dst, v), nil
+		return AppendAMF0String(dst, v), nil
 	case float64:
-		return appendAMF0Number(dst, v), nil
+		return AppendAMF0Number(dst, v), nil
 	case float32:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case int:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case int8:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case int16:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case int32:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case int64:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case uint:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case uint8:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case uint16:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case uint32:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case uint64:
-		return appendAMF0Number(dst, float64(v)), nil
+		return AppendAMF0Number(dst, float64(v)), nil
 	case time.Time:
 		dst = append(dst, amf0Date)
 		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(float64(v.UnixMilli())))
@@ -270,12 +270,14 @@ func appendAMF0Value(dst []byte, v any, depth int) ([]byte, error) {
 	return dst, fmt.Errorf("amf0: cannot encode a value of type %T", v)
 }
 
-func appendAMF0Number(dst []byte, f float64) []byte {
+// AppendAMF0Number appends an AMF0 number.
+func AppendAMF0Number(dst []byte, f float64) []byte {
 	dst = append(dst, amf0Number)
 	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
-func appendAMF0String(dst []byte, s string) []byte {
+// AppendAMF0String appends an AMF0 string (a long string past 65535 bytes).
+func AppendAMF0String(dst []byte, s string) []byte {
 	if len(s) > math.MaxUint16 {
 		dst = append(dst, amf0LongString)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))

@@ -79,7 +79,7 @@ func MetadataFromAMF0(b []byte) (map[string]any, error) {
 // map[string]any and []any, nested at most 16 levels; anything else is an
 // error and leaves dst unchanged.
 func AppendMetadata(dst []byte, md map[string]any) ([]byte, error) {
-	out := appendAMF0String(dst, "onMetaData")
+	out := AppendAMF0String(dst, "onMetaData")
 	out = append(out, amf0ECMAArray)
 	n := uint64(len(md)) // the count is advisory; readers rely on the end marker
 	if n > math.MaxUint32 {

@@ -56,7 +56,7 @@ func TestMetadataValueTypes(t *testing.T) {
 		amf0Key("false"), []byte{0x01, 0x00},
 		amf0Key("long"), []byte{0x0c, 0, 0, 0, 3}, []byte("abc"),
 		amf0Key("xml"), []byte{0x0f, 0, 0, 0, 2}, []byte("<a"),
-		amf0Key("date"), []byte{0x0b}, appendAMF0Number(nil, float64(date.UnixMilli()))[1:], []byte{0x01, 0xe0},
+		amf0Key("date"), []byte{0x0b}, AppendAMF0Number(nil, float64(date.UnixMilli()))[1:], []byte{0x01, 0xe0},
 		amf0Key("list"), []byte{0x0a, 0, 0, 0, 2}, amf0Num720, amf0Str("x"),
 		amf0Key("typed"), []byte{0x10}, amf0Key("Class"), amf0Key("k"), amf0True, amf0End,
 		amf0Key("ecma"), []byte{0x08, 0, 0, 0, 0}, amf0Key("k"), amf0Num1280, amf0End,
@@ -123,7 +123,7 @@ func TestMetadataErrors(t *testing.T) {
 		{"stray object end", cat(amf0Str("onMetaData"), []byte{0x09}), ErrMalformed, "marker 0x09"},
 		{"unknown marker", cat(amf0Str("onMetaData"), []byte{0x42}), ErrMalformed, "marker 0x42"},
 		{"nan date", cat(amf0Str("onMetaData"), []byte{0x03}, amf0Key("d"), []byte{0x0b, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0, 0}, amf0End), ErrMalformed, "out of range"},
-		{"huge date", cat(amf0Str("onMetaData"), []byte{0x03}, amf0Key("d"), []byte{0x0b}, appendAMF0Number(nil, 1e300)[1:], []byte{0, 0}, amf0End), ErrMalformed, "out of range"},
+		{"huge date", cat(amf0Str("onMetaData"), []byte{0x03}, amf0Key("d"), []byte{0x0b}, AppendAMF0Number(nil, 1e300)[1:], []byte{0, 0}, amf0End), ErrMalformed, "out of range"},
 		{"depth 17", nested(17), ErrMalformed, "nested deeper than 16"},
 		{"depth 100000", nested(100000), ErrMalformed, "nested deeper than 16"},
 	}
