@@ -34,7 +34,11 @@ type settings struct {
 	GopCacheMaxFrames int `json:"gop_cache_max_frames"`
 	// FLVLegacyHEVC writes H.265 over HTTP-FLV with codec id 12 instead
 	// of Enhanced RTMP tags.
-	FLVLegacyHEVC     bool         `json:"flv_hevc_legacy"`
+	FLVLegacyHEVC bool `json:"flv_hevc_legacy"`
+	// ReadHeaderTimeout bounds how long a request's headers may take
+	// (slowloris); IdleTimeout how long a keep-alive connection may wait
+	// for its next request before it is closed; MaxHeaderBytes the size
+	// of a request's headers.
 	ReadHeaderTimeout sdk.Duration `json:"read_header_timeout"`
 	IdleTimeout       sdk.Duration `json:"idle_timeout"`
 	MaxHeaderBytes    int          `json:"max_header_bytes"`
@@ -151,6 +155,9 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		return nil, cerr("", "gop_cache_max_frames", "must not be negative")
 	case c.ReadHeaderTimeout <= 0:
 		return nil, cerr("", "read_header_timeout", "must be positive")
+	case c.IdleTimeout <= 0:
+		// 0 would keep idle keep-alive connections open forever.
+		return nil, cerr("", "idle_timeout", "must be positive")
 	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20:
 		return nil, cerr("", "max_header_bytes", "must be 1024..1048576")
 	}
