@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	fo "github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/plugins/internal/flvmux"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk/media"
@@ -125,6 +126,7 @@ type feed struct {
 	enc     encoder
 	gop     []chunk
 	players map[*player]struct{}
+	g       *fo.Group // writes to the players
 }
 
 // isSkippable tells errors of packets to drop quietly.

@@ -273,11 +273,17 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 		httpError(w, code, "%s: %s", msg, key.String())
 		return
 	}
-	defer func() {
+	playStopped := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.rt.Host.PlayStopped(ctx, client, ref); err != nil {
 			log.Warn("report play stop", "error", err)
+		}
+	}
+	handedOff := false // to the player, which reports its own stop
+	defer func() {
+		if !handedOff {
+			playStopped()
 		}
 	}()
 	if r.Method == http.MethodHead {
@@ -337,23 +343,34 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 	}
 	p := newPlayer(client.ID, client.IP, f, conn, chunked, cfg, log)
 	p.url = r.URL.String()
-	if err := src.attach(p); err != nil {
-		p.close(err.Error())
-		return
+	// From here the player lives without this goroutine: its socket is in
+	// the feed's fan-out group, and its end (whoever causes it) detaches
+	// it, logs and reports the stop.
+	handedOff = true
+	p.onDone = func(reason string) {
+		if p.takeDetach() {
+			src.detach(p)
+		}
+		s.mu.Lock()
+		delete(s.players, p.id)
+		s.mu.Unlock()
+		log.Info("player stopped", "stream", key.String(), "format", f.String(), "reason", reason, "bytes", p.sink.Sent(), "duration", time.Since(p.started).Round(time.Millisecond))
+		playStopped()
 	}
 	s.mu.Lock()
 	s.players[p.id] = &playerEntry{p: p, key: key}
 	s.mu.Unlock()
-	log.Info("player started", "stream", key.String(), "format", f.String())
-	p.run()
-	src.detach(p)
-	s.mu.Lock()
-	delete(s.players, p.id)
-	s.mu.Unlock()
+	if err := src.attach(p); err != nil {
+		p.close(err.Error())
+		return
+	}
 	p.mu.Lock()
-	reason := p.reason
+	p.attached = true
 	p.mu.Unlock()
-	log.Info("player stopped", "stream", key.String(), "format", f.String(), "reason", reason, "bytes", p.sent.Load(), "duration", time.Since(p.started).Round(time.Millisecond))
+	if p.takeDetach() { // closed while attaching
+		src.detach(p)
+	}
+	log.Info("player started", "stream", key.String(), "format", f.String())
 }
 
 func (s *source) isEnded() bool {

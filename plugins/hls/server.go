@@ -214,7 +214,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 	for id, e := range s.players {
 		st.Clients = append(st.Clients, sdk.ClientStat{
 			Client: sdk.ClientInfo{ID: id, IP: e.p.remote, Type: "flv-play"},
-			Stream: e.key.ref(), Alive: time.Since(e.p.started), SendBytes: e.p.sent.Load(), URL: e.p.url,
+			Stream: e.key.ref(), Alive: time.Since(e.p.started), SendBytes: e.p.sink.Sent(), URL: e.p.url,
 		})
 	}
 	st.Clients = append(st.Clients, s.sessionStats()...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	fo "github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
@@ -100,6 +101,7 @@ func (s *source) finish() {
 		s.linger.Stop()
 	}
 	for _, f := range s.feeds {
+		f.g.Close() // what is pending goes out before the end
 		for p := range f.players {
 			p.end()
 		}
@@ -160,15 +162,14 @@ func (s *source) handle(p media.Packet) {
 		if len(b) == 0 {
 			continue
 		}
-		c := chunk{b: b, dts: p.DTS, timed: true}
 		if cache {
 			f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
 		}
-		for pl := range f.players {
-			if !pl.push(c) {
-				delete(f.players, pl)
-			}
-		}
+		config := p.IsConfig() || p.Kind == media.KindData
+		f.g.Push(fo.Item{
+			B: b, TS: p.DTS, Timed: !config,
+			Video: p.Kind == media.KindVideo && !config, Key: p.Kind == media.KindVideo && p.IsKey(),
+		})
 	}
 }
 
@@ -182,7 +183,7 @@ func (s *source) attach(pl *player) error {
 	}
 	f := s.feeds[pl.format]
 	if f == nil {
-		f = &feed{format: pl.format, enc: newEncoder(pl.format, s.cfg), players: map[*player]struct{}{}}
+		f = &feed{format: pl.format, enc: newEncoder(pl.format, s.cfg), players: map[*player]struct{}{}, g: fo.NewGroup(s.cfg.MWLatency)}
 		for _, c := range []*media.Packet{s.st.meta, s.st.vcfg, s.st.acfg} {
 			if c != nil {
 				_, _ = f.enc.encode(*c)
@@ -195,14 +196,15 @@ func (s *source) attach(pl *player) error {
 		}
 		s.feeds[pl.format] = f
 	}
-	cs := make([]chunk, 0, len(f.gop)+1)
+	init := make([][]byte, 0, len(f.gop)+1)
 	if b := f.enc.prefix(&s.st); len(b) > 0 {
-		cs = append(cs, chunk{b: b})
+		init = append(init, b)
 	}
-	cs = append(cs, f.gop...)
-	if len(cs) > 0 && !pl.push(cs...) {
-		return errors.New("player closed")
+	for _, c := range f.gop {
+		init = append(init, c.b)
 	}
+	// Without a cached GOP a player starts on the next keyframe.
+	f.g.Add(pl.sink, init, s.st.hasVideo && len(f.gop) == 0)
 	f.players[pl] = struct{}{}
 	s.nplayers++
 	if s.linger != nil {
@@ -219,8 +221,10 @@ func (s *source) detach(pl *player) {
 	s.nplayers--
 	if f := s.feeds[pl.format]; f != nil {
 		delete(f.players, pl)
+		f.g.Remove(pl.sink)
 		if len(f.players) == 0 {
 			delete(s.feeds, pl.format)
+			f.g.Close()
 		}
 	}
 	if s.nplayers <= 0 && !s.ended && s.cancel != nil {

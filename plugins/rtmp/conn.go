@@ -198,7 +198,6 @@ func (c *conn) cleanup() {
 	}
 	if pl != nil {
 		pl.f.leave(pl)
-		pl.wg.Wait()
 		c.log.Info("play stopped", "stream", ref.Key())
 	}
 	c.mu.Lock()
@@ -240,7 +239,9 @@ func (c *conn) run() error {
 	// One deadline covers the handshake and the commands up to publish or
 	// play (slowloris, THREATS.md row 7).
 	_ = c.nc.SetDeadline(time.Now().Add(hsTimeout))
-	br := bufio.NewReaderSize(countingReader{c}, 16<<10)
+	// Players send little (acknowledgements, a few commands): a small
+	// buffer per connection; a publisher gets a larger one (onPublish).
+	br := bufio.NewReaderSize(countingReader{c}, 1<<10)
 	first, err := br.Peek(1)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -579,6 +580,9 @@ func (c *conn) onPublish(tid float64, name string) error {
 	c.mu.Lock()
 	c.role, c.pub = rolePublish, pub
 	c.mu.Unlock()
+	// Media comes now: read it with fewer system calls. What the small
+	// buffer still holds is read through the larger one.
+	c.cr.r = bufio.NewReaderSize(c.cr.r, 64<<10)
 	c.log.Info("publish started", "stream", ref.Key(), "type", typ, "param", ref.Param, "stream_id", pub.StreamID)
 	if c.fmle {
 		if err := c.writeCommand(0, "_result", tid, nil, nil); err != nil {

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	fo "github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/media/flv"
@@ -58,6 +59,9 @@ type fanout struct {
 
 	jit  jitter
 	body []byte
+	// g writes the stream to the players: one shared buffer per merge
+	// window, one writev per player (plugins/internal/fanout).
+	g *fo.Group
 }
 
 // join adds c as a player of ref, creating the stream's fan-out if needed.
@@ -72,6 +76,7 @@ func (s *Server) join(c *conn, ref sdk.StreamRef, opts vhostOptions) *player {
 			s: s, key: key, ref: ref, opts: opts, chunk: c.cfg.ChunkSize,
 			log: s.log.With("stream", key), ctx: ctx, cancel: cancel,
 			client: c.info, players: map[*player]struct{}{}, jit: jitter{mode: opts.Jitter},
+			g: fo.NewGroup(opts.MWLatency),
 		}
 		s.fanouts[key] = f
 		s.wg.Add(1)
@@ -87,24 +92,26 @@ func (f *fanout) add(p *player) {
 	defer f.mu.Unlock()
 	f.players[p] = struct{}{}
 	// A new player gets metadata and sequence headers first, then the GOP
-	// cache (fast start) or the live edge from the next keyframe.
+	// cache (fast start), written at once (merging pays off only for the
+	// live packets that follow), or the live edge from the next keyframe.
+	var init [][]byte
 	for _, m := range []*outMsg{f.meta, f.vseq, f.aseq} {
 		if m != nil {
-			p.enqueue(m)
+			init = append(init, m.data)
 		}
 	}
-	if f.opts.GopCache && len(f.gop) > 0 {
+	fromGop := f.opts.GopCache && len(f.gop) > 0
+	if fromGop {
 		for _, m := range f.gop {
-			p.enqueue(m)
+			init = append(init, m.data)
 		}
-	} else if f.sawVideo {
-		p.waitKey = true
 	}
+	f.g.Add(p.sink, init, f.sawVideo && (!fromGop || !f.gop[0].key))
 }
 
 // leave removes p; the last player stops the fan-out and its subscription.
 func (f *fanout) leave(p *player) {
-	p.stop()
+	f.g.Remove(p.sink)
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
 	f.mu.Lock()
@@ -119,6 +126,7 @@ func (f *fanout) leave(p *player) {
 			delete(f.s.fanouts, f.key)
 		}
 		f.cancel()
+		f.g.Close()
 	}
 }
 
@@ -209,9 +217,10 @@ func (f *fanout) deliver(pkt media.Packet) {
 	default:
 		f.cache(m)
 	}
-	for p := range f.players {
-		p.enqueue(m)
-	}
+	f.g.Push(fo.Item{
+		B: m.data, TS: time.Duration(ts) * time.Millisecond, Timed: !config,
+		Video: pkt.Kind == media.KindVideo && !config, Key: m.key,
+	})
 }
 
 // cache keeps the GOP cache: from the last keyframe on, bounded by
@@ -262,6 +271,7 @@ func (f *fanout) finish(reason string, notFound bool) {
 	f.s.mu.Unlock()
 	f.mu.Lock()
 	f.closing = true
+	f.g.Close()
 	players := make([]*player, 0, len(f.players))
 	for p := range f.players {
 		players = append(players, p)
@@ -277,8 +287,9 @@ func (f *fanout) finish(reason string, notFound bool) {
 	}
 	notice := appendChunks(nil, csidData, msgCommandAMF0, msgStreamID, 0, b, f.chunk)
 	eof := appendChunks(nil, csidControl, msgUserControl, 0, 0, []byte{0, ucStreamEOF, 0, 0, 0, msgStreamID}, f.chunk)
+	final := append(notice[:len(notice):len(notice)], eof...)
 	for _, p := range players {
-		p.end(append(notice[:len(notice):len(notice)], eof...), reason)
+		p.sink.End(final, reason)
 	}
 }
 
@@ -328,199 +339,30 @@ func (j *jitter) correct(dts int64) int64 {
 // position of the timeline, without moving it.
 func (j *jitter) current() int64 { return j.lastOut }
 
-// player is one RTMP player's queue and writer goroutine.
+// player is one RTMP player of a fan-out: its socket in the fan-out's
+// group, bounded by queue_bytes and queue_length.
 type player struct {
-	c  *conn
-	f  *fanout
-	wg sync.WaitGroup
-
-	mu     sync.Mutex
-	queue  []*outMsg
-	qBytes int
-	// qFirstTS is the timestamp of the oldest media message queued, for
-	// queue_length (configs and metadata don't count).
-	qFirstTS  int64
-	qHasMedia bool
-	waitKey   bool
-	paused    bool
-	stopped   bool
-	final     []byte // written after the queue, then the connection closes
-	endWhy    string
-	wake      chan struct{}
-	maxBytes  int
-	maxDur    time.Duration
-	mw        time.Duration
+	c    *conn
+	f    *fanout
+	sink *fo.Sink
 }
 
 func newPlayer(c *conn, f *fanout) *player {
-	p := &player{
-		c: c, f: f, wake: make(chan struct{}, 1),
-		maxBytes: c.cfg.QueueBytes, maxDur: c.vopts.QueueLength, mw: c.vopts.MWLatency,
-	}
-	p.wg.Add(1)
-	go p.writeLoop()
+	p := &player{c: c, f: f}
+	p.sink = fo.NewSink(c.nc, fo.SinkOptions{
+		Lock:         &c.wmu, // command replies share the socket
+		Sent:         &c.sendBytes,
+		MaxBytes:     c.cfg.QueueBytes,
+		MaxDur:       c.vopts.QueueLength,
+		WriteTimeout: max(c.vopts.QueueLength, minPlayerDeadline),
+		OnClose: func(why string) {
+			if strings.HasPrefix(why, fo.TooSlow) {
+				c.log.Warn("player too slow, disconnecting", "stream", f.key, "queue", why)
+			}
+			c.close(why)
+		},
+	})
 	return p
 }
 
-// enqueue appends m for this player. It never blocks: a player whose queue
-// passes queue_bytes or queue_length is disconnected.
-func (p *player) enqueue(m *outMsg) {
-	p.mu.Lock()
-	if p.stopped || p.final != nil || p.paused {
-		p.mu.Unlock()
-		return
-	}
-	if p.waitKey && m.kind == media.KindVideo && !m.config {
-		if !m.key {
-			p.mu.Unlock()
-			return
-		}
-		p.waitKey = false
-	}
-	p.queue = append(p.queue, m)
-	p.qBytes += len(m.data)
-	if !m.config && !p.qHasMedia {
-		p.qHasMedia, p.qFirstTS = true, m.ts
-	}
-	over := ""
-	if p.qBytes > p.maxBytes {
-		over = fmt.Sprintf("%d bytes queued, limit %d", p.qBytes, p.maxBytes)
-	} else if span := time.Duration(m.ts-p.qFirstTS) * time.Millisecond; p.maxDur > 0 && p.qHasMedia && !m.config && span > p.maxDur {
-		over = fmt.Sprintf("%v queued, queue_length %v", span, p.maxDur)
-	}
-	if over != "" {
-		p.stopped = true
-		clear(p.queue)
-		p.queue, p.qBytes = nil, 0
-		p.mu.Unlock()
-		p.c.log.Warn("player too slow, disconnecting", "stream", p.f.key, "queue", over)
-		if tcp, ok := p.c.nc.(*net.TCPConn); ok {
-			_ = tcp.SetLinger(0) // reset: drop what the kernel still holds for it
-		}
-		p.c.close("player too slow: " + over)
-		return
-	}
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (p *player) setPaused(paused bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = paused
-	if paused {
-		clear(p.queue)
-		p.queue, p.qBytes, p.qHasMedia = p.queue[:0], 0, false
-	} else {
-		p.waitKey = true
-	}
-}
-
-// end queues the final bytes; the writer closes the connection after them.
-func (p *player) end(final []byte, why string) {
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
-		return
-	}
-	p.final, p.endWhy = final, why
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (p *player) stop() {
-	p.mu.Lock()
-	p.stopped = true
-	clear(p.queue)
-	p.queue = nil
-	p.mu.Unlock()
-}
-
-// writeLoop sends the queue with one writev per merge window (SRS
-// mw_latency), or as soon as something is queued when mw_latency is 0.
-func (p *player) writeLoop() {
-	defer p.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			p.c.log.Error("panic in rtmp player writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			p.c.close("internal error")
-		}
-	}()
-	var (
-		batch []*outMsg
-		bufs  net.Buffers
-		timer *time.Timer
-	)
-	if p.mw > 0 {
-		timer = time.NewTimer(time.Hour)
-		timer.Stop()
-		defer timer.Stop()
-	}
-	writeTimeout := max(p.maxDur, minPlayerDeadline)
-	// The first batch (metadata, sequence headers, the GOP cache) goes out
-	// at once: merging only pays off for the live packets that follow, and
-	// waiting a window here would add mw_latency to the first frame.
-	first := true
-	for {
-		select {
-		case <-p.wake:
-		case <-p.c.done:
-			return
-		}
-		if timer != nil && !first {
-			timer.Reset(p.mw)
-			select {
-			case <-timer.C:
-			case <-p.c.done:
-				return
-			}
-		}
-		p.mu.Lock()
-		batch, p.queue = p.queue, batch[:0]
-		p.qBytes, p.qHasMedia = 0, false
-		final, why := p.final, p.endWhy
-		stopped := p.stopped
-		p.mu.Unlock()
-		if stopped {
-			return
-		}
-		bufs = bufs[:0]
-		for _, m := range batch {
-			bufs = append(bufs, m.data)
-		}
-		if final != nil {
-			bufs = append(bufs, final)
-		}
-		if len(bufs) > 0 {
-			if err := p.write(bufs, writeTimeout); err != nil {
-				p.c.close("write: " + errReason(err))
-				return
-			}
-		}
-		clear(batch)
-		clear(bufs)
-		if final != nil {
-			p.c.close(why)
-			return
-		}
-		if len(bufs) > 0 {
-			first = false
-		}
-	}
-}
-
-func (p *player) write(bufs net.Buffers, timeout time.Duration) error {
-	c := p.c
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-	n, err := bufs.WriteTo(c.nc) // writev on a *net.TCPConn
-	c.sendBytes.Add(uint64(n))
-	return err
-}
+func (p *player) setPaused(paused bool) { p.sink.SetPaused(paused) }

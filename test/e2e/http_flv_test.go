@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -128,9 +129,10 @@ func TestHTTPFLVSlowPlayerDropped(t *testing.T) {
 		}
 		return nil
 	})
-	// The stalled connection was closed by the server: draining it ends.
+	// The stalled connection was closed by the server: draining it ends,
+	// with a reset (the server drops what the kernel still held for it).
 	_ = stalled.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.Copy(io.Discard, bufio.NewReader(stalled)); err != nil {
+	if _, err := io.Copy(io.Discard, bufio.NewReader(stalled)); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("stalled player's connection not closed by the server: %v", err)
 	}
 }
