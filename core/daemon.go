@@ -538,8 +538,11 @@ func (d *daemon) pluginStarted(name string) {
 func (d *daemon) pluginExited(name string, pid int) {
 	d.hub.PluginGone(name)
 	if pid > 0 {
-		if err := os.Remove(pluginhost.BellPath(d.inst.Dir, d.inst.ID, pid)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.log.Warn("remove doorbell of exited plugin", "plugin", name, "pid", pid, "error", err)
+		bell := pluginhost.BellPath(d.inst.Dir, d.inst.ID, pid)
+		for _, p := range []string{bell, bell + shm.BellFIFO} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.log.Warn("remove doorbell of exited plugin", "plugin", name, "pid", pid, "error", err)
+			}
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package shm
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +36,23 @@ func OpenBell(dir, name string) (*Bell, error) {
 		done:      make(chan struct{}),
 		readers:   make(map[*Reader]struct{}),
 	}
+	// The wake-up pipe, opened read-write so that it never reports end of
+	// file nor blocks the open, in non-blocking mode so that the os
+	// package reads it through the poller.
+	fpath := path + BellFIFO
+	if err := unix.Mkfifo(fpath, 0o600); err != nil {
+		unix.Munmap(mem)
+		os.Remove(path)
+		return nil, fmt.Errorf("open bell %q: mkfifo: %w", fpath, err)
+	}
+	fd, err := unix.Open(fpath, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		unix.Munmap(mem)
+		os.Remove(path)
+		os.Remove(fpath)
+		return nil, fmt.Errorf("open bell %q: %w", fpath, err)
+	}
+	b.fifo = os.NewFile(uintptr(fd), fpath)
 	u64at(mem, bID).Store(b.id)
 	u32at(mem, bPID).Store(pidSelf)
 	u64at(mem, bMagic).Store(bellMagic)
@@ -50,9 +69,19 @@ func (b *Bell) Close() error {
 	}
 	b.word.Add(1)
 	futexWake(b.mem, bWord, 1<<30)
+	f := b.fifo
+	if f != nil {
+		_ = f.SetReadDeadline(time.Now()) // ends a read in progress
+	}
 	<-b.done
+	if f != nil {
+		_ = f.Close()
+	}
 	err := unix.Munmap(b.mem)
 	if rerr := os.Remove(b.path); err == nil {
+		err = rerr
+	}
+	if rerr := os.Remove(b.path + BellFIFO); err == nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = rerr
 	}
 	if err != nil {

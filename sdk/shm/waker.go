@@ -17,6 +17,7 @@ type waker struct {
 
 // bellRef is a cached bell mapping.
 type bellRef struct {
+	fifo    int    // the bell's wake-up pipe, -1 if it has none
 	mem     []byte // nil if the file could not be mapped
 	id      uint64
 	gen     uint64
