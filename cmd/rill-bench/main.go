@@ -1,7 +1,7 @@
 // Command rill-bench is Rill's load tool. It publishes a pre-encoded FLV
 // file over RTMP in real time and plays it back with many RTMP or HTTP-FLV
-// players (lal's RTMP client sessions; a small allocation-free HTTP-FLV
-// reader, see flvclient.go), measuring what players see (bytes, time
+// players (small allocation-free clients, see rtmpclient.go and
+// flvclient.go), measuring what players see (bytes, time
 // to first video frame, added latency) and what the server spends (CPU and
 // memory of all its processes, from /proc).
 //
@@ -35,12 +35,7 @@ import (
 )
 
 func main() {
-	// lal logs to stdout through nazalog's global logger by default.
-	_ = nazalog.Init(func(o *nazalog.Option) {
-		o.Level = nazalog.LevelError
-		o.IsToStdout = false
-		o.Filename = ""
-	})
+	quietLal()
 	// The tool shares the machine with the server: spend less on GC.
 	debug.SetGCPercent(400)
 	// Thousands of players need thousands of descriptors, here and in the
@@ -71,6 +66,16 @@ func main() {
 	}
 }
 
+// quietLal keeps lal's logs (to stdout through nazalog's global logger by
+// default) to errors, which go nowhere.
+func quietLal() {
+	_ = nazalog.Init(func(o *nazalog.Option) {
+		o.Level = nazalog.LevelError
+		o.IsToStdout = false
+		o.Filename = ""
+	})
+}
+
 func printUsage() {
 	fmt.Fprintln(os.Stderr, "usage: rill-bench suite [flags] | rill-bench load [flags] (-h for flags)")
 	os.Exit(2)
@@ -89,8 +94,11 @@ func runLoad(ctx context.Context, args []string) error {
 		pids    = fs.String("pids", "", "comma-separated server pids (their descendants count too)")
 		match   = fs.String("match", "", "regexp on the command line of server processes")
 		limit   = fs.Duration("timeout", 5*time.Minute, "give up after this long")
+		ramp    = fs.Duration("ramp", 0, "spread the players' joins evenly over this long (0: all at once)")
+		lalRTMP = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client")
 	)
 	_ = fs.Parse(args)
+	lalRTMPPlayers = *lalRTMP
 	if *playURL == "" || *n < 1 || *n > 20000 {
 		return fmt.Errorf("load: need -play and 1 <= -n <= 20000")
 	}
@@ -135,7 +143,7 @@ func runLoad(ctx context.Context, args []string) error {
 		st = pub.stream(*playURL, *n)
 		sleepCtx(ctx, 3*time.Second) // the server gets a GOP for fast starts
 	}
-	r := measure(ctx, srv, []stream{st}, timing{join: 10 * time.Second, settle: 2 * time.Second, window: *win, grace: time.Second})
+	r := measure(ctx, srv, []stream{st}, timing{ramp: *ramp, join: 10 * time.Second, settle: 2 * time.Second, window: *win, grace: time.Second})
 	fmt.Println(r)
 	return nil
 }

@@ -26,6 +26,10 @@ func (w *window) contains(sent int64) bool {
 	return t0 != 0 && sent >= t0 && (t1 == 0 || sent <= t1)
 }
 
+// lalRTMPPlayers makes the RTMP players lal's rtmp.PullSession instead of
+// the built-in client (rtmpclient.go), to compare the two (-lal-rtmp).
+var lalRTMPPlayers bool
+
 // player is one RTMP or HTTP-FLV pull session.
 type player struct {
 	url   string
@@ -53,6 +57,13 @@ type player struct {
 func (p *player) pull(ctx context.Context) error {
 	p.begin = time.Now()
 	switch {
+	case strings.HasPrefix(p.url, "rtmp://") && !lalRTMPPlayers:
+		s, err := dialRTMP(ctx, p.url, func(typ uint8, _ uint32, payload []byte) { p.onMessage(typ, payload) })
+		if err != nil {
+			p.fail(err)
+			return err
+		}
+		p.dispose, p.done = s.close, s.done
 	case strings.HasPrefix(p.url, "rtmp://"):
 		s := rtmp.NewPullSession(func(o *rtmp.PullSessionOption) {
 			o.PullTimeoutMs = 10000
@@ -152,14 +163,27 @@ func (p *player) stats() playerStats {
 		unknown: p.unknown, lat: append([]int32(nil), p.lat...), err: p.err}
 }
 
-// startPlayers starts n players of url at once and waits until each plays
-// or fails (bounded by the pull timeout).
-func startPlayers(ctx context.Context, n int, url string, f *replay.File, clock sendClock, win *window) []*player {
+// startPlayers starts n players of url, evenly spaced over ramp (0: all at
+// the same instant; player i starts at i*ramp/n), and waits until each
+// plays or fails (bounded by the pull timeout). A player's first frame is
+// timed from its own start.
+func startPlayers(ctx context.Context, n int, url string, f *replay.File, clock sendClock, win *window, ramp time.Duration) []*player {
 	ps := make([]*player, n)
 	var wg sync.WaitGroup
+	t0 := time.Now()
 	for i := range ps {
 		p := &player{url: url, file: f, clock: clock, win: win}
 		ps[i] = p
+		if ramp > 0 && i > 0 {
+			at := t0.Add(ramp * time.Duration(i) / time.Duration(n))
+			if d := time.Until(at); d > 0 && !sleepCtx(ctx, d) {
+				// Cut short: the players not started count as failed.
+				for j := i; j < n; j++ {
+					ps[j] = &player{url: url, file: f, clock: clock, win: win, err: ctx.Err()}
+				}
+				break
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -109,6 +109,14 @@ func (p *publisher) run(ctx context.Context, s *rtmp.PushSession) error {
 			if err := s.Write(chunks); err != nil {
 				return fmt.Errorf("publish %s: %w", p.url, err)
 			}
+			// lal's push session writes through a 4 KiB bufio.Writer
+			// (WriteBufSize 0 still gets one, of the default size) that
+			// nothing flushes: without this, a message's tail waited in it
+			// for the next messages, up to a frame interval, and counted as
+			// the server's latency.
+			if err := s.Flush(); err != nil {
+				return fmt.Errorf("publish %s: %w", p.url, err)
+			}
 			if t.Frame {
 				p.sent.Add(int64(len(t.Payload)))
 			}

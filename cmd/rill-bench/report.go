@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,7 +26,9 @@ func (s *suite) report() string {
 	w("- Command: `%s` (runs `%s`)\n", s.command, shellJoin(os.Args))
 	w("- Stream: %s, %.0f kbit/s, replayed in real time in a loop of %.1f s; many-streams file %.0f kbit/s\n",
 		s.hd.Path, s.hd.Bitrate()/1000, float64(s.hd.Loop)/1000, s.sd.Bitrate()/1000)
-	w("- Each row: the players join at once, get %v to see a video frame, settle %v, then the server is measured for %v.\n\n",
+	w("- Each row: the players join as its table says (over a ramp in the fan-out tables, all at once in the others), "+
+		"have %v after the last one started to see a video frame, settle %v, and only then is the server measured for %v: "+
+		"the window never includes a join.\n\n",
 		s.tm.join, s.tm.settle, s.tm.window)
 	for _, e := range s.errs {
 		w("**%s**\n\n", e)
@@ -36,6 +39,14 @@ func (s *suite) report() string {
 	for _, proto := range []string{"rtmp", "flv"} {
 		title := map[string]string{"rtmp": "RTMP", "flv": "HTTP-FLV"}[proto]
 		w("## Fan-out, %s: 1 stream to N players\n\n", title)
+		w("The players join at a steady rate, not at once: the N players of a row start one after the other, "+
+			"evenly spaced over max(2 s, N / 250 s) (%s); each player's first frame is timed from its own connect. ", s.rampList())
+		if proto == "rtmp" {
+			w("The floor serves HTTP-FLV only: its rows are those of the HTTP-FLV table.")
+		} else {
+			w("The floor's players join in the same way.")
+		}
+		w("\n\n")
 		s.tableHeader(&b)
 		for _, n := range s.ns {
 			key := fmt.Sprintf("%s/%d", proto, n)
@@ -45,16 +56,19 @@ func (s *suite) report() string {
 		w("\n")
 	}
 	w("## Time to first video frame: %d players joining at once\n\n", s.join)
-	w("The stream is live with a GOP cached; players start at the same instant. ")
+	w("The stream is live with a GOP cached; all %d players start at the same instant, a stress case: ", s.join)
+	w("their first frames include the queueing of %d simultaneous connects and handshakes in the load tool and the server alike. ", s.join)
 	w("The window is shortened to 2 s for these rows, so their CPU column is only indicative.\n\n")
 	s.tableHeader(&b)
 	s.rows(&b, s.join, "join/rtmp", "", "RTMP")
 	s.rows(&b, s.join, "join/flv", "", "HTTP-FLV")
 	w("\n## Added latency with merged writes off: %d RTMP players\n\n", s.lowlat)
-	w("Rill's `lowlat` vhost has `play { mw_latency = 0 }` (a write per packet); lalserver writes each message as it comes by default.\n\n")
+	w("Rill's `lowlat` vhost has `play { min_latency = true }` (SRS's min_latency: no merged writes, a write per packet, and TCP_NODELAY); lalserver writes each message as it comes by default. ")
+	w("The players join at once.\n\n")
 	s.tableHeader(&b)
 	s.rows(&b, s.lowlat, "lowlat", "")
 	w("\n## Many streams: %d publishers at %.0f kbit/s, %d RTMP players each\n\n", s.streams, s.sd.Bitrate()/1000, s.perStr)
+	w("All %d players (of every stream) join at once.\n\n", s.streams*s.perStr)
 	s.tableHeader(&b)
 	s.rows(&b, s.streams*s.perStr, "many", "")
 
@@ -94,6 +108,9 @@ func (s *suite) report() string {
 		}
 	}
 	w("\n%s", notes)
+	if lalRTMPPlayers {
+		w("- This run played RTMP with lal's `rtmp.PullSession` instead (`-lal-rtmp`).\n")
+	}
 	return b.String()
 }
 
@@ -109,7 +126,10 @@ const method = `How to read the tables:
   does to timestamps or FLV headers) and look up when the publisher sent it.
 - "dropped" counts players whose connection ended before the end of the window; "publisher N ms
   behind" means the server did not read the publisher's stream fast enough to keep it on schedule.
-- **First frame** is from the start of a player's connection to its first video frame.
+- **First frame** is from the start of a player's own connection (its TCP connect) to its first
+  video frame. How the players join differs by table and is said above each: in the fan-out tables
+  they join at a steady rate over a ramp, in the others all at the same instant, where the figure
+  includes the queueing of that many simultaneous handshakes (in the load tool as in the server).
 - **Latency** is the receive time of a frame minus the time the publisher wrote it to its socket,
   over every frame sent in the window and every player; with merged writes it includes the merge
   window (350 ms by default, as SRS's ` + "`mw_latency`" + `).
@@ -132,9 +152,15 @@ const notes = `## Notes
   figures compare with Rill's ` + "`gop_cache = true`" + `; HLS, HTTP-TS, RTSP and its HTTP API are off, as
   HLS is off in Rill's bench config, except on the fresh servers of the HLS table. Both log at warn
   level; merged writes are at the defaults (Rill: 350 ms for RTMP and HTTP-FLV; lalserver: none).
-- The HTTP-FLV players are a small allocation-free reader (` + "`cmd/rill-bench/flvclient.go`" + `, same
-  request as lal's client): lal's ` + "`httpflv.PullSession`" + ` allocates every tag, which made the load
-  tool the bottleneck at 1000+ players. The RTMP players are lal's ` + "`rtmp.PullSession`" + `.
+- The players are small allocation-free clients: HTTP-FLV ` + "`cmd/rill-bench/flvclient.go`" + ` (same
+  request as lal's client), RTMP ` + "`cmd/rill-bench/rtmpclient.go`" + ` (simple handshake, the connect,
+  createStream and play commands of lal's client, one reassembly buffer per chunk stream, an
+  acknowledgement per window of the server's size). lal's ` + "`httpflv.PullSession`" + ` and
+  ` + "`rtmp.PullSession`" + ` allocate every message, which made the load tool the bottleneck at 1000+ players.
+- The publishers are lal's ` + "`rtmp.PushSession`" + `, flushed after every message: its connection has a
+  4 KiB write buffer that nothing else flushes, which held the tail of a message back until the next
+  messages filled it (up to a frame interval, counted as latency). So the server reads about one
+  message per read from each publisher, as from an encoder that writes each packet as it comes.
 - "failed: …" means the scenario could not run against that server; the reason is the one seen.
 `
 
@@ -192,10 +218,39 @@ func (s *suite) targets(b *bytes.Buffer) {
 		}
 		w(".\n")
 	}
+	for _, proto := range []string{"rtmp", "flv"} {
+		if r, ok := s.results[proto+"/3000"][srvRill]; ok && r.failed == "" {
+			w("- %s at 3000 players: full bitrate %.0f %% of players (target 100 %%: %s).\n",
+				map[string]string{"rtmp": "RTMP", "flv": "HTTP-FLV"}[proto], r.full*100, mark(r.full >= 1))
+		}
+	}
 	if r, ok := s.results["lowlat"][srvRill]; ok && r.failed == "" && r.samples > 0 {
 		w("- RTMP, merged writes off (%d players): latency p99 %s (target < 30 ms: %s).\n", s.lowlat, ms(r.lat99), mark(r.lat99 < 30*time.Millisecond))
 	}
 	w("\n")
+}
+
+// rampList tells the fan-out ramp of each N of the run, e.g. "2 s for 100
+// and 500 players, 4 s for 1000".
+func (s *suite) rampList() string {
+	var parts []string
+	var ns []string
+	for i, n := range s.ns {
+		ns = append(ns, fmt.Sprint(n))
+		if i == len(s.ns)-1 || fanoutRamp(s.ns[i+1]) != fanoutRamp(n) {
+			r := fanoutRamp(n)
+			parts = append(parts, fmt.Sprintf("%s s for %s", strconv.FormatFloat(r.Seconds(), 'f', -1, 64), andList(ns)))
+			ns = nil
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func andList(v []string) string {
+	if len(v) < 2 {
+		return strings.Join(v, "")
+	}
+	return strings.Join(v[:len(v)-1], ", ") + " and " + v[len(v)-1]
 }
 
 func (s *suite) tableHeader(b *bytes.Buffer) {

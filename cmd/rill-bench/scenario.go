@@ -12,7 +12,10 @@ import (
 
 // timing bounds every phase of a row.
 type timing struct {
-	join   time.Duration // players have this long to see their first frame
+	// ramp spreads the joins of each stream's players evenly over this
+	// long (0: they all start at the same instant).
+	ramp   time.Duration
+	join   time.Duration // after the last player started, players have this long to see their first frame
 	settle time.Duration // after the joins, before the window
 	window time.Duration // the steady-state measurement window
 	grace  time.Duration // after the window, for frames sent inside it
@@ -50,9 +53,10 @@ type stream struct {
 	players   int
 }
 
-// measure joins the players of every stream at once, waits for their first
-// frames, settles, then measures the server over the window. It never
-// panics on a bad server: a failure ends up in result.failed.
+// measure joins the players of every stream (all at once, or over
+// tm.ramp), waits for their first frames, settles, then measures the server
+// over the window, which therefore starts after every player has joined.
+// It never panics on a bad server: a failure ends up in result.failed.
 func measure(ctx context.Context, srv *server, streams []stream, tm timing) result {
 	r := result{server: srv.name}
 	win := &window{}
@@ -60,14 +64,14 @@ func measure(ctx context.Context, srv *server, streams []stream, tm timing) resu
 	groups := make([][]*player, len(streams))
 	defer func() { closePlayers(all) }()
 
-	// Players of all streams join at once.
+	// The streams' players join side by side, each stream's over tm.ramp.
 	type joined struct {
 		i  int
 		ps []*player
 	}
 	ch := make(chan joined, len(streams))
 	for i, st := range streams {
-		go func() { ch <- joined{i, startPlayers(ctx, st.players, st.playURL, st.file, st.clock, win)} }()
+		go func() { ch <- joined{i, startPlayers(ctx, st.players, st.playURL, st.file, st.clock, win, tm.ramp)} }()
 	}
 	for range streams {
 		j := <-ch

@@ -202,7 +202,7 @@ vhost "__defaultVhost__" {
 vhost "lowlat" {
   gop_cache = true
   play {
-    mw_latency = 0
+    min_latency = true
   }
 }
 `

@@ -51,7 +51,7 @@ func runSuite(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("suite", flag.ExitOnError)
 	var (
 		quick    = fs.Bool("quick", false, "N up to 500, short windows (make bench-quick, under 5 minutes)")
-		ns       = fs.String("n", "", "fan-out player counts (default 100,500,1000,2000; quick 100,500)")
+		ns       = fs.String("n", "", "fan-out player counts (default 100,500,1000,2000,3000; quick 100,500)")
 		out      = fs.String("out", "docs/BENCHMARKS.md", "report to write")
 		rillBin  = fs.String("rill", "bin/rill", "Rill daemon")
 		plugins  = fs.String("plugins", "bin/plugins", "Rill plugin directory")
@@ -63,8 +63,10 @@ func runSuite(ctx context.Context, args []string) error {
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
 		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
+		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 	)
 	_ = fs.Parse(args)
+	lalRTMPPlayers = *lalRTMP
 	s := &suite{
 		quick: *quick, join: 200, lowlat: 100, streams: 200, perStr: 2,
 		rillBin: *rillBin, pluginDir: *plugins, lalBin: *lalBin, floorBin: *floorBin, media: *media,
@@ -84,7 +86,7 @@ func runSuite(ctx context.Context, args []string) error {
 		s.hlsFor = 10 * time.Second
 	} else {
 		s.hlsFor = 30 * time.Second
-		s.ns = []int{100, 500, 1000, 2000}
+		s.ns = []int{100, 500, 1000, 2000, 3000}
 		s.tm = timing{join: 15 * time.Second, settle: 5 * time.Second, window: 15 * time.Second, grace: time.Second}
 		s.shmSeconds = 2
 	}
@@ -179,6 +181,22 @@ func (s *suite) fail(scenario, srv, why string) {
 	s.put(scenario, result{server: srv, failed: why})
 }
 
+// fanoutRamp is how long the n players of a fan-out row take to join: at a
+// steady rate of 250 per second, over at least 2 s. Viewers do not arrive
+// in the same microsecond, and n simultaneous handshakes would time the
+// load tool's own connection queue more than the server (the "players
+// joining at once" table keeps that stress case).
+func fanoutRamp(n int) time.Duration {
+	return max(2*time.Second, time.Duration(n)*time.Second/250)
+}
+
+// fanout is the timing of a fan-out row of n players.
+func (s *suite) fanout(n int) timing {
+	tm := s.tm
+	tm.ramp = fanoutRamp(n)
+	return tm
+}
+
 func (s *suite) runFloor(ctx context.Context, mode string) {
 	name := "floor-" + mode
 	srv, err := startFloor(ctx, s.tmp, s.floorBin, s.hd.Path, mode, 350*time.Millisecond)
@@ -196,7 +214,7 @@ func (s *suite) runFloor(ctx context.Context, mode string) {
 			s.fail(key, name, ctx.Err().Error())
 			continue
 		}
-		s.put(key, measure(ctx, srv, []stream{floorStream(srv, s.hd, n)}, s.tm))
+		s.put(key, measure(ctx, srv, []stream{floorStream(srv, s.hd, n)}, s.fanout(n)))
 		sleepCtx(ctx, time.Second)
 	}
 }
@@ -220,14 +238,14 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	s.session(ctx, name, rtmpKeys, func(srv *server) {
 		s.published(ctx, srv, "bench", rtmpKeys, func(pub *publisher, row rowFunc) {
 			for i, n := range s.ns {
-				row(rtmpKeys[i], pub.stream(srv.rtmpURL("bench"), n), s.tm)
+				row(rtmpKeys[i], pub.stream(srv.rtmpURL("bench"), n), s.fanout(n))
 			}
 		})
 	})
 	s.session(ctx, name, flvKeys, func(srv *server) {
 		s.published(ctx, srv, "bench", flvKeys, func(pub *publisher, row rowFunc) {
 			for i, n := range s.ns {
-				row(flvKeys[i], pub.stream(srv.flvURL("bench"), n), s.tm)
+				row(flvKeys[i], pub.stream(srv.flvURL("bench"), n), s.fanout(n))
 			}
 		})
 	})

@@ -79,7 +79,9 @@ type Group struct {
 	mu     sync.Mutex
 	sinks  []*Sink // replaced, never modified in place (dispatches read it unlocked)
 	pend   []Item
-	seq    uint64 // sequence number of the next item pushed
+	pendTS time.Duration // media time of the first timed item pending
+	timed  bool          // pendTS is set
+	seq    uint64        // sequence number of the next item pushed
 	timer  *time.Timer
 	armed  bool
 	closed bool
@@ -89,7 +91,9 @@ type Group struct {
 func NewGroup(mw time.Duration) *Group { return &Group{mw: mw} }
 
 // Push adds an item for every member. With a merge window the item waits
-// for the end of the window; without, it is written before Push returns.
+// for the end of the window (mw after the first item pending, or the item
+// that makes the pending ones span mw of media time); without, it is
+// written before Push returns.
 // Push and Add must be called under one lock of the caller's (the one that
 // guards its GOP cache), so that a joining player's start and the items
 // pushed after it meet without a gap or a repeat.
@@ -101,7 +105,13 @@ func (g *Group) Push(it Item) {
 	}
 	g.pend = append(g.pend, it)
 	g.seq++
-	now := g.mw <= 0
+	if it.Timed && !g.timed {
+		g.pendTS, g.timed = it.TS, true
+	}
+	// As SRS's consumer: the window also ends once it spans mw of media
+	// time, so a backlog read at once (a new subscription replaying the
+	// GOP from the ring) goes out at once instead of a window later.
+	now := g.mw <= 0 || (it.Timed && it.TS-g.pendTS >= g.mw)
 	if !now && !g.armed {
 		g.armed = true
 		if g.timer == nil {
@@ -123,7 +133,7 @@ func (g *Group) Flush() {
 	g.mu.Lock()
 	items, sinks := g.pend, g.sinks
 	first := g.seq - uint64(len(items))
-	g.pend, g.armed = nil, false
+	g.pend, g.armed, g.timed = nil, false, false
 	g.mu.Unlock()
 	if len(items) == 0 || len(sinks) == 0 {
 		return

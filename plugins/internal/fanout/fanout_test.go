@@ -383,3 +383,20 @@ func TestClosedConnectionReportsOnce(t *testing.T) {
 		t.Fatalf("connection not closed: %v", err)
 	}
 }
+
+// TestBacklogGoesOutAtOnce: items spanning the merge window in media time
+// (a GOP replayed from the ring) are written without waiting for the
+// window's end.
+func TestBacklogGoesOutAtOnce(t *testing.T) {
+	g := NewGroup(time.Hour)
+	defer g.Close()
+	srv, cli := pair(t, 0)
+	g.Add(NewSink(srv, SinkOptions{}), nil, false)
+	g.Push(Item{B: frame(0, 10), TS: 0, Timed: true})
+	g.Push(Item{B: frame(1, 10), TS: time.Hour, Timed: true}) // spans the window
+	_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	seqs, err := readFrames(cli, 2)
+	if err != nil || len(seqs) != 2 {
+		t.Fatalf("got %v, %v: want both items before the window's end", seqs, err)
+	}
+}
