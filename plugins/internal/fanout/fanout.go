@@ -93,7 +93,7 @@ func NewGroup(mw time.Duration) *Group { return &Group{mw: mw} }
 // Push adds an item for every member. With a merge window the item waits
 // for the end of the window (mw after the first item pending, or the item
 // that makes the pending ones span mw of media time); without, it is
-// written before Push returns.
+// written at once, by another goroutine.
 // Push and Add must be called under one lock of the caller's (the one that
 // guards its GOP cache), so that a joining player's start and the items
 // pushed after it meet without a gap or a repeat.
@@ -122,7 +122,10 @@ func (g *Group) Push(it Item) {
 	}
 	g.mu.Unlock()
 	if now {
-		g.Flush()
+		// Not on the caller's goroutine: it holds the lock that joins
+		// need, and a dispatch to thousands of sockets takes a while.
+		// Dispatches still go out in order (Flush).
+		go g.Flush()
 	}
 }
 
