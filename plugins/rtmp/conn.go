@@ -690,11 +690,8 @@ func (c *conn) onPlay(tid float64, name string) error {
 	c.vopts = opts
 	c.role = rolePlay
 	c.mu.Unlock()
-	if tcp, ok := c.nc.(*net.TCPConn); ok {
-		_ = tcp.SetNoDelay(opts.TCPNoDelay)
-		if c.cfg.SendBuffer > 0 {
-			_ = tcp.SetWriteBuffer(c.cfg.SendBuffer)
-		}
+	if tcp, ok := c.nc.(*net.TCPConn); ok && c.cfg.SendBuffer > 0 {
+		_ = tcp.SetWriteBuffer(c.cfg.SendBuffer)
 	}
 	// Every player is authorized by the core (security rules, on_play);
 	// media comes from the stream's one shared subscription.
@@ -735,6 +732,13 @@ func (c *conn) onPlay(tid float64, name string) error {
 	c.mu.Lock()
 	c.player = p
 	c.mu.Unlock()
+	// tcp_nodelay applies from here: the replies above and the start
+	// (sequence headers, cached GOP) went out without Nagle's wait for an
+	// acknowledgement, which held the first frame up to the peer's delayed
+	// ACK (40 ms).
+	if tcp, ok := c.nc.(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(opts.TCPNoDelay)
+	}
 	return nil
 }
 
