@@ -316,6 +316,35 @@ func (s *Subscription) Read(ctx context.Context) (media.Packet, error) {
 	}
 }
 
+// TryRead returns the next packet if the ring has one, without waiting: ok
+// is false when there is nothing new. At the end of the stream it returns
+// io.EOF; if the writer died without ending it, an error. A reader that
+// serves its clients in batches (merged writes) drains the ring with
+// TryRead once per batch instead of being woken for every packet, which
+// spares the writer a system call and this process a wake-up per packet.
+// The packet's payload is valid until the next read.
+func (s *Subscription) TryRead() (p media.Packet, ok bool, err error) {
+	if len(s.pending) > 0 {
+		p := s.pending[0]
+		s.pending = s.pending[1:]
+		return p, true, nil
+	}
+	rec, err := s.rd.Next(s.buf)
+	switch {
+	case err == nil:
+		s.buf = rec.Payload[:cap(rec.Payload)]
+		return recordToPacket(rec), true, nil
+	case errors.Is(err, shm.ErrEmpty):
+		if s.rd.WriterGone() {
+			return media.Packet{}, false, fmt.Errorf("read %s: %w", s.Stream.Key(), shm.ErrWriterGone)
+		}
+		return media.Packet{}, false, nil
+	case errors.Is(err, shm.ErrEnded):
+		return media.Packet{}, false, io.EOF
+	}
+	return media.Packet{}, false, fmt.Errorf("read %s: %w", s.Stream.Key(), err)
+}
+
 // Dropped is the number of packets this reader lost by falling behind.
 func (s *Subscription) Dropped() uint64 { return s.rd.Dropped() }
 

@@ -79,16 +79,67 @@ func (s *source) run(ctx context.Context, client sdk.ClientInfo) {
 			s.log.Error("muxer panic, stream source ended", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
+	ended := func(err error) {
+		if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			s.log.Warn("stream read ended", "error", err)
+		}
+		s.log.Info("http streaming source ended", "dropped", sub.Dropped())
+	}
+	if mw := s.cfg.MWLatency; mw > 0 {
+		// Merged writes: read the ring in batches, once per window, as
+		// the RTMP plugin's fan-out does (no wake-up per packet).
+		pace := min(mw, maxPace)
+		timer := time.NewTimer(pace)
+		defer timer.Stop()
+		var lastFlush time.Time
+		for {
+			for range 1 << 16 {
+				p, ok, err := sub.TryRead()
+				if err != nil {
+					ended(err)
+					return
+				}
+				if !ok {
+					break
+				}
+				s.handle(p)
+			}
+			if now := time.Now(); now.Sub(lastFlush) >= mw-pace/8 {
+				s.flush()
+				lastFlush = now
+			}
+			timer.Reset(pace)
+			select {
+			case <-ctx.Done():
+				ended(ctx.Err())
+				return
+			case <-timer.C:
+			}
+		}
+	}
 	for {
 		p, err := sub.Read(ctx)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-				s.log.Warn("stream read ended", "error", err)
-			}
-			s.log.Info("http streaming source ended", "dropped", sub.Dropped())
+			ended(err)
 			return
 		}
 		s.handle(p)
+	}
+}
+
+// maxPace bounds how long the ring is left unread with merged writes.
+const maxPace = 350 * time.Millisecond
+
+// flush writes what every feed has queued.
+func (s *source) flush() {
+	s.mu.Lock()
+	groups := make([]*fo.Group, 0, len(s.feeds))
+	for _, f := range s.feeds {
+		groups = append(groups, f.g)
+	}
+	s.mu.Unlock()
+	for _, g := range groups {
+		g.Flush()
 	}
 }
 
@@ -166,10 +217,15 @@ func (s *source) handle(p media.Packet) {
 			f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
 		}
 		config := p.IsConfig() || p.Kind == media.KindData
-		f.g.Push(fo.Item{
+		it := fo.Item{
 			B: b, TS: p.DTS, Timed: !config,
 			Video: p.Kind == media.KindVideo && !config, Key: p.Kind == media.KindVideo && p.IsKey(),
-		})
+		}
+		if s.cfg.MWLatency > 0 {
+			f.g.Queue(it) // run flushes once per window
+		} else {
+			f.g.Push(it)
+		}
 	}
 }
 

@@ -149,21 +149,72 @@ func (f *fanout) run(wait time.Duration) {
 	}
 	defer sub.Close()
 	f.log.Debug("fan-out subscribed", "stream_id", sub.StreamID)
+	if f.opts.MWLatency > 0 {
+		f.runPaced(sub)
+		return
+	}
 	for {
 		pkt, err := sub.Read(f.ctx)
 		if err != nil {
-			switch {
-			case f.ctx.Err() != nil:
-				return // last player left
-			case errors.Is(err, io.EOF):
-				f.finish("stream unpublished", false)
-			default:
-				f.log.Warn("stream read failed", "error", err)
-				f.finish("stream read failed", false)
-			}
+			f.readFailed(err)
 			return
 		}
 		f.deliver(pkt)
+	}
+}
+
+// maxPace bounds how long the ring is left unread with merged writes: the
+// ring must hold that much of the stream (350 ms of a 8 MiB ring: up to
+// about 190 Mbit/s).
+const maxPace = 350 * time.Millisecond
+
+// runPaced reads the ring in batches, once per merge window (at most every
+// maxPace), and writes each batch to the players at once: the players wait
+// for the window anyway, and a reader that is not waiting on the ring costs
+// neither the publisher's plugin a system call nor this process a wake-up
+// per packet (sdk.Subscription.TryRead). The first batch (the GOP the ring
+// replays to a new subscription) goes out at once.
+func (f *fanout) runPaced(sub *sdk.Subscription) {
+	mw := f.opts.MWLatency
+	pace := min(mw, maxPace)
+	timer := time.NewTimer(pace)
+	defer timer.Stop()
+	var lastFlush time.Time
+	for {
+		for range 1 << 16 { // bounded: a batch never starves the flush
+			pkt, ok, err := sub.TryRead()
+			if err != nil {
+				f.readFailed(err)
+				return
+			}
+			if !ok {
+				break
+			}
+			f.deliver(pkt)
+		}
+		if now := time.Now(); now.Sub(lastFlush) >= mw-pace/8 {
+			f.g.Flush()
+			lastFlush = now
+		}
+		timer.Reset(pace)
+		select {
+		case <-f.ctx.Done():
+			return // last player left
+		case <-timer.C:
+		}
+	}
+}
+
+// readFailed ends the fan-out after its subscription failed.
+func (f *fanout) readFailed(err error) {
+	switch {
+	case f.ctx.Err() != nil:
+		// the last player left
+	case errors.Is(err, io.EOF):
+		f.finish("stream unpublished", false)
+	default:
+		f.log.Warn("stream read failed", "error", err)
+		f.finish("stream read failed", false)
 	}
 }
 
@@ -217,10 +268,15 @@ func (f *fanout) deliver(pkt media.Packet) {
 	default:
 		f.cache(m)
 	}
-	f.g.Push(fo.Item{
+	it := fo.Item{
 		B: m.data, TS: time.Duration(ts) * time.Millisecond, Timed: !config,
 		Video: pkt.Kind == media.KindVideo && !config, Key: m.key,
-	})
+	}
+	if f.opts.MWLatency > 0 {
+		f.g.Queue(it) // runPaced flushes
+	} else {
+		f.g.Push(it)
+	}
 }
 
 // cache keeps the GOP cache: from the last keyframe on, bounded by

@@ -2,6 +2,8 @@ package sdktest_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -100,5 +102,92 @@ func TestHarness(t *testing.T) {
 	resp, err := h.Plugin.ServeHTTP(context.Background(), sdkHTTP("/echo/"))
 	if err != nil || string(resp.Body) != "hi" {
 		t.Fatalf("route: %v %q", err, resp.Body)
+	}
+}
+
+// poller reads its stream with TryRead in batches, as merged-write fan-outs
+// do.
+type poller struct {
+	rt   *sdk.Runtime
+	mu   sync.Mutex
+	dts  []time.Duration
+	end  error
+	done chan struct{}
+}
+
+func (p *poller) Info() sdk.Info { return sdk.Info{Name: "poller", Version: "0.0.1"} }
+
+func (p *poller) Start(_ context.Context, rt *sdk.Runtime) error { p.rt = rt; return nil }
+
+func (p *poller) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
+	if ev.Type != sdk.StreamPublished {
+		return
+	}
+	go func() {
+		defer close(p.done)
+		sub, err := p.rt.Host.Subscribe(context.Background(), sdk.ClientInfo{ID: "poller"}, ev.Stream, sdk.SubscribeOptions{Internal: true, Wait: time.Second})
+		if err != nil {
+			p.end = err
+			return
+		}
+		defer sub.Close()
+		for range 1000 { // 1000 batches of 10 ms at most
+			for {
+				pkt, ok, err := sub.TryRead()
+				if err != nil {
+					p.mu.Lock()
+					p.end = err
+					p.mu.Unlock()
+					return
+				}
+				if !ok {
+					break
+				}
+				p.mu.Lock()
+				p.dts = append(p.dts, pkt.DTS)
+				p.mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+}
+
+func TestTryReadDrainsInBatchesThenEOF(t *testing.T) {
+	p := &poller{done: make(chan struct{})}
+	h := sdktest.New(t, p)
+	h.Configure(t, sdktest.Config{})
+	h.Start(t)
+	pub := h.Publish(t, sdk.StreamRef{Vhost: "__defaultVhost__", App: "live", Stream: "y"})
+	for i := 0; i < 200; i++ {
+		m := shm.Meta{Kind: uint8(media.KindVideo), Codec: uint8(media.CodecH264), DTS: int64(i) * int64(time.Millisecond)}
+		if i == 0 {
+			m.Flags = shm.FlagSync | uint32(media.FlagKey)<<8
+		}
+		if err := pub.Writer.Write(m, []byte{0, 0, 0, 1, 0x65}); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	pub.End()
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("poller did not see the end")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !errors.Is(p.end, io.EOF) {
+		t.Fatalf("ended with %v, want io.EOF", p.end)
+	}
+	if len(p.dts) != 200 {
+		t.Fatalf("read %d packets, want 200", len(p.dts))
+	}
+	for i, d := range p.dts {
+		if d != time.Duration(i)*time.Millisecond {
+			t.Fatalf("packet %d has dts %v", i, d)
+		}
 	}
 }

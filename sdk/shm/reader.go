@@ -291,6 +291,11 @@ func (rd *Reader) ready() bool {
 	return rd.r.ended.Load() != 0 || rd.r.writeSeq.Load() != rd.next-1
 }
 
+// WriterGone reports whether the ring's writer process is dead or its
+// heartbeat is older than 3 s (what Wait checks after a slice), for a
+// reader that polls with Next instead of waiting.
+func (rd *Reader) WriterGone() bool { return rd.r.ended.Load() == 0 && rd.r.writerGone() }
+
 // Wait blocks until Next may have data, the ring is ended, or ctx is done
 // (returning ctx.Err()). It waits in slices of at most 100 ms; after a
 // slice that timed out it checks the writer and returns ErrWriterGone if

@@ -129,6 +129,18 @@ func (g *Group) Push(it Item) {
 	}
 }
 
+// Queue adds an item for every member without a window of its own: it
+// waits for the caller's next Flush. For a caller that reads its source in
+// batches, once per merge window, and flushes after each batch.
+func (g *Group) Queue(it Item) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.pend = append(g.pend, it)
+		g.seq++
+	}
+}
+
 // Flush writes what is pending to every member now.
 func (g *Group) Flush() {
 	g.dmu.Lock()

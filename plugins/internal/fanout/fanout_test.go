@@ -400,3 +400,27 @@ func TestBacklogGoesOutAtOnce(t *testing.T) {
 		t.Fatalf("got %v, %v: want both items before the window's end", seqs, err)
 	}
 }
+
+// TestQueueWaitsForFlush: queued items leave only with the caller's Flush,
+// in order, once.
+func TestQueueWaitsForFlush(t *testing.T) {
+	g := NewGroup(time.Millisecond) // Queue ignores the group's own window
+	defer g.Close()
+	srv, cli := pair(t, 0)
+	g.Add(NewSink(srv, SinkOptions{}), nil, false)
+	for i := range 3 {
+		g.Queue(item(uint32(i), 10))
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := cli.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d bytes before Flush (err %v)", n, err)
+	}
+	g.Flush()
+	g.Queue(item(3, 10))
+	g.Flush()
+	_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	seqs, err := readFrames(cli, 4)
+	if err != nil || fmt.Sprint(seqs) != "[0 1 2 3]" {
+		t.Fatalf("got %v, %v; want [0 1 2 3]", seqs, err)
+	}
+}
