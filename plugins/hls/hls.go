@@ -55,6 +55,8 @@ type hlsStream struct {
 	mu      sync.Mutex
 	cfg     hlsConfig
 	running bool
+	// again is a publication to start once the running one stops.
+	again   *sdk.StreamRef
 	dispose *time.Timer
 	cancel  context.CancelFunc
 
@@ -159,8 +161,16 @@ func (h *hlsStream) start(ref sdk.StreamRef) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.running {
+		// A republish that came before the last publication's writer
+		// noticed its end: start again as soon as it stops.
+		h.again = &ref
 		return
 	}
+	h.launchLocked(ref)
+}
+
+// launchLocked starts the writer goroutine; the caller holds h.mu.
+func (h *hlsStream) launchLocked(ref sdk.StreamRef) {
 	if h.dispose != nil {
 		h.dispose.Stop()
 		h.dispose = nil
@@ -220,6 +230,13 @@ func (h *hlsStream) stopped() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.running = false
+	if again := h.again; again != nil {
+		h.again = nil
+		if h.srv.ctx.Err() == nil {
+			h.launchLocked(*again)
+			return
+		}
+	}
 	if h.cfg.Dispose > 0 {
 		h.dispose = time.AfterFunc(h.cfg.Dispose, h.disposeNow)
 	}
