@@ -316,7 +316,11 @@ func appendSection(dst []byte, pid uint16, cc *uint8, sec []byte) []byte {
 	dst = append(dst, 0x47, 0x40|byte(pid>>8&0x1f), byte(pid), 0x10|*cc&0x0f, 0x00)
 	*cc = (*cc + 1) & 0x0f
 	dst = append(dst, sec...)
-	dst = binary.BigEndian.AppendUint32(dst, mpegts.CalcCrc32(0xffffffff, sec))
+	// CRC_32 goes on the wire most significant byte first (ISO/IEC 13818-1
+	// §2.4.4.3). lal's CalcCrc32 returns the CRC-32/MPEG-2 value with its
+	// bytes swapped (lal itself writes it little-endian), so it is written
+	// little-endian here too; psi_test.go checks it against an independent CRC.
+	dst = binary.LittleEndian.AppendUint32(dst, mpegts.CalcCrc32(0xffffffff, sec))
 	for len(dst)-start < 188 {
 		dst = append(dst, 0xff)
 	}
