@@ -56,12 +56,12 @@ func Serve(p Plugin) {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	logger := hclog.New(&hclog.LoggerOptions{
+	logger := newDurationLogger(hclog.New(&hclog.LoggerOptions{
 		Name:       info.Name,
 		Level:      level,
 		Output:     os.Stderr, // stdout carries the go-plugin handshake
 		JSONFormat: true,
-	})
+	}))
 	go watchCore(logger)
 	a := &adapter{p: p, info: info, log: logger}
 	plugin.Serve(&plugin.ServeConfig{

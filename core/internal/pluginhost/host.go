@@ -256,7 +256,7 @@ func (p *proc) launch(ctx context.Context) error {
 		Plugins:          plugin.PluginSet{wire.PluginKey: &wire.GRPCPlugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           p.log,
+		Logger:           newPluginLogger(p.log),
 		StartTimeout:     15 * time.Second,
 	})
 	cp, err := client.Client()
