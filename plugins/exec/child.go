@@ -220,6 +220,9 @@ func (c *child) runOnce(out io.Writer, lf *logFile) (exit error, stopped bool) {
 	}
 	// Whatever the leader left in its group goes with it.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if !waitGroupGone(pid, 2*time.Second) {
+		c.log.Warn("child's process group still has live members 2s after SIGKILL", "pid", pid)
+	}
 	s.pids.remove(pid)
 	s.running.Add(-1)
 	c.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // pidFile records the process groups of the running children (leader pid
@@ -120,6 +121,7 @@ func sweepLeftovers(path string) ([]int, error) {
 }
 
 type stat struct {
+	state      string // proc(5) field 3: R, S, D, Z, ...
 	ppid, pgrp int
 	start      uint64
 }
@@ -140,6 +142,7 @@ func procStat(pid int) (stat, error) {
 		return stat{}, fmt.Errorf("/proc/%d/stat: short", pid)
 	}
 	var s stat
+	s.state = f[0]
 	s.ppid, _ = strconv.Atoi(f[1])
 	s.pgrp, _ = strconv.Atoi(f[2])
 	s.start, _ = strconv.ParseUint(f[19], 10, 64)
@@ -162,4 +165,37 @@ func groupHasMembers(pgid int) bool {
 		}
 	}
 	return false
+}
+
+// groupHasLiveMembers reports whether a process of group pgid has not yet
+// exited: zombies (exited, waiting for a parent to reap them) do not count.
+func groupHasLiveMembers(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procStat(pid); err == nil && st.pgrp == pgid && st.state != "Z" && st.state != "X" {
+			return true
+		}
+	}
+	return false
+}
+
+// waitGroupGone waits, at most timeout, until every process of group pgid
+// has exited. A SIGKILL is delivered at once but the process takes a moment
+// to die; callers that report "stopped" must not do so before that.
+func waitGroupGone(pgid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for groupHasLiveMembers(pgid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
