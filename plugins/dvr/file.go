@@ -50,13 +50,20 @@ type dvrFile struct {
 
 // createFile makes the directories and the temporary file for path and
 // writes the container's header with what st knows.
-func createFile(path, format string, st tracks, warn func(string, ...any)) (*dvrFile, error) {
+// j, written beside the file until it is closed, lets a later start of
+// the plugin finish the file if this process dies first.
+func createFile(path, format string, st tracks, j journal, warn func(string, ...any)) (*dvrFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create directory: %w", err)
+	}
+	j.Format, j.PID, j.Started = format, os.Getpid(), time.Now()
+	if err := writeJournal(path, j); err != nil {
+		return nil, err
 	}
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
+		os.Remove(journalPath(path))
 		return nil, fmt.Errorf("create file: %w", err)
 	}
 	df := &dvrFile{path: path, tmp: tmp, f: f, start: time.Now(), warn: warn}
@@ -69,6 +76,7 @@ func createFile(path, format string, st tracks, warn func(string, ...any)) (*dvr
 	if err != nil {
 		f.Close()
 		os.Remove(tmp)
+		os.Remove(journalPath(path))
 		return nil, err
 	}
 	return df, nil
@@ -84,6 +92,7 @@ func (df *dvrFile) close(duration time.Duration) error {
 	if rerr := os.Rename(df.tmp, df.path); rerr != nil {
 		return errors.Join(err, fmt.Errorf("rename %s: %w", df.tmp, rerr))
 	}
+	os.Remove(journalPath(df.path))
 	return err
 }
 

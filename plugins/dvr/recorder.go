@@ -168,7 +168,7 @@ func (r *recorder) openFile() error {
 	}
 	path = unusedName(path)
 	warn := func(msg string, args ...any) { r.log.Warn(msg, append([]any{"file", path}, args...)...) }
-	f, err := createFile(path, r.cfg.path.format, r.st, warn)
+	f, err := createFile(path, r.cfg.path.format, r.st, journal{Stream: r.ref, Client: r.client}, warn)
 	if err != nil {
 		r.log.Error("cannot record stream, recording stopped", "file", path, "error", err)
 		return fmt.Errorf("%w: %v", errStopRecording, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type server struct {
 	mu      sync.Mutex
 	vhosts  map[string]*vhostConfig
 	streams map[string]*stream // by vhost/app/stream
+	// scanned are the recording directories already searched for files a
+	// killed recorder left unfinished.
+	scanned map[string]bool
 
 	files  atomic.Uint64
 	bytes  atomic.Uint64
@@ -70,7 +74,7 @@ var (
 )
 
 func newServer() *server {
-	return &server{vhosts: map[string]*vhostConfig{}, streams: map[string]*stream{}}
+	return &server{vhosts: map[string]*vhostConfig{}, streams: map[string]*stream{}, scanned: map[string]bool{}}
 }
 
 // apiRoutes are served on the core's API port; the core also forwards
@@ -110,6 +114,7 @@ func (s *server) Configure(_ context.Context, cfg sdk.Config) error {
 	s.mu.Lock()
 	s.vhosts = vhosts
 	s.mu.Unlock()
+	s.recoverUnfinished()
 	s.reconcile()
 	return nil
 }
@@ -117,8 +122,55 @@ func (s *server) Configure(_ context.Context, cfg sdk.Config) error {
 func (s *server) Start(_ context.Context, rt *sdk.Runtime) error {
 	s.rt, s.log = rt, rt.Logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.recoverUnfinished()
 	s.reconcile()
 	return nil
+}
+
+// recoverUnfinished searches the recording directories not searched yet
+// (at start, and those a reload adds) for files that a killed recorder
+// left as .tmp: each is finished, renamed and reported with on_dvr, in
+// the background.
+func (s *server) recoverUnfinished() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rt == nil || s.ctx.Err() != nil {
+		return
+	}
+	var roots []string
+	for _, v := range s.vhosts {
+		if r := v.path.root; !s.scanned[r] {
+			s.scanned[r] = true
+			roots = append(roots, r)
+		}
+	}
+	if len(roots) == 0 {
+		return
+	}
+	sort.Strings(roots)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		cwd, _ := os.Getwd()
+		for _, root := range roots {
+			files, err := recoverDir(root)
+			if err != nil {
+				s.errors.Add(1)
+				s.log.Error("cannot finish every unfinished dvr file", "dir", root, "error", err)
+			}
+			for _, f := range files {
+				s.files.Add(1)
+				log := s.log.With("client_id", f.client.ID, "stream", f.stream.Key())
+				log.Warn("dvr file left unfinished by a stopped recorder: finished and renamed", "file", f.file, "duration", f.duration.String())
+				ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+				err := s.rt.Host.Notify(ctx, "on_dvr", f.client, f.stream, map[string]string{"file": f.file, "cwd": cwd})
+				cancel()
+				if err != nil {
+					log.Warn("on_dvr event not delivered to the core", "file", f.file, "error", err)
+				}
+			}
+		}
+	}()
 }
 
 // Stop ends every recording: each closes, renames and reports its file.

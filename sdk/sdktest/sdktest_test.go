@@ -17,10 +17,11 @@ import (
 
 // echo is a tiny plugin: it reads every published stream and counts packets.
 type echo struct {
-	rt      *sdk.Runtime
-	mu      sync.Mutex
-	packets int
-	greet   string
+	rt        *sdk.Runtime
+	mu        sync.Mutex
+	packets   int
+	publisher string
+	greet     string
 }
 
 func (e *echo) Info() sdk.Info {
@@ -44,6 +45,9 @@ func (e *echo) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	if ev.Type != sdk.StreamPublished {
 		return
 	}
+	e.mu.Lock()
+	e.publisher = ev.Publisher.ID
+	e.mu.Unlock()
 	go func() {
 		sub, err := e.rt.Host.Subscribe(context.Background(), sdk.ClientInfo{ID: "echo"}, ev.Stream, sdk.SubscribeOptions{Internal: true, Wait: time.Second})
 		if err != nil {
@@ -98,6 +102,9 @@ func TestHarness(t *testing.T) {
 	defer p.mu.Unlock()
 	if p.packets < 50 {
 		t.Fatalf("plugin read %d packets", p.packets)
+	}
+	if p.publisher != "sdktestpub" {
+		t.Errorf("stream event names publisher %q, want sdktestpub (the event crossed gRPC without it)", p.publisher)
 	}
 	resp, err := h.Plugin.ServeHTTP(context.Background(), sdkHTTP("/echo/"))
 	if err != nil || string(resp.Body) != "hi" {

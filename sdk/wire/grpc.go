@@ -202,6 +202,7 @@ func (s *pluginServer) Stop(ctx context.Context, in *pb.StopRequest) (*pb.StopRe
 func (s *pluginServer) StreamEvent(ctx context.Context, in *pb.StreamEventRequest) (*pb.StreamEventResponse, error) {
 	err := s.impl.StreamEvent(ctx, StreamEvent{
 		Type: StreamEventType(in.Type), Stream: streamFromPB(in.Stream), StreamID: in.StreamId, Ring: in.Ring,
+		Publisher: clientFromPB(in.Publisher),
 	})
 	return &pb.StreamEventResponse{}, ToStatus(err)
 }

@@ -287,13 +287,16 @@ func TestDVRSegment(t *testing.T) {
 	}
 }
 
-// TestDVRSurvivesKill kills the dvr plugin while it writes an MP4: the file
-// it leaves plays, and the restarted plugin records again.
+// TestDVRSurvivesKill kills the dvr plugin while it writes an MP4: the
+// restarted plugin finishes the file it left (renamed from .tmp, playable,
+// reported with on_dvr under the publisher's client id) and records again.
 func TestDVRSurvivesKill(t *testing.T) {
 	dvrNeedTools(t)
 	t.Parallel()
 	root := t.TempDir()
-	d, addr := dvrStart(t, fmt.Sprintf("  dvr {\n    path = %q\n  }", filepath.Join(root, "[app]/[stream].[timestamp].mp4")))
+	hs := NewHookServer(t)
+	d, addr := dvrStart(t, fmt.Sprintf("  dvr {\n    path = %q\n  }\n  hooks {\n    on_publish = [%q]\n    on_dvr = [%q]\n  }",
+		filepath.Join(root, "[app]/[stream].[timestamp].mp4"), hs.URL, hs.URL))
 	dvrPublish(t, addr, "kill", 30)
 	var tmp string
 	Eventually(t, 20*time.Second, "mp4 being written with 3 fragments", func() error {
@@ -319,13 +322,20 @@ func TestDVRSurvivesKill(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill dvr plugin %d: %v", pid, err)
 	}
-	Eventually(t, 10*time.Second, "dvr plugin gone", func() error {
-		if pidAlive(pid) {
-			return fmt.Errorf("pid %d alive", pid)
+	final := strings.TrimSuffix(tmp, ".tmp")
+	Eventually(t, 30*time.Second, "restarted plugin finished the killed one's file and records again", func() error {
+		if _, err := os.Stat(tmp); err == nil {
+			return fmt.Errorf("%s still there", tmp)
+		}
+		if _, err := os.Stat(final); err != nil {
+			return err
+		}
+		if files := dvrFiles(root, ".mp4.tmp"); len(files) != 1 {
+			return fmt.Errorf("temporary files %v, want the new recording's", files)
 		}
 		return nil
 	})
-	p, err := dvrFFprobe(tmp, "-show_packets")
+	p, err := dvrFFprobe(final, "-show_packets")
 	if err != nil {
 		t.Fatalf("file left by the killed plugin: %v", err)
 	}
@@ -338,13 +348,21 @@ func TestDVRSurvivesKill(t *testing.T) {
 	if len(p.Streams) != 2 || p.Streams[0].CodecName != "h264" || video < 50 {
 		t.Errorf("file left by the killed plugin: streams %+v, %d video packets (want h264+aac, 2 s at least)", p.Streams, video)
 	}
-	Eventually(t, 30*time.Second, "restarted plugin records again", func() error {
-		files := dvrFiles(root, ".mp4.tmp")
-		if len(files) != 2 {
-			return fmt.Errorf("temporary files %v", files)
+	Eventually(t, 10*time.Second, "on_dvr for the finished file", func() error {
+		pub := hs.Bodies("on_publish")
+		for _, b := range hs.Bodies("on_dvr") {
+			if b["file"] == final {
+				if len(pub) == 0 || b["client_id"] != pub[0]["client_id"] || b["stream"] != "kill" {
+					return fmt.Errorf("on_dvr %v, on_publish %v: want the publisher's client id", b, pub)
+				}
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no on_dvr for %s in %v", final, hs.Bodies("on_dvr"))
 	})
+	if hidden, _ := filepath.Glob(filepath.Join(filepath.Dir(final), ".*.json")); len(hidden) != 1 {
+		t.Errorf("journals %v, want only the running recording's", hidden)
+	}
 }
 
 // dvrAPI calls the DVR API with query on /api/v1/dvr, or on SRS's RAW API
