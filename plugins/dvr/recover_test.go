@@ -50,7 +50,7 @@ func tornRecording(t *testing.T, dir, ext string, torn []byte, edit func(*journa
 }
 
 func diedEarlier(j *journal) { j.Started = procStart.Add(-time.Hour) } // same pid, an earlier process
-func diedOther(j *journal)   { j.PID = 0 }                              // a process that is gone
+func diedOther(j *journal)   { j.PID = 0 }                             // a process that is gone
 
 func TestRecoverTornFLV(t *testing.T) {
 	dir := t.TempDir()
