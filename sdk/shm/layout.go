@@ -27,20 +27,21 @@ const (
 	pageSize = 4096
 
 	// writer header
-	hMagic       = 0  // u64
-	hVersion     = 8  // u32
-	hReaderSlots = 12 // u32
-	hDataSize    = 16 // u64
-	hSlots       = 24 // u32
-	hConfigSize  = 28 // u32
-	hTotal       = 32 // u64
-	hWriterPID   = 40 // u32
-	hEnded       = 44 // u32
-	hWriteSeq    = 64 // u64: seq of the newest published record, 0 = none
-	hReserve     = 72 // u64: data bytes reserved so far (advanced before copying)
-	hSyncSeq     = 80 // u64: seq of the newest FlagSync record, 0 = none
-	hBytes       = 88 // u64: payload bytes written
-	hHeartbeat   = 96 // u64: CLOCK_MONOTONIC ns of the writer's last sign of life
+	hMagic       = 0   // u64
+	hVersion     = 8   // u32
+	hReaderSlots = 12  // u32
+	hDataSize    = 16  // u64
+	hSlots       = 24  // u32
+	hConfigSize  = 28  // u32
+	hTotal       = 32  // u64
+	hWriterPID   = 40  // u32
+	hEnded       = 44  // u32
+	hWriteSeq    = 64  // u64: seq of the newest published record, 0 = none
+	hReserve     = 72  // u64: data bytes reserved so far (advanced before copying)
+	hSyncSeq     = 80  // u64: seq of the newest FlagSync record, 0 = none
+	hBytes       = 88  // u64: payload bytes written
+	hHeartbeat   = 96  // u64: CLOCK_MONOTONIC ns of the writer's last sign of life
+	hKindCount   = 104 // 3 × u64: records written of Meta.Kind 1, 2 and 3 (video, audio, data in sdk/media)
 
 	// reader area
 	areaOff     = pageSize

@@ -195,6 +195,9 @@ type Stats struct {
 	WriteSeq      uint64 // seq of the newest record, 0 if none
 	SyncSeq       uint64 // seq of the newest FlagSync record, 0 if none
 	BytesWritten  uint64 // payload bytes written
+	// KindRecords counts the records written by Meta.Kind: [1] video,
+	// [2] audio, [3] data as sdk/media numbers them ([0]: other kinds).
+	KindRecords [4]uint64
 	Readers       int    // registered reader slots (live or not yet reclaimed)
 	WriterPID     int
 	LastHeartbeat int64         // CLOCK_MONOTONIC ns
@@ -223,6 +226,12 @@ func (r *Ring) Stats() Stats {
 		LastHeartbeat: hb,
 		HeartbeatAge:  time.Duration(monoNow() - hb),
 		Ended:         r.Ended(),
+	}
+	for k := 1; k < len(s.KindRecords); k++ {
+		s.KindRecords[k] = u64at(r.mem, hKindCount+8*(k-1)).Load()
+	}
+	if known := s.KindRecords[1] + s.KindRecords[2] + s.KindRecords[3]; known < s.WriteSeq {
+		s.KindRecords[0] = s.WriteSeq - known // else a write landed between the loads
 	}
 	var name [nameCap]byte
 	for i := range readerSlots {

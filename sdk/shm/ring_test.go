@@ -620,3 +620,25 @@ func TestZeroLengthAndMeta(t *testing.T) {
 		t.Errorf("configs %v", got)
 	}
 }
+
+func TestStatsCountRecordsByKind(t *testing.T) {
+	mem := make([]byte, Size(small))
+	r, err := Format(mem, small, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(r)
+	for i, kind := range []uint8{1, 1, 2, 1, 3, 2, 7, 1} {
+		if err := w.Write(Meta{Kind: kind, DTS: int64(i)}, []byte{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reader mapping of the same memory sees the writer's counts.
+	a, err := Attach(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.Stats().KindRecords, [4]uint64{1, 4, 2, 1}; got != want || a.Stats().WriteSeq != 8 {
+		t.Errorf("records by kind %v, want %v", got, want)
+	}
+}

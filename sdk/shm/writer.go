@@ -81,6 +81,9 @@ func (w *Writer) Write(m Meta, payload []byte) error {
 	if m.Flags&FlagSync != 0 {
 		r.syncSeq.Store(seq)
 	}
+	if m.Kind >= 1 && m.Kind <= 3 {
+		u64at(mem, hKindCount+8*int(m.Kind-1)).Add(1)
+	}
 	r.writeSeq.Store(seq)
 	r.bytes.Add(uint64(n))
 	r.heartbeat.Store(uint64(monoNow()))

@@ -237,6 +237,14 @@ func TestKickMetricsAndReload(t *testing.T) {
 	if m1["rill_streams"] != 1 || m2["rill_receive_bytes_total"] <= m1["rill_receive_bytes_total"] || m1["rill_plugin_up{plugin=testreader}"] != 1 {
 		t.Fatalf("metrics: before %v after %v", m1, m2)
 	}
+	// Per-stream series, labelled vhost, app, stream.
+	const st = "{app=live}{stream=pattern}{vhost=__defaultVhost__}" // labels in name order
+	if m2["rill_stream_video_frames_total"+st] <= m1["rill_stream_video_frames_total"+st] ||
+		m2["rill_stream_receive_bytes_total"+st] <= m1["rill_stream_receive_bytes_total"+st] ||
+		m2["rill_stream_send_bytes_total"+st] <= m1["rill_stream_send_bytes_total"+st] ||
+		m1["rill_stream_players"+st] != 1 || m1["rill_stream_video_fps"+st] <= 0 || m2["rill_stream_video_fps"+st] <= 0 {
+		t.Fatalf("per-stream metrics: before %v after %v", m1, m2)
+	}
 	if _, ok := m1["rill_plugin_restarts_total{plugin=testwriter}"]; !ok {
 		t.Fatalf("no restart counter: %v", m1)
 	}

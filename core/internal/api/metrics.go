@@ -27,31 +27,58 @@ type collector struct {
 	sendTotal uint64
 	clientIDs map[string]bool
 	clientsN  uint64
+	// per stream (by hub stream id), dropped when the stream ends
+	streamSend map[string]uint64   // bytes sent to the stream's players, accumulated
+	streamFPS  map[string]fpsMark  // the last scrape's video frame count
+	clientSent map[string]clientAt // each player's bytes at the last scrape
 
 	streams, clients, recvBytes, sendBytes, clientsTotal *prometheus.Desc
 	pluginUp, pluginRestarts, pluginCPU, pluginRSS       *prometheus.Desc
 	pluginCounter, build                                 *prometheus.Desc
+	streamRecv, streamSendBytes, streamPlayers           *prometheus.Desc
+	streamFrames, streamFPSDesc                          *prometheus.Desc
 }
+
+// fpsMark is a stream's video frame count at a time.
+type fpsMark struct {
+	frames uint64
+	at     time.Time
+}
+
+// clientAt is a client's sent bytes at the last scrape and its stream.
+type clientAt struct {
+	stream string
+	sent   uint64
+}
+
+var streamLabels = []string{"vhost", "app", "stream"}
 
 func newCollector(s *Server) *collector {
 	return &collector{
 		s: s, recvLast: map[string]uint64{}, sendLast: map[string]uint64{}, clientIDs: map[string]bool{},
-		streams:        prometheus.NewDesc("rill_streams", "Streams with an active publisher.", nil, nil),
-		clients:        prometheus.NewDesc("rill_clients", "Connected clients (players and publishers) reported by the plugins.", nil, nil),
-		clientsTotal:   prometheus.NewDesc("rill_clients_total", "Clients seen since start.", nil, nil),
-		recvBytes:      prometheus.NewDesc("rill_receive_bytes_total", "Media bytes published into the hub.", nil, nil),
-		sendBytes:      prometheus.NewDesc("rill_send_bytes_total", "Bytes sent to clients, as the plugins report them.", nil, nil),
-		pluginUp:       prometheus.NewDesc("rill_plugin_up", "1 when the plugin process is running.", []string{"plugin"}, nil),
-		pluginRestarts: prometheus.NewDesc("rill_plugin_restarts_total", "Restarts of the plugin process since start.", []string{"plugin"}, nil),
-		pluginCPU:      prometheus.NewDesc("rill_plugin_cpu_seconds_total", "CPU time of the plugin process (the current one).", []string{"plugin"}, nil),
-		pluginRSS:      prometheus.NewDesc("rill_plugin_resident_memory_bytes", "Resident memory of the plugin process.", []string{"plugin"}, nil),
-		pluginCounter:  prometheus.NewDesc("rill_plugin_counter", "A counter a plugin reports (e.g. ring_drops).", []string{"plugin", "name"}, nil),
-		build:          prometheus.NewDesc("rill_build_info", "Rill version.", []string{"version", "server_id"}, nil),
+		streamSend: map[string]uint64{}, streamFPS: map[string]fpsMark{}, clientSent: map[string]clientAt{},
+		streamRecv:      prometheus.NewDesc("rill_stream_receive_bytes_total", "Media bytes published into the stream since its publish.", streamLabels, nil),
+		streamSendBytes: prometheus.NewDesc("rill_stream_send_bytes_total", "Bytes sent to the stream's players since its publish, as the plugins report them.", streamLabels, nil),
+		streamPlayers:   prometheus.NewDesc("rill_stream_players", "Players of the stream (every protocol, as the plugins report them).", streamLabels, nil),
+		streamFrames:    prometheus.NewDesc("rill_stream_video_frames_total", "Video frames published into the stream since its publish.", streamLabels, nil),
+		streamFPSDesc:   prometheus.NewDesc("rill_stream_video_fps", "Video frames per second published, over the time since the previous scrape (since the publish at the first).", streamLabels, nil),
+		streams:         prometheus.NewDesc("rill_streams", "Streams with an active publisher.", nil, nil),
+		clients:         prometheus.NewDesc("rill_clients", "Connected clients (players and publishers) reported by the plugins.", nil, nil),
+		clientsTotal:    prometheus.NewDesc("rill_clients_total", "Clients seen since start.", nil, nil),
+		recvBytes:       prometheus.NewDesc("rill_receive_bytes_total", "Media bytes published into the hub.", nil, nil),
+		sendBytes:       prometheus.NewDesc("rill_send_bytes_total", "Bytes sent to clients, as the plugins report them.", nil, nil),
+		pluginUp:        prometheus.NewDesc("rill_plugin_up", "1 when the plugin process is running.", []string{"plugin"}, nil),
+		pluginRestarts:  prometheus.NewDesc("rill_plugin_restarts_total", "Restarts of the plugin process since start.", []string{"plugin"}, nil),
+		pluginCPU:       prometheus.NewDesc("rill_plugin_cpu_seconds_total", "CPU time of the plugin process (the current one).", []string{"plugin"}, nil),
+		pluginRSS:       prometheus.NewDesc("rill_plugin_resident_memory_bytes", "Resident memory of the plugin process.", []string{"plugin"}, nil),
+		pluginCounter:   prometheus.NewDesc("rill_plugin_counter", "A counter a plugin reports (e.g. ring_drops).", []string{"plugin", "name"}, nil),
+		build:           prometheus.NewDesc("rill_build_info", "Rill version.", []string{"version", "server_id"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.streams, c.clients, c.clientsTotal, c.recvBytes, c.sendBytes, c.pluginUp, c.pluginRestarts, c.pluginCPU, c.pluginRSS, c.pluginCounter, c.build} {
+	for _, d := range []*prometheus.Desc{c.streams, c.clients, c.clientsTotal, c.recvBytes, c.sendBytes, c.pluginUp, c.pluginRestarts, c.pluginCPU, c.pluginRSS, c.pluginCounter, c.build,
+		c.streamRecv, c.streamSendBytes, c.streamPlayers, c.streamFrames, c.streamFPSDesc} {
 		ch <- d
 	}
 }
@@ -60,8 +87,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	active := 0
+	now := time.Now()
+	infos := c.s.Streams.Streams()
 	c.mu.Lock()
-	for _, si := range c.s.Streams.Streams() {
+	for _, si := range infos {
 		if si.Active {
 			active++
 		}
@@ -77,6 +106,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	stats := c.s.clientStats(ctx)
 	seen := map[string]uint64{}
+	players := map[string]int{} // by vhost/app/stream
+	sentNow := map[string]clientAt{}
 	for _, cl := range stats {
 		seen[cl.Client.ID] = cl.SendBytes
 		if cur, last := cl.SendBytes, c.sendLast[cl.Client.ID]; cur >= last {
@@ -86,15 +117,73 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			c.clientIDs[cl.Client.ID] = true
 			c.clientsN++
 		}
+		if cl.Publish {
+			continue
+		}
+		key := cl.Stream.Key()
+		players[key]++
+		prev, ok := c.clientSent[cl.Client.ID]
+		if !ok || prev.stream != key || cl.SendBytes < prev.sent {
+			prev = clientAt{stream: key}
+		}
+		c.streamSend[key] += cl.SendBytes - prev.sent
+		sentNow[cl.Client.ID] = clientAt{stream: key, sent: cl.SendBytes}
 	}
+	c.clientSent = sentNow
 	c.sendLast = seen
 	for id := range c.clientIDs { // keep the set bounded to current clients
 		if _, ok := seen[id]; !ok {
 			delete(c.clientIDs, id)
 		}
 	}
+	type streamRow struct {
+		labels             []string
+		recv, sent, frames uint64
+		players            int
+		fps                float64
+	}
+	var rows []streamRow
+	live := map[string]bool{}
+	for _, si := range infos {
+		if !si.Active || !si.HasRing {
+			continue
+		}
+		key := si.Ref.Key()
+		live[key], live[si.ID] = true, true
+		frames := si.Ring.KindRecords[1]
+		mark, ok := c.streamFPS[si.ID]
+		if !ok || frames < mark.frames {
+			mark = fpsMark{at: si.Published}
+		}
+		fps := 0.0
+		if dt := now.Sub(mark.at).Seconds(); dt > 0.001 {
+			fps = float64(frames-mark.frames) / dt
+		}
+		c.streamFPS[si.ID] = fpsMark{frames: frames, at: now}
+		rows = append(rows, streamRow{
+			labels: []string{si.Ref.Vhost, si.Ref.App, si.Ref.Stream},
+			recv:   si.Ring.BytesWritten, sent: c.streamSend[key], frames: frames, players: players[key], fps: fps,
+		})
+	}
+	for k := range c.streamSend { // bounded to live streams
+		if !live[k] {
+			delete(c.streamSend, k)
+		}
+	}
+	for k := range c.streamFPS {
+		if !live[k] {
+			delete(c.streamFPS, k)
+		}
+	}
 	recv, send, total := c.recvTotal, c.sendTotal, c.clientsN
 	c.mu.Unlock()
+	for _, r := range rows {
+		ch <- prometheus.MustNewConstMetric(c.streamRecv, prometheus.CounterValue, float64(r.recv), r.labels...)
+		ch <- prometheus.MustNewConstMetric(c.streamSendBytes, prometheus.CounterValue, float64(r.sent), r.labels...)
+		ch <- prometheus.MustNewConstMetric(c.streamPlayers, prometheus.GaugeValue, float64(r.players), r.labels...)
+		ch <- prometheus.MustNewConstMetric(c.streamFrames, prometheus.CounterValue, float64(r.frames), r.labels...)
+		ch <- prometheus.MustNewConstMetric(c.streamFPSDesc, prometheus.GaugeValue, r.fps, r.labels...)
+	}
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, c.s.Version, c.s.ServerID)
 	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(active))
 	ch <- prometheus.MustNewConstMetric(c.clients, prometheus.GaugeValue, float64(len(stats)))
