@@ -18,10 +18,10 @@ type suite struct {
 	quick   bool
 	ns      []int
 	tm      timing
-	join    int // players joining at once for the first-frame rows
-	lowlat  int // players of the merged-writes-off row
-	streams int // publishers of the many-streams row
-	perStr  int // players per stream there
+	join    int   // players joining at once for the first-frame rows
+	lowlat  []int // players of the merged-writes-off rows
+	streams int   // publishers of the many-streams row
+	perStr  int   // players per stream there
 
 	rillBin, pluginDir, lalBin, floorBin string
 	media, tmp                           string
@@ -68,7 +68,7 @@ func runSuite(ctx context.Context, args []string) error {
 	_ = fs.Parse(args)
 	lalRTMPPlayers = *lalRTMP
 	s := &suite{
-		quick: *quick, join: 200, lowlat: 100, streams: 200, perStr: 2,
+		quick: *quick, join: 200, lowlat: []int{100, 1000}, streams: 200, perStr: 2,
 		rillBin: *rillBin, pluginDir: *plugins, lalBin: *lalBin, floorBin: *floorBin, media: *media,
 		command: *command, results: map[string]map[string]result{}, hls: map[string]hlsResult{}, started: time.Now(), machine: machine(),
 	}
@@ -81,6 +81,7 @@ func runSuite(ctx context.Context, args []string) error {
 	}
 	if *quick {
 		s.ns = []int{100, 500}
+		s.lowlat = []int{100}
 		s.tm = timing{join: 10 * time.Second, settle: time.Second, window: 5 * time.Second, grace: time.Second}
 		s.shmSeconds = 1
 		s.hlsFor = 10 * time.Second
@@ -257,18 +258,23 @@ func (s *suite) runServer(ctx context.Context, name string) {
 		joinKeys = []string{"join/rtmp", "join/flv"}
 	}
 	if s.only["lowlat"] {
-		llKeys = []string{"lowlat"}
+		for _, n := range s.lowlat {
+			llKeys = append(llKeys, fmt.Sprintf("lowlat/%d", n))
+		}
 	}
 	s.session(ctx, name, append(joinKeys, llKeys...), func(srv *server) {
 		s.published(ctx, srv, "bench", joinKeys, func(pub *publisher, row rowFunc) {
 			row("join/rtmp", pub.stream(srv.rtmpURL("bench"), s.join), short)
 			row("join/flv", pub.stream(srv.flvURL("bench"), s.join), short)
 		})
-		// Merged writes off: the lowlat vhost of Rill's config (lalserver
-		// has no merged writes by default and ignores the vhost).
+		// Merged writes off on both sides: the lowlat vhost of Rill's
+		// config; lalserver writes each message as it comes by default and
+		// ignores the vhost.
 		const ll = "ll?vhost=lowlat"
 		s.published(ctx, srv, ll, llKeys, func(pub *publisher, row rowFunc) {
-			row("lowlat", pub.stream(srv.rtmpURL(ll), s.lowlat), s.tm)
+			for i, n := range s.lowlat {
+				row(llKeys[i], pub.stream(srv.rtmpURL(ll), n), s.tm)
+			}
 		})
 	})
 	if s.only["many"] {
