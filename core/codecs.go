@@ -11,7 +11,9 @@ import (
 
 // codecInfo describes a stream's codecs for the API from the codec configs
 // kept in its ring header, in SRS's shape (video: codec, profile, level,
-// width, height; audio: codec, sample_rate, channel, profile).
+// width, height; audio: codec, sample_rate, channel, profile). A codec
+// without a configuration record (MP3, G.711) is named from the codec of
+// the stream's latest record of its kind.
 func (d *daemon) codecInfo(si hub.StreamInfo) api.CodecInfo {
 	var configs []media.Packet
 	d.hub.WithRing(si.ID, func(r *shm.Ring) { configs = sdk.RingConfigs(r) })
@@ -31,6 +33,12 @@ func (d *daemon) codecInfo(si hub.StreamInfo) api.CodecInfo {
 			}
 			ci.Audio = a
 		}
+	}
+	if ci.Video == nil && si.Ring.KindCodec[media.KindVideo] != 0 {
+		ci.Video = map[string]any{"codec": media.Codec(si.Ring.KindCodec[media.KindVideo]).String()}
+	}
+	if ci.Audio == nil && si.Ring.KindCodec[media.KindAudio] != 0 {
+		ci.Audio = map[string]any{"codec": media.Codec(si.Ring.KindCodec[media.KindAudio]).String()}
 	}
 	return ci
 }

@@ -42,6 +42,7 @@ const (
 	hBytes       = 88  // u64: payload bytes written
 	hHeartbeat   = 96  // u64: CLOCK_MONOTONIC ns of the writer's last sign of life
 	hKindCount   = 104 // 3 × u64: records written of Meta.Kind 1, 2 and 3 (video, audio, data in sdk/media)
+	hKindCodec   = 128 // 3 × u32: Meta.Codec of the latest record of Meta.Kind 1, 2 and 3, 0 = none yet
 
 	// reader area
 	areaOff     = pageSize

@@ -192,13 +192,17 @@ func (r *Ring) Ended() bool { return r.ended.Load() != 0 }
 // Stats is a snapshot of a ring's header. Values come from shared memory and
 // are reported as found.
 type Stats struct {
-	WriteSeq      uint64 // seq of the newest record, 0 if none
-	SyncSeq       uint64 // seq of the newest FlagSync record, 0 if none
-	BytesWritten  uint64 // payload bytes written
+	WriteSeq     uint64 // seq of the newest record, 0 if none
+	SyncSeq      uint64 // seq of the newest FlagSync record, 0 if none
+	BytesWritten uint64 // payload bytes written
 	// KindRecords counts the records written by Meta.Kind: [1] video,
 	// [2] audio, [3] data as sdk/media numbers them ([0]: other kinds).
 	KindRecords [4]uint64
-	Readers       int    // registered reader slots (live or not yet reclaimed)
+	// KindCodec is the Meta.Codec of the latest record of each kind (0:
+	// none yet): a stream's codecs even when they have no configuration
+	// record (MP3, G.711).
+	KindCodec     [4]uint8
+	Readers       int // registered reader slots (live or not yet reclaimed)
 	WriterPID     int
 	LastHeartbeat int64         // CLOCK_MONOTONIC ns
 	HeartbeatAge  time.Duration // time since LastHeartbeat
@@ -229,6 +233,7 @@ func (r *Ring) Stats() Stats {
 	}
 	for k := 1; k < len(s.KindRecords); k++ {
 		s.KindRecords[k] = u64at(r.mem, hKindCount+8*(k-1)).Load()
+		s.KindCodec[k] = uint8(u32at(r.mem, hKindCodec+4*(k-1)).Load())
 	}
 	if known := s.KindRecords[1] + s.KindRecords[2] + s.KindRecords[3]; known < s.WriteSeq {
 		s.KindRecords[0] = s.WriteSeq - known // else a write landed between the loads

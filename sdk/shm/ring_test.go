@@ -629,7 +629,7 @@ func TestStatsCountRecordsByKind(t *testing.T) {
 	}
 	w := NewWriter(r)
 	for i, kind := range []uint8{1, 1, 2, 1, 3, 2, 7, 1} {
-		if err := w.Write(Meta{Kind: kind, DTS: int64(i)}, []byte{1, 2, 3}); err != nil {
+		if err := w.Write(Meta{Kind: kind, Codec: kind*10 + uint8(i), DTS: int64(i)}, []byte{1, 2, 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -640,5 +640,8 @@ func TestStatsCountRecordsByKind(t *testing.T) {
 	}
 	if got, want := a.Stats().KindRecords, [4]uint64{1, 4, 2, 1}; got != want || a.Stats().WriteSeq != 8 {
 		t.Errorf("records by kind %v, want %v", got, want)
+	}
+	if got, want := a.Stats().KindCodec, [4]uint8{0, 17, 25, 34}; got != want {
+		t.Errorf("latest codec by kind %v, want %v", got, want)
 	}
 }

@@ -11,8 +11,9 @@ import (
 // lapped and resynchronises on its own.
 type Writer struct {
 	r       *Ring
-	seq     uint64 // seq of the last record written
-	reserve uint64 // data position of the next record
+	seq     uint64   // seq of the last record written
+	reserve uint64   // data position of the next record
+	codec   [3]uint8 // what hKindCodec holds per kind, as last stored
 }
 
 // NewWriter returns the writer of r, continuing after the records already in
@@ -82,7 +83,12 @@ func (w *Writer) Write(m Meta, payload []byte) error {
 		r.syncSeq.Store(seq)
 	}
 	if m.Kind >= 1 && m.Kind <= 3 {
-		u64at(mem, hKindCount+8*int(m.Kind-1)).Add(1)
+		k := int(m.Kind - 1)
+		u64at(mem, hKindCount+8*k).Add(1)
+		if w.codec[k] != m.Codec {
+			w.codec[k] = m.Codec
+			u32at(mem, hKindCodec+4*k).Store(uint32(m.Codec))
+		}
 	}
 	r.writeSeq.Store(seq)
 	r.bytes.Add(uint64(n))

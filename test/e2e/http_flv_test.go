@@ -77,6 +77,20 @@ func TestHTTPMP3Play(t *testing.T) {
 	httpWantCodecs(t, "mp3", httpProbe(t, base+".mp3", 3), "mp3")
 	httpWantCodecs(t, "flv", httpProbe(t, base+".flv", 3), "h264", "mp3")
 	httpWantCodecs(t, "ts", httpProbe(t, base+".ts", 3), "h264", "mp3")
+	// The API names MP3, which has no configuration record in the ring.
+	var st struct {
+		Streams []struct {
+			Name  string         `json:"name"`
+			Video map[string]any `json:"video"`
+			Audio map[string]any `json:"audio"`
+		} `json:"streams"`
+	}
+	if err := d.GetJSON("/api/v1/streams/", &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Streams) != 1 || st.Streams[0].Audio["codec"] != "MP3" || st.Streams[0].Video["codec"] != "H264" {
+		t.Errorf("API streams %+v, want video H264 and audio MP3", st.Streams)
+	}
 }
 
 // TestHTTPFLVSlowPlayerDropped: a player that never reads is dropped once
