@@ -281,6 +281,50 @@ func TestChunkedFramingAndEnd(t *testing.T) {
 	}
 }
 
+// TestLockHeldFromPartialWriteToTheEnd: once a write to the socket went
+// partial, the sink keeps the caller's lock until the rest is written, so
+// another writer of the socket cannot put its bytes in the middle. Each
+// round fills the socket with a message bigger than its buffers and checks
+// that the lock is taken the moment the dispatch returns; the message then
+// reads back whole and the lock is free again. (Releasing the lock at the
+// partial write and taking it back in the drain goroutine fails here: the
+// lock is free between the two.)
+func TestLockHeldFromPartialWriteToTheEnd(t *testing.T) {
+	var mu sync.Mutex
+	g := NewGroup(time.Hour) // dispatches only on Flush, on this goroutine
+	srv, cli := pair(t, 4096)
+	if err := srv.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	g.Add(NewSink(srv, SinkOptions{Lock: &mu, MaxBytes: 64 << 20}), nil, false)
+	br := bufio.NewReader(cli)
+	for round := range 20 {
+		g.Queue(item(uint32(round), 512<<10))
+		g.Flush()
+		if mu.TryLock() {
+			mu.Unlock()
+			t.Fatalf("round %d: lock free right after a partial write", round)
+		}
+		_ = cli.SetReadDeadline(time.Now().Add(30 * time.Second))
+		seqs, err := readFrames(io.LimitReader(br, int64(len(item(0, 512<<10).B))), 1)
+		if err != nil || len(seqs) != 1 || seqs[0] != uint32(round) {
+			t.Fatalf("round %d: read %v, %v", round, seqs, err)
+		}
+		free := false
+		for range 1000 { // the drain goroutine lets go once it has written all
+			if mu.TryLock() {
+				mu.Unlock()
+				free = true
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !free {
+			t.Fatalf("round %d: lock still held after the message was written", round)
+		}
+	}
+}
+
 // TestLockedWritesNeverInterleave: another writer of the same socket (RTMP
 // command replies) writes whole frames between the group's, even when the
 // group's writes are partial (a slow reader).
