@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +22,12 @@ import (
 	"github.com/rill-media/rill/sdk/media/flv"
 )
 
-// forwardBlock is SRS's vhost forward {} section.
+// forwardBlock is SRS's vhost forward {} section. Backend (destinations
+// asked of an HTTP service) is not done yet: decoded only to be refused.
 type forwardBlock struct {
-	Enabled     *bool    `json:"enabled"`
-	Destination []string `json:"destination"`
-	Backend     string   `json:"backend"`
+	Enabled     *bool           `json:"enabled"`
+	Destination []string        `json:"destination"`
+	Backend     json.RawMessage `json:"backend"`
 }
 
 func init() {
