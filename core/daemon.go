@@ -55,7 +55,7 @@ type daemon struct {
 
 func run(confPath string, testOnly bool) error {
 	cfg, infos, err := loadConfig(context.Background(), confPath)
-	if err != nil && (!testOnly || cfg == nil) {
+	if cfg == nil {
 		return err
 	}
 	if found, skipped, err := pluginhost.Discover(cfg.PluginDir); err == nil {
@@ -69,19 +69,18 @@ func run(confPath string, testOnly bool) error {
 		}
 	}
 	ctlCfg, ctlErr := parseControl(cfg)
-	if testOnly {
-		// Every problem at once: the plugins that described themselves
-		// check their settings even when the core found problems of its
-		// own or another plugin did not run.
+	if testOnly || err != nil || ctlErr != nil {
+		// Every problem at once, the same list for -t and for a start
+		// refused: the plugins that described themselves check their
+		// settings even when the core found problems of its own or
+		// another plugin did not run. (A start without core problems
+		// leaves the plugins' check to pluginhost.Host.Start.)
 		errs := []error{err, ctlErr, checkPlugins(context.Background(), cfg, infos)}
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
 		fmt.Printf("the config file %s is ok: the core and %d plugins checked it\n", confPath, len(infos))
 		return nil
-	}
-	if ctlErr != nil {
-		return ctlErr
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
 	d := &daemon{cfg: cfg, log: log, infos: infos, ctlCfg: ctlCfg, confPath: confPath}
@@ -104,7 +103,10 @@ func checkPlugins(ctx context.Context, cfg *config.Config, infos map[string]wire
 
 // loadConfig reads the config, discovers the plugins and describes the
 // enabled ones. The plugin directory is read from the file before the full
-// parse, since vhost blocks may name any plugin found there.
+// parse, since vhost blocks may name any plugin found there. With an
+// error, the config is nil when the file could not be parsed, or else what
+// could be decoded (see config.ParseAll), to find the plugins' problems
+// too: never serve it.
 func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wire.Info, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -117,12 +119,12 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 			known = append(known, f.Name)
 		}
 	}
-	cfg, err := config.Parse(path, src, known)
-	if err != nil {
+	cfg, err := config.ParseAll(path, src, known)
+	if cfg == nil {
 		return nil, nil, err
 	}
 	infos := map[string]wire.Info{}
-	var errs []error
+	errs := []error{err}
 	for _, name := range sortedKeys(cfg.Plugins) {
 		p := cfg.Plugins[name]
 		if !p.Enabled {

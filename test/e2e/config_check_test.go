@@ -55,7 +55,8 @@ func posOfKey(t *testing.T, conf, needle string) string {
 
 // TestConfigCheckAsksThePlugins: `rill -t` refuses what a start refuses,
 // plugin settings included (each plugin validates them as at a start), and
-// names every problem at its own key's file:line:col.
+// names every problem at its own key's file:line:col, the core's and the
+// plugins' together; a start refuses the file with the same list.
 func TestConfigCheckAsksThePlugins(t *testing.T) {
 	d := NewDaemon(t, Config{
 		Plugins: []string{"rtmp", "hls"},
@@ -64,6 +65,7 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
 			"hls":  "  listen = [\"127.0.0.1:0\"]",
 		},
 		Extra: `vhost "__defaultVhost__" {
+  gop_cach = true
   hls {
     enabled  = true
     fragment = "banana"
@@ -80,6 +82,7 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
 `,
 	})
 	wants := map[string]string{ // key -> what the message says
+		"gop_cach":   "unknown key", // the core's, reported with the plugins'
 		"chunk_sise": "unknown key",
 		"fragment":   `bad duration "banana"`,
 		"coworkers":  "not supported yet",
