@@ -55,7 +55,7 @@ type daemon struct {
 
 func run(confPath string, testOnly bool) error {
 	cfg, infos, err := loadConfig(context.Background(), confPath)
-	if err != nil {
+	if cfg == nil {
 		return err
 	}
 	if found, skipped, err := pluginhost.Discover(cfg.PluginDir); err == nil {
@@ -68,25 +68,45 @@ func run(confPath string, testOnly bool) error {
 			}
 		}
 	}
-	if _, err := parseControl(cfg); err != nil {
-		return err
-	}
-	if testOnly {
-		fmt.Printf("the config file %s syntax is ok and %d plugins describe themselves\n", confPath, len(infos))
+	ctlCfg, ctlErr := parseControl(cfg)
+	if testOnly || err != nil || ctlErr != nil {
+		// Every problem at once, the same list for -t and for a start
+		// refused: the plugins that described themselves check their
+		// settings even when the core found problems of its own or
+		// another plugin did not run. (A start without core problems
+		// leaves the plugins' check to pluginhost.Host.Start.)
+		errs := []error{err, ctlErr, checkPlugins(context.Background(), cfg, infos)}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		fmt.Printf("the config file %s is ok: the core and %d plugins checked it\n", confPath, len(infos))
 		return nil
-	}
-	ctlCfg, err := parseControl(cfg)
-	if err != nil {
-		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
 	d := &daemon{cfg: cfg, log: log, infos: infos, ctlCfg: ctlCfg, confPath: confPath}
 	return d.serve()
 }
 
+// checkPlugins is the plugins' part of `rill -t`: each enabled plugin is
+// launched and validates its settings and vhost blocks with the dry run a
+// start begins with (pluginhost.Host.Validate), then stopped; its problems
+// come back located at their keys in the file.
+func checkPlugins(ctx context.Context, cfg *config.Config, infos map[string]wire.Info) error {
+	specs, err := specsOf(cfg, infos)
+	if err != nil {
+		return err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.Warn, Output: os.Stderr})
+	host := pluginhost.New(pluginhost.Options{LogLevel: "warn", Logger: log.Named("plugin")})
+	return locate(cfg, host.Validate(ctx, specs))
+}
+
 // loadConfig reads the config, discovers the plugins and describes the
 // enabled ones. The plugin directory is read from the file before the full
-// parse, since vhost blocks may name any plugin found there.
+// parse, since vhost blocks may name any plugin found there. With an
+// error, the config is nil when the file could not be parsed, or else what
+// could be decoded (see config.ParseAll), to find the plugins' problems
+// too: never serve it.
 func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wire.Info, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -99,12 +119,12 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 			known = append(known, f.Name)
 		}
 	}
-	cfg, err := config.Parse(path, src, known)
-	if err != nil {
+	cfg, err := config.ParseAll(path, src, known)
+	if cfg == nil {
 		return nil, nil, err
 	}
 	infos := map[string]wire.Info{}
-	var errs []error
+	errs := []error{err}
 	for _, name := range sortedKeys(cfg.Plugins) {
 		p := cfg.Plugins[name]
 		if !p.Enabled {
@@ -284,13 +304,29 @@ func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec,
 	return specs, nil
 }
 
-// locate turns plugin config problems into file:line errors.
+// locate turns plugin config problems into file:line:col errors, each at
+// its key (or the nearest enclosing key the file has); other errors, also
+// those joined with the problems, are kept as they are.
 func locate(cfg *config.Config, err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, locate(cfg, e))
+		}
+		return errors.Join(errs...)
+	}
 	var pe *pluginhost.ProblemsError
 	if !errors.As(err, &pe) {
 		return err
 	}
-	var errs []error
+	type located struct {
+		pos hcl.Pos
+		err error
+	}
+	var out []located
 	for _, p := range pe.Problems {
 		var path []string
 		if p.Vhost == "" {
@@ -310,9 +346,32 @@ func locate(cfg *config.Config, err error) error {
 		if len(p.KeyPath) > 0 {
 			key = fmt.Sprintf(" key %q", strings.Join(p.KeyPath, "."))
 		}
-		errs = append(errs, fmt.Errorf("%s: %s%s: %s", cfg.PosOf(path...), where, key, p.Message))
+		pos := posOf(cfg, path)
+		out = append(out, located{pos, fmt.Errorf("%s: %s%s: %s", config.FormatPos(cfg.File, pos), where, key, p.Message)})
+	}
+	// In the file's order, as the core's own problems are.
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].pos, out[j].pos
+		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+	})
+	errs := make([]error, len(out))
+	for i, l := range out {
+		errs[i] = l.err
 	}
 	return errors.Join(errs...)
+}
+
+// posOf is where the key path is defined, or else its nearest enclosing
+// key that is (a key a plugin names but the file does not have, such as a
+// required key left out, is reported at its block); the zero position when
+// none is.
+func posOf(cfg *config.Config, path []string) hcl.Pos {
+	for n := len(path); n > 0; n-- {
+		if pos, ok := cfg.Pos.Lookup(path[:n]...); ok {
+			return pos
+		}
+	}
+	return hcl.Pos{}
 }
 
 func (d *daemon) serve() error {

@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -175,21 +174,25 @@ func (v VhostConfig) DecodeBlock(name string, dst any) error {
 	if !ok {
 		return nil
 	}
-	err := decodeStrict(v.Name, raw, dst)
-	var ce *ConfigError
-	if errors.As(err, &ce) {
+	ps := decodeProblems(v.Name, raw, dst)
+	for _, ce := range ps {
 		ce.VhostRelative = true
 		ce.Key = append([]string{name}, ce.Key...)
 	}
-	return err
+	return joinProblems(ps)
 }
 
-// DecodeSettings decodes the plugin block into v strictly: unknown keys and
-// wrong types are *ConfigError values naming the key.
-func (c Config) DecodeSettings(v any) error { return decodeStrict("", c.Settings, v) }
+// DecodeSettings decodes the plugin block into v strictly: unknown keys,
+// wrong types and values their UnmarshalJSON refuses are *ConfigError
+// values naming the key, nested keys by their whole path; every problem of
+// the block comes back (one *ConfigError, or an errors.Join of them).
+func (c Config) DecodeSettings(v any) error { return joinProblems(decodeProblems("", c.Settings, v)) }
 
-// Decode decodes the plugin's block of this vhost into v strictly.
-func (v VhostConfig) Decode(dst any) error { return decodeStrict(v.Name, v.Settings, dst) }
+// Decode decodes the plugin's block of this vhost into v strictly, as
+// DecodeSettings does.
+func (v VhostConfig) Decode(dst any) error {
+	return joinProblems(decodeProblems(v.Name, v.Settings, dst))
+}
 
 // ConfigError is one invalid setting: the vhost ("" for the plugin block),
 // the key path inside the block, and what is wrong.
@@ -211,32 +214,6 @@ func (e *ConfigError) Error() string {
 		return fmt.Sprintf("%s key %q: %s", where, strings.Join(e.Key, "."), e.Msg)
 	}
 	return fmt.Sprintf("%s: %s", where, e.Msg)
-}
-
-func decodeStrict(vhost string, raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return &ConfigError{Vhost: vhost, Key: strings.Split(te.Field, "."), Msg: fmt.Sprintf("expected %s, got %s", te.Type, te.Value)}
-	}
-	var ce *ConfigError
-	if errors.As(err, &ce) {
-		ce.Vhost = vhost
-		return ce
-	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		key := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
-		return &ConfigError{Vhost: vhost, Key: []string{key}, Msg: "unknown key"}
-	}
-	return &ConfigError{Vhost: vhost, Msg: err.Error()}
 }
 
 // Duration is a time.Duration that decodes from a config string such as

@@ -28,8 +28,9 @@ func TestDecodeSettings(t *testing.T) {
 		{"unknown", `{"rat":5}`, "rat", "unknown key"},
 		{"type", `{"rate":"five"}`, "rate", "expected int"},
 		{"nested type", `{"inner":{"on":3}}`, "inner.on", "expected bool"},
-		{"bad duration", `{"fragment":"2 parsecs"}`, "", "bad duration"},
-		{"negative duration", `{"fragment":"-1s"}`, "", "negative duration"},
+		{"bad duration", `{"fragment":"2 parsecs"}`, "fragment", "bad duration"},
+		{"negative duration", `{"fragment":"-1s"}`, "fragment", "negative duration"},
+		{"nested unknown", `{"inner":{"of":true}}`, "inner.of", "unknown key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,6 +57,59 @@ func TestDecodeSettings(t *testing.T) {
 	}
 }
 
+// TestDecodeEveryProblemAtItsKey: every problem of a block comes back, each
+// with the whole path of its own key, also for values that a type's
+// UnmarshalJSON refuses (encoding/json names no key for those and stops at
+// the first).
+func TestDecodeEveryProblemAtItsKey(t *testing.T) {
+	type engine struct {
+		Rate Duration `json:"rate"`
+	}
+	type embedded struct {
+		Window Duration `json:"window"`
+	}
+	type block struct {
+		embedded
+		Fragment Duration          `json:"fragment"`
+		Count    int               `json:"count"`
+		Inner    *settingsT        `json:"inner"`
+		Engines  map[string]engine `json:"engines"`
+		List     []engine          `json:"list"`
+		Name     string            `json:"name"`
+	}
+	raw := `{"fragment":"banana","count":"x","window":"w","name":"ok",` +
+		`"inner":{"fragment":"1 parsec","rat":1},"engines":{"sd":{"rate":"r"},"hd":{"rate":"1s"}},` +
+		`"list":[{"rate":"1s"},{"rate":"q"}],"nope":1}`
+	var b block
+	err := Config{Settings: json.RawMessage(raw)}.DecodeSettings(&b)
+	got := map[string]string{}
+	for _, p := range problemsOf(err) {
+		got[strings.Join(p.KeyPath, ".")] = p.Message
+	}
+	want := map[string]string{
+		"fragment":        `bad duration "banana"`,
+		"count":           "expected int, got string",
+		"window":          `bad duration "w"`,
+		"inner.fragment":  `bad duration "1 parsec"`,
+		"inner.rat":       "unknown key",
+		"engines.sd.rate": `bad duration "r"`,
+		"list.1.rate":     `bad duration "q"`,
+		"nope":            "unknown key",
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d problems, want %d: %v", len(got), len(want), got)
+	}
+	for k, m := range want {
+		if !strings.Contains(got[k], m) {
+			t.Errorf("key %s: got %q, want %q", k, got[k], m)
+		}
+	}
+	// A valid document decodes as before.
+	if err := (Config{Settings: json.RawMessage(`{"window":"3s","engines":{"sd":{"rate":"1s"}}}`)}).DecodeSettings(&b); err != nil || b.Window.Std() != 3*time.Second || b.Engines["sd"].Rate.Std() != time.Second {
+		t.Fatalf("valid: %v %+v", err, b)
+	}
+}
+
 func TestDecodeBlockIsVhostRelative(t *testing.T) {
 	v := VhostConfig{Name: "live.example.com", Vhost: VhostSettings{Blocks: map[string]json.RawMessage{"forward": json.RawMessage(`{"destinaton":["x"]}`)}}}
 	var fwd struct {
@@ -65,6 +119,12 @@ func TestDecodeBlockIsVhostRelative(t *testing.T) {
 	var ce *ConfigError
 	if !errors.As(err, &ce) || !ce.VhostRelative || ce.Vhost != "live.example.com" || strings.Join(ce.Key, ".") != "forward.destinaton" {
 		t.Fatalf("got %#v", err)
+	}
+	v.Vhost.Blocks["play"] = json.RawMessage(`{"fragment":"x","rate":"y"}`)
+	var pl settingsT
+	ps := problemsOf(v.DecodeBlock("play", &pl))
+	if len(ps) != 2 || !ps[0].VhostRelative || strings.Join(ps[0].KeyPath, ".") != "play.fragment" || strings.Join(ps[1].KeyPath, ".") != "play.rate" {
+		t.Fatalf("play problems: %+v", ps)
 	}
 	if !v.HasBlock("forward") || v.HasBlock("cluster") {
 		t.Fatal("HasBlock")

@@ -219,9 +219,26 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 			}
 			o.Forward = fwd.Destination
 		}
+		if len(fwd.Backend) > 0 {
+			errs = append(errs, unsupported(v.Name, "forward", "backend", "destinations from an HTTP backend are not implemented (list them in destination)"))
+		}
 		var cl clusterBlock
 		if err := v.DecodeBlock("cluster", &cl); err != nil {
 			errs = append(errs, err)
+		}
+		for _, u := range []struct {
+			key string
+			raw json.RawMessage
+		}{
+			{"token_traverse", cl.TokenTraverse}, {"vhost", cl.VhostName}, {"debug_srs_upnode", cl.DebugSrsUpnode},
+			{"coworkers", cl.Coworkers}, {"origin_cluster", cl.OriginCluster}, {"follow_client", cl.FollowClient},
+		} {
+			if len(u.raw) > 0 {
+				errs = append(errs, unsupported(v.Name, "cluster", u.key, "Rill does not implement origin clusters and scale-out"))
+			}
+		}
+		if cl.Protocol != nil && *cl.Protocol != "rtmp" {
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "protocol"}, Msg: fmt.Sprintf("%q is not supported yet: an edge pulls over rtmp", *cl.Protocol), VhostRelative: true})
 		}
 		switch cl.Mode {
 		case "", "local":
@@ -247,6 +264,14 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		c.vhosts[v.Name] = o
 	}
 	return c, errors.Join(errs...)
+}
+
+// unsupported refuses a key of SRS's that Rill does not implement yet
+// (origin clusters, scale-out): refused, not ignored, so that nobody runs a
+// config believing it does what it says.
+func unsupported(vhost, block, key, why string) *sdk.ConfigError {
+	return &sdk.ConfigError{Vhost: vhost, Key: []string{block, key}, VhostRelative: true,
+		Msg: "not supported yet: " + why + "; remove the key"}
 }
 
 // msDuration decodes a Go duration string ("350ms", "2s") or a number of

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -17,16 +18,20 @@ import (
 	"github.com/rill-media/rill/sdk/media/flv"
 )
 
-// clusterBlock is SRS's vhost cluster {} section.
+// clusterBlock is SRS's vhost cluster {} section. Mode and Origin are what
+// Rill does (an edge pulls from its origins); the other keys of SRS's
+// section belong to scale-out, which Rill does not do yet: they are
+// decoded only to be refused by name (see unsupportedKeys).
 type clusterBlock struct {
-	Mode           string   `json:"mode"`
-	Origin         []string `json:"origin"`
-	TokenTraverse  *bool    `json:"token_traverse"`
-	Protocol       string   `json:"protocol"`
-	VhostName      string   `json:"vhost"`
-	DebugSrsUpnode *bool    `json:"debug_srs_upnode"`
-	Coworkers      []string `json:"coworkers"`
-	OriginCluster  *bool    `json:"origin_cluster"`
+	Mode           string          `json:"mode"`
+	Origin         []string        `json:"origin"`
+	Protocol       *string         `json:"protocol"` // "rtmp" only
+	TokenTraverse  json.RawMessage `json:"token_traverse"`
+	VhostName      json.RawMessage `json:"vhost"`
+	DebugSrsUpnode json.RawMessage `json:"debug_srs_upnode"`
+	Coworkers      json.RawMessage `json:"coworkers"`
+	OriginCluster  json.RawMessage `json:"origin_cluster"`
+	FollowClient   json.RawMessage `json:"follow_client"`
 }
 
 // edges runs one pull per wanted stream of a remote-mode vhost.

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/q191201771/lal/pkg/base"
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 	"github.com/q191201771/naza/pkg/nazalog"
@@ -19,11 +22,12 @@ import (
 	"github.com/rill-media/rill/sdk/media/flv"
 )
 
-// forwardBlock is SRS's vhost forward {} section.
+// forwardBlock is SRS's vhost forward {} section. Backend (destinations
+// asked of an HTTP service) is not done yet: decoded only to be refused.
 type forwardBlock struct {
-	Enabled     *bool    `json:"enabled"`
-	Destination []string `json:"destination"`
-	Backend     string   `json:"backend"`
+	Enabled     *bool           `json:"enabled"`
+	Destination []string        `json:"destination"`
+	Backend     json.RawMessage `json:"backend"`
 }
 
 func init() {
@@ -37,11 +41,55 @@ func init() {
 	})
 }
 
-// forwarders runs one forwarder per published stream of a vhost with
-// forward destinations.
+// forwarders runs one forwarder per published stream that has forward
+// destinations (or, on an edge, the origins a publish goes on to). It
+// remembers the streams the core announced, so that a reload can start,
+// change and stop the forwards of streams already live, as SRS does.
 type forwarders struct {
-	mu   sync.Mutex
-	byID map[string]context.CancelFunc // by stream key
+	mu sync.Mutex
+	// live holds the published streams of the plugin's vhosts, by stream
+	// key: what a reload reconciles.
+	live map[string]liveStream
+	// byKey holds the running forwarders, by stream key.
+	byKey map[string]*forwarder
+	// run is the forwarder's body, (*Server).forward; tests replace it.
+	run func(ctx context.Context, f *forwarder)
+}
+
+// liveStream is a published stream as the core announced it.
+type liveStream struct {
+	ref sdk.StreamRef
+	id  string // the publication's stream id
+}
+
+// forwarder is the forward of one publication. Its destinations change
+// under a reload without touching the ones that stay.
+type forwarder struct {
+	ref    sdk.StreamRef
+	id     string
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	dests   [][]string    // wanted now; guarded by mu
+	changed chan struct{} // a send (cap 1) says dests changed
+}
+
+// setDests sets the destinations the forwarder must push to.
+func (f *forwarder) setDests(dests [][]string) {
+	f.mu.Lock()
+	f.dests = dests
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// wanted returns the destinations the forwarder must push to.
+func (f *forwarder) wanted() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dests
 }
 
 var _ sdk.StreamWatcher = (*Server)(nil)
@@ -49,59 +97,126 @@ var _ sdk.StreamWatcher = (*Server)(nil)
 // StreamEvent implements sdk.StreamWatcher: start forwarding a stream of a
 // vhost with forward destinations when it is published.
 func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
-	if s.rt == nil {
-		return
+	if s.ctx == nil {
+		return // not started
 	}
-	_, opts := s.cfg.Load().vhost(ev.Stream.Vhost)
 	if ev.Type == sdk.StreamWanted || ev.Type == sdk.StreamUnwanted {
-		if len(opts.Origins) > 0 {
+		if _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); len(opts.Origins) > 0 {
 			s.edgeEvent(ev, opts.Origins)
 		}
 		return
 	}
-	if ev.Type != sdk.StreamPublished {
+	key := ev.Stream.Key()
+	s.fwd.mu.Lock()
+	defer s.fwd.mu.Unlock()
+	if s.fwd.live == nil {
+		s.fwd.live, s.fwd.byKey = map[string]liveStream{}, map[string]*forwarder{}
+	}
+	switch ev.Type {
+	case sdk.StreamPublished:
+		s.fwd.live[key] = liveStream{ref: ev.Stream, id: ev.StreamID}
+	case sdk.StreamUnpublished:
+		if l, ok := s.fwd.live[key]; ok && (ev.StreamID == "" || l.id == ev.StreamID) {
+			delete(s.fwd.live, key)
+		}
+	default:
 		return
 	}
-	// Each destination is a list of addresses tried in turn: one for a
-	// forward destination, all origins for a publish to an edge (it goes on
-	// to the first reachable origin, as SRS does).
+	s.reconcileForwardLocked(key)
+}
+
+// reconcileForwards applies the current config to the forwards of every
+// live stream: after a reload, new destinations start, removed ones stop
+// and unchanged ones go on untouched.
+func (s *Server) reconcileForwards() {
+	if s.ctx == nil {
+		return
+	}
+	s.fwd.mu.Lock()
+	defer s.fwd.mu.Unlock()
+	keys := map[string]bool{}
+	for k := range s.fwd.live {
+		keys[k] = true
+	}
+	for k := range s.fwd.byKey {
+		keys[k] = true
+	}
+	for k := range keys {
+		s.reconcileForwardLocked(k)
+	}
+}
+
+// forwardDests lists where a publication of ref goes, each destination a
+// list of addresses tried in turn: one for a forward destination, all
+// origins for a publish to an edge (it goes on to the first reachable
+// origin, as SRS does).
+func (s *Server) forwardDests(ref sdk.StreamRef) [][]string {
+	_, opts := s.cfg.Load().vhost(ref.Vhost)
 	var dests [][]string
 	for _, d := range opts.Forward {
 		dests = append(dests, []string{d})
 	}
-	if len(opts.Origins) > 0 && !s.edge.isPulled(ev.Stream.Key()) {
+	if len(opts.Origins) > 0 && !s.edge.isPulled(ref.Key()) {
 		dests = append(dests, opts.Origins)
 	}
-	if len(dests) == 0 {
+	return dests
+}
+
+// reconcileForwardLocked makes the forward of stream key match the config:
+// started when a live stream has destinations, given the new list when it
+// runs, stopped when the stream or its destinations are gone. s.fwd.mu is
+// held.
+func (s *Server) reconcileForwardLocked(key string) {
+	l, live := s.fwd.live[key]
+	f := s.fwd.byKey[key]
+	var dests [][]string
+	if live {
+		dests = s.forwardDests(l.ref)
+	}
+	if f != nil && (len(dests) == 0 || f.id != l.id) {
+		f.cancel() // its goroutine forgets it
+		delete(s.fwd.byKey, key)
+		f = nil
+	}
+	if len(dests) == 0 || s.ctx.Err() != nil {
 		return
 	}
-	key := ev.Stream.Key() + "#" + ev.StreamID
-	s.fwd.mu.Lock()
-	if s.fwd.byID == nil {
-		s.fwd.byID = map[string]context.CancelFunc{}
-	}
-	if _, ok := s.fwd.byID[key]; ok {
-		s.fwd.mu.Unlock()
+	if f != nil {
+		f.setDests(dests)
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	s.fwd.byID[key] = cancel
-	s.fwd.mu.Unlock()
+	f = &forwarder{ref: l.ref, id: l.id, cancel: cancel, changed: make(chan struct{}, 1)}
+	f.setDests(dests)
+	s.fwd.byKey[key] = f
+	run := s.fwd.run
+	if run == nil {
+		run = s.forward
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.fwd.mu.Lock()
-			delete(s.fwd.byID, key)
-			s.fwd.mu.Unlock()
-			cancel()
-		}()
-		s.forward(ctx, ev.Stream, dests)
+		run(ctx, f)
+		s.fwd.mu.Lock()
+		if s.fwd.byKey[key] == f {
+			delete(s.fwd.byKey, key)
+			// The stream ended under the forwarder (end of stream before
+			// the core's unpublish event): a reload must not start it
+			// again on a publication that is gone.
+			if ctx.Err() == nil && s.fwd.live[key].id == f.id {
+				delete(s.fwd.live, key)
+			}
+		}
+		s.fwd.mu.Unlock()
+		cancel()
 	}()
 }
 
-// forward reads the stream once and pushes it to every destination.
-func (s *Server) forward(ctx context.Context, ref sdk.StreamRef, dests [][]string) {
+// forward reads the stream once and pushes it to every destination the
+// forwarder wants, following changes of that list until ctx ends or the
+// stream does.
+func (s *Server) forward(ctx context.Context, f *forwarder) {
+	ref := f.ref
 	log := s.log.With("stream", ref.Key())
 	defer func() {
 		if r := recover(); r != nil {
@@ -115,35 +230,138 @@ func (s *Server) forward(ctx context.Context, ref sdk.StreamRef, dests [][]strin
 		return
 	}
 	defer sub.Close()
-	pushers := make([]*pusher, 0, len(dests))
-	var names []string
-	for _, addrs := range dests {
-		p := &pusher{log: log.With("destination", strings.Join(addrs, "|"))}
-		for _, a := range addrs {
-			url := "rtmp://" + a + "/" + ref.App + "/" + ref.Stream
-			if ref.Vhost != defaultVhost {
-				url += "?vhost=" + ref.Vhost
-			}
-			p.urls = append(p.urls, url)
-		}
-		pushers = append(pushers, p)
-		names = append(names, strings.Join(addrs, "|"))
-		defer p.close()
-	}
-	log.Info("forward started", "destinations", strings.Join(names, ","))
+	ps := &pushers{ref: ref, log: log, byID: map[string]*pusher{}}
+	defer ps.closeAll()
 	for {
+		select {
+		case <-f.changed:
+			ps.apply(f.wanted())
+		default:
+		}
 		pkt, err := sub.Read(ctx)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				log.Warn("forward: read failed", "error", err)
 			}
-			log.Info("forward stopped")
 			return
 		}
-		for _, p := range pushers {
-			p.write(pkt)
+		ps.write(pkt)
+	}
+}
+
+// pushers is the set of destinations of one forward, keyed by their
+// addresses, and the stream's last codec configs, which a destination
+// added mid-stream (by a reload) is sent first. Only the forward's
+// goroutine uses it.
+type pushers struct {
+	ref  sdk.StreamRef
+	log  hclog.Logger
+	byID map[string]*pusher
+	hdr  seqHeaders
+}
+
+// seqHeaders are the last metadata and sequence headers of a stream.
+type seqHeaders struct {
+	meta, vseq, aseq *base.RtmpMsg
+}
+
+// destID names a destination (its addresses, tried in turn).
+func destID(addrs []string) string { return strings.Join(addrs, "|") }
+
+// apply makes the set match want: destinations no longer wanted are
+// disconnected, new ones added (they connect on the next packet), the
+// others left as they are. It returns the ids added and removed.
+func (ps *pushers) apply(want [][]string) (added, removed []string) {
+	keep := map[string]bool{}
+	for _, addrs := range want {
+		id := destID(addrs)
+		keep[id] = true
+		if _, ok := ps.byID[id]; ok {
+			continue
+		}
+		p := &pusher{log: ps.log.With("destination", id), hdr: &ps.hdr}
+		for _, a := range addrs {
+			url := "rtmp://" + a + "/" + ps.ref.App + "/" + ps.ref.Stream
+			if ps.ref.Vhost != defaultVhost {
+				url += "?vhost=" + ps.ref.Vhost
+			}
+			p.urls = append(p.urls, url)
+		}
+		ps.byID[id] = p
+		added = append(added, id)
+		ps.log.Info("forward started", "destination", id)
+	}
+	for id, p := range ps.byID {
+		if !keep[id] {
+			p.close()
+			delete(ps.byID, id)
+			removed = append(removed, id)
+			ps.log.Info("forward stopped", "destination", id)
 		}
 	}
+	sort.Strings(removed)
+	return added, removed
+}
+
+func (ps *pushers) closeAll() {
+	for id, p := range ps.byID {
+		p.close()
+		ps.log.Info("forward stopped", "destination", id)
+	}
+	ps.byID = map[string]*pusher{}
+}
+
+// write sends pkt to every destination.
+func (ps *pushers) write(pkt media.Packet) {
+	msg, ok := rtmpMsgOf(pkt)
+	if !ok {
+		return
+	}
+	switch {
+	case pkt.Kind == media.KindData:
+		ps.hdr.meta = &msg
+	case pkt.IsConfig() && pkt.Kind == media.KindVideo:
+		ps.hdr.vseq = &msg
+	case pkt.IsConfig():
+		ps.hdr.aseq = &msg
+	}
+	for _, p := range ps.byID {
+		p.write(pkt, msg)
+	}
+}
+
+// rtmpMsgOf converts a packet to the RTMP message a destination gets.
+func rtmpMsgOf(pkt media.Packet) (base.RtmpMsg, bool) {
+	if pkt.DTS < 0 {
+		return base.RtmpMsg{}, false
+	}
+	var (
+		body []byte
+		typ  uint8
+		ts   uint32
+		err  error
+	)
+	if pkt.Kind == media.KindData {
+		body, typ, ts = flv.AppendSetDataFrame(nil, pkt.Payload), flv.TagScript, 0
+	} else {
+		body, typ, ts, err = flv.AppendTag(nil, pkt)
+		if err != nil {
+			return base.RtmpMsg{}, false
+		}
+	}
+	if ts == maxTimestamp24 {
+		// lal writes 0xffffff without the extended timestamp field
+		// that the spec requires; move it by a millisecond.
+		ts--
+	}
+	csid := lalrtmp.CsidVideo
+	switch pkt.Kind {
+	case media.KindAudio:
+		csid = lalrtmp.CsidAudio
+	case media.KindData:
+		csid = lalrtmp.CsidAmf
+	}
+	return base.RtmpMsg{Header: base.RtmpHeader{Csid: csid, MsgLen: uint32(len(body)), MsgTypeId: typ, MsgStreamId: lalrtmp.Msid1, TimestampAbs: ts}, Payload: body}, true
 }
 
 // pusher pushes to one destination with lal's PushSession, reconnecting
@@ -159,10 +377,9 @@ type pusher struct {
 	sess  *lalrtmp.PushSession
 	retry time.Time
 	delay time.Duration
-	// last configs, resent after a reconnect
-	meta, vseq, aseq *base.RtmpMsg
-	waitKey          bool
-	buf              []byte
+	// hdr holds the stream's last configs, sent after every connect.
+	hdr     *seqHeaders
+	waitKey bool
 }
 
 func (p *pusher) close() {
@@ -172,45 +389,7 @@ func (p *pusher) close() {
 	}
 }
 
-func (p *pusher) write(pkt media.Packet) {
-	if pkt.DTS < 0 {
-		return
-	}
-	var (
-		body []byte
-		typ  uint8
-		ts   uint32
-		err  error
-	)
-	if pkt.Kind == media.KindData {
-		body, typ, ts = flv.AppendSetDataFrame(nil, pkt.Payload), flv.TagScript, 0
-	} else {
-		body, typ, ts, err = flv.AppendTag(nil, pkt)
-		if err != nil {
-			return
-		}
-	}
-	if ts == maxTimestamp24 {
-		// lal writes 0xffffff without the extended timestamp field
-		// that the spec requires; move it by a millisecond.
-		ts--
-	}
-	csid := lalrtmp.CsidVideo
-	switch pkt.Kind {
-	case media.KindAudio:
-		csid = lalrtmp.CsidAudio
-	case media.KindData:
-		csid = lalrtmp.CsidAmf
-	}
-	msg := base.RtmpMsg{Header: base.RtmpHeader{Csid: csid, MsgLen: uint32(len(body)), MsgTypeId: typ, MsgStreamId: lalrtmp.Msid1, TimestampAbs: ts}, Payload: body}
-	switch {
-	case pkt.Kind == media.KindData:
-		p.meta = &msg
-	case pkt.IsConfig() && pkt.Kind == media.KindVideo:
-		p.vseq = &msg
-	case pkt.IsConfig():
-		p.aseq = &msg
-	}
+func (p *pusher) write(pkt media.Packet, msg base.RtmpMsg) {
 	if p.sess == nil {
 		if time.Now().Before(p.retry) || !p.connect() {
 			return
@@ -247,7 +426,7 @@ func (p *pusher) connect() bool {
 	}
 	p.log.Info("forward connected", "url", url)
 	p.sess, p.delay, p.waitKey = sess, 0, true
-	for _, m := range []*base.RtmpMsg{p.meta, p.vseq, p.aseq} {
+	for _, m := range []*base.RtmpMsg{p.hdr.meta, p.hdr.vseq, p.hdr.aseq} {
 		if m != nil {
 			if err := sess.WriteMsg(*m); err != nil {
 				p.fail()

@@ -73,6 +73,8 @@ func (s *Server) Configure(_ context.Context, cfg sdk.Config) error {
 	}
 	if !cfg.DryRun {
 		s.cfg.Store(c)
+		// A reload applies to the forwards of streams already live.
+		s.reconcileForwards()
 	}
 	return nil
 }

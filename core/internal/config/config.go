@@ -140,6 +140,19 @@ func Load(path string, knownPlugins []string) (*Config, error) {
 // per problem, sorted by position. A file that is not valid HCL yields its
 // syntax errors only; otherwise every problem of the file is listed.
 func Parse(filename string, src []byte, knownPlugins []string) (*Config, error) {
+	c, err := ParseAll(filename, src, knownPlugins)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseAll is Parse for a caller that reports every problem at once, the
+// plugins' with the core's (rill -t): along with the problems it returns
+// what it could decode, where a key with a problem has its default and a
+// block with a bad label is left out. The Config is nil only for syntax
+// errors. Never serve with a Config that came with an error.
+func ParseAll(filename string, src []byte, knownPlugins []string) (*Config, error) {
 	p := &Parser{Filename: filename, keepGoing: true}
 	k := koanf.New(Delim)
 	if err := k.Load(bytesProvider(src), p); err != nil {
@@ -147,10 +160,46 @@ func Parse(filename string, src []byte, knownPlugins []string) (*Config, error) 
 	}
 	d := &decoder{file: filename, k: k, pos: p.Positions, kinds: p.kinds, errs: p.problems}
 	c := d.decode(knownPlugins)
-	if err := joinErrors(d.errs); err != nil {
-		return nil, err
+	err := joinErrors(d.errs)
+	if err != nil {
+		// Values already reported (not literals) are left out of what the
+		// plugins will see, lest they report them again, differently.
+		for _, pl := range c.Plugins {
+			dropBad(pl.Settings)
+		}
+		for _, v := range c.Vhosts {
+			for _, b := range v.Blocks {
+				dropBad(b)
+			}
+		}
 	}
-	return c, nil
+	return c, err
+}
+
+// dropBad deletes the values of m that stand for reported problems, and
+// the lists that hold one.
+func dropBad(m map[string]any) {
+	for k, v := range m {
+		if hasBad(v) {
+			delete(m, k)
+		}
+	}
+}
+
+func hasBad(v any) bool {
+	switch x := v.(type) {
+	case badValue:
+		return true
+	case map[string]any:
+		dropBad(x)
+	case []any:
+		for _, e := range x {
+			if hasBad(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // PosOf returns where the key path given by its parts is defined, as

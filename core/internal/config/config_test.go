@@ -648,3 +648,60 @@ vhost "v" {
 		t.Errorf("VhostBlocks(hls) = %v", got)
 	}
 }
+
+// TestParseAllKeepsWhatDecoded: with problems in the core's keys, ParseAll
+// still returns the plugin blocks and vhost blocks for the plugins to
+// check, without the values already reported; Parse returns no Config.
+func TestParseAllKeepsWhatDecoded(t *testing.T) {
+	src := `log_level = "loud"
+plugin "rtmp" {
+  chunk_sise = 4096
+  bad        = var.x
+  nested     = { ok = 1, worse = upper("y") }
+}
+vhost "__defaultVhost__" {
+  gop_cach = true
+  hls {
+    fragment = "banana"
+    list     = ["a", upper("z")]
+    tls {
+      cert = upper("c")
+      key  = "k"
+    }
+  }
+}
+vhost "Bad_Name" {
+  hls {
+    fragment = "1s"
+  }
+}
+`
+	c, err := ParseAll("conf.hcl", []byte(src), testPlugins)
+	if err == nil || c == nil {
+		t.Fatalf("ParseAll: config %v, error %v", c, err)
+	}
+	for _, want := range []string{"conf.hcl:1:", "log_level", "conf.hcl:4:", "conf.hcl:8:", "gop_cach", "conf.hcl:13:", "conf.hcl:18:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+	if c.LogLevel != DefaultLogLevel {
+		t.Errorf("log level %q, want the default", c.LogLevel)
+	}
+	wantSettings := map[string]any{"chunk_sise": int64(4096)}
+	if got := c.Plugins["rtmp"].Settings; !reflect.DeepEqual(got, wantSettings) {
+		t.Errorf("rtmp settings %#v, want %#v", got, wantSettings)
+	}
+	if got, want := c.Vhosts[DefaultVhost].Blocks["hls"], map[string]any{"fragment": "banana", "tls": map[string]any{"key": "k"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("hls block %#v, want %#v", got, want)
+	}
+	if _, ok := c.Vhosts["Bad_Name"]; ok {
+		t.Error("a vhost with a bad name was kept")
+	}
+	if pc, perr := Parse("conf.hcl", []byte(src), testPlugins); pc != nil || perr == nil || perr.Error() != err.Error() {
+		t.Errorf("Parse: config %v, error %v; want nil and the same errors", pc, perr)
+	}
+	if c, err := ParseAll("conf.hcl", []byte("vhost {\n"), testPlugins); c != nil || !errors.Is(err, ErrSyntax) {
+		t.Errorf("syntax error: config %v, error %v", c, err)
+	}
+}

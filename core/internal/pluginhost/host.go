@@ -143,10 +143,7 @@ func (e *ProblemsError) Error() string {
 // nothing is started and every process is stopped), then configures and
 // starts them and supervises them until Stop.
 func (h *Host) Start(ctx context.Context, specs []Spec) error {
-	h.mu.Lock()
-	h.gen++
-	gen := h.gen
-	h.mu.Unlock()
+	gen := h.nextGen()
 	var procs []*proc
 	fail := func(err error) error {
 		for _, p := range procs {
@@ -156,7 +153,7 @@ func (h *Host) Start(ctx context.Context, specs []Spec) error {
 		return err
 	}
 	for _, s := range specs {
-		p := &proc{h: h, spec: s, log: h.log.Named(s.Name), state: StateStarting, since: time.Now(), events: make(chan eventItem, 4096), done: make(chan struct{})}
+		p := h.newProc(s)
 		procs = append(procs, p)
 		if err := p.bindAll(); err != nil {
 			return fail(err)
@@ -165,18 +162,8 @@ func (h *Host) Start(ctx context.Context, specs []Spec) error {
 			return fail(fmt.Errorf("plugin %s: %w", s.Name, err))
 		}
 	}
-	var problems []Problem
-	for _, p := range procs {
-		ps, err := p.rpc.Configure(ctx, p.configReq(true, gen))
-		if err != nil {
-			return fail(fmt.Errorf("plugin %s: validate config: %w", p.spec.Name, err))
-		}
-		for _, pr := range ps {
-			problems = append(problems, Problem{Plugin: p.spec.Name, ConfigProblem: pr})
-		}
-	}
-	if len(problems) > 0 {
-		return fail(&ProblemsError{Problems: problems})
+	if err := errors.Join(check(ctx, procs, gen)...); err != nil {
+		return fail(err)
 	}
 	for _, p := range procs {
 		if err := p.configureAndStart(ctx, gen); err != nil {
@@ -198,6 +185,74 @@ func (h *Host) Start(ctx context.Context, specs []Spec) error {
 		}
 	}
 	return nil
+}
+
+// Validate does what Start does before it starts anything, and no more:
+// it launches every plugin, has each check the whole configuration with a
+// dry run, and stops them again (what `rill -t` runs). The sockets are not
+// bound, so a check does not need the ports of a daemon already serving
+// them; a plugin cannot tell, since it gets its sockets only at Start.
+// Unlike Start it goes on past a plugin that fails to launch, so that
+// every problem is reported: the result joins a *ProblemsError with every
+// configuration problem and the error of each plugin that could not run.
+func (h *Host) Validate(ctx context.Context, specs []Spec) error {
+	gen := h.nextGen()
+	var procs []*proc
+	var errs []error
+	for _, s := range specs {
+		p := h.newProc(s)
+		if err := p.launch(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("plugin %s: %w", s.Name, err))
+			continue
+		}
+		procs = append(procs, p)
+	}
+	errs = append(errs, check(ctx, procs, gen)...)
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.kill()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// check has every launched plugin validate its configuration with a dry
+// run. It returns one *ProblemsError with every problem reported, and the
+// error of each plugin that could not be asked.
+func check(ctx context.Context, procs []*proc, gen uint64) []error {
+	var errs []error
+	var problems []Problem
+	for _, p := range procs {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		ps, err := p.rpc.Configure(cctx, p.configReq(true, gen))
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("plugin %s: validate config: %w", p.spec.Name, err))
+			continue
+		}
+		for _, pr := range ps {
+			problems = append(problems, Problem{Plugin: p.spec.Name, ConfigProblem: pr})
+		}
+	}
+	if len(problems) > 0 {
+		errs = append([]error{&ProblemsError{Problems: problems}}, errs...)
+	}
+	return errs
+}
+
+func (h *Host) nextGen() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gen++
+	return h.gen
+}
+
+func (h *Host) newProc(s Spec) *proc {
+	return &proc{h: h, spec: s, log: h.log.Named(s.Name), state: StateStarting, since: time.Now(), events: make(chan eventItem, 4096), done: make(chan struct{})}
 }
 
 func (p *proc) bindAll() error {

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rill-media/rill/sdk"
+)
+
+// problems returns the problems parseConfig finds in a default vhost with
+// the given shared blocks (JSON by block name), as "key: message".
+func problems(t *testing.T, blocks map[string]string) []string {
+	t.Helper()
+	b := map[string]json.RawMessage{}
+	for k, v := range blocks {
+		b[k] = json.RawMessage(v)
+	}
+	_, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{{Name: defaultVhost, Enabled: true, Vhost: sdk.VhostSettings{GopCache: true, Blocks: b}}}})
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) {
+			t.Fatalf("not a *sdk.ConfigError: %v", err)
+		}
+		if !ce.VhostRelative || ce.Vhost != defaultVhost {
+			t.Fatalf("problem not located in the vhost: %+v", ce)
+		}
+		out = append(out, strings.Join(ce.Key, ".")+": "+ce.Msg)
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+// TestScaleOutKeysRefused: SRS cluster and forward keys that Rill does not
+// implement are refused at their key, not accepted and ignored (#19).
+func TestScaleOutKeysRefused(t *testing.T) {
+	cases := []struct {
+		name   string
+		blocks map[string]string
+		want   []string // keys refused as not supported; nil: accepted
+	}{
+		{"edge", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"protocol":"rtmp"}`}, nil},
+		{"forward", map[string]string{"forward": `{"enabled":true,"destination":["127.0.0.1:1936"]}`}, nil},
+		{"coworkers", map[string]string{"cluster": `{"mode":"local","origin_cluster":true,"coworkers":["127.0.0.1:9091"]}`},
+			[]string{"cluster.coworkers", "cluster.origin_cluster"}},
+		{"edge extras", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"token_traverse":true,"vhost":"x","debug_srs_upnode":false,"follow_client":true}`},
+			[]string{"cluster.debug_srs_upnode", "cluster.follow_client", "cluster.token_traverse", "cluster.vhost"}},
+		{"protocol", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"protocol":"flv"}`}, []string{"cluster.protocol"}},
+		{"backend", map[string]string{"forward": `{"backend":"http://127.0.0.1:8085/api/v1/forward"}`}, []string{"forward.backend"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := problems(t, tc.blocks)
+			if len(ps) != len(tc.want) {
+				t.Fatalf("problems %q, want one for each of %q", ps, tc.want)
+			}
+			got := map[string]bool{}
+			for _, p := range ps {
+				key, msg, _ := strings.Cut(p, ": ")
+				if !strings.Contains(msg, "not supported yet") {
+					t.Errorf("%s: message %q does not say it is not supported yet", key, msg)
+				}
+				got[key] = true
+			}
+			for _, k := range tc.want {
+				if !got[k] {
+					t.Errorf("%s not refused: %q", k, ps)
+				}
+			}
+		})
+	}
+}
