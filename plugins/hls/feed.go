@@ -26,6 +26,7 @@ type trackState struct {
 	meta, vcfg, acfg *media.Packet // cloned
 	hasAudio         bool          // audio frames seen (MP3 has no config)
 	hasVideo         bool
+	acodec           media.Codec // of the last audio packet (config or frame); 0 before any
 }
 
 func newEncoder(f format, cfg *config) encoder {

@@ -37,7 +37,9 @@ const (
 
 // hlsStream writes one stream's playlist and segments (SRS's hls muxer).
 // It survives unpublish for cfg.Dispose so that a republish continues the
-// sequence numbers after an EXT-X-DISCONTINUITY.
+// sequence numbers after an EXT-X-DISCONTINUITY; after a restart of the
+// plugin or the daemon the first writer reads the playlist left on disk
+// back and continues it the same way (resume.go).
 //
 // Segments are MPEG-TS, except when the stream's video is H.265: then they
 // are fragmented MP4 (RFC 8216 §3.3), since few players take H.265 in TS.
@@ -61,7 +63,8 @@ type hlsStream struct {
 	cancel  context.CancelFunc
 
 	// Owned by the running goroutine.
-	client sdk.ClientInfo
+	resumed bool // what an earlier process left on disk was read back
+	client  sdk.ClientInfo
 	// publisher is the publishing client: on_hls names it, as SRS does.
 	publisher sdk.ClientInfo
 	mux       *tsmux.Muxer
@@ -196,8 +199,13 @@ func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 		return
 	}
 	defer sub.Close()
-	// A republish starts a new timeline: the muxer starts over and the next
-	// segment gets a discontinuity.
+	if !h.resumed {
+		h.resumed = true
+		h.resume()
+	}
+	// A republish, or the first publication after a restart that left a
+	// playlist on disk, starts a new timeline: the muxer starts over and
+	// the next segment gets a discontinuity.
 	h.mux = tsmux.New()
 	h.hasVideo = false
 	h.vcfg, h.acfg, h.newInit = nil, nil, true
@@ -577,6 +585,7 @@ func (h *hlsStream) open(dts time.Duration) bool {
 		return false
 	}
 	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+	h.srv.setWriting(filepath.Join(h.cfg.Path, s.tmp), true)
 	h.seq++
 	h.disc = false
 	h.cur = s
@@ -613,9 +622,23 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 	if s.err != nil {
 		h.log.Error("hls segment lost", "file", s.tmp, "error", s.err)
 		h.remove(s.tmp)
+	}
+	h.srv.setWriting(filepath.Join(h.cfg.Path, s.tmp), false)
+	if s.err != nil {
 		h.disc = true
 		return
 	}
+	h.appendSegment(s)
+	if err := h.writePlaylist(); err != nil {
+		h.log.Error("write hls playlist", "file", h.m3u8Rel, "error", err)
+	}
+	h.notify(s)
+	_ = final
+}
+
+// appendSegment adds a finished segment to the playlist, slides the window
+// and deletes the segments that left it long enough ago.
+func (h *hlsStream) appendSegment(s *segment) {
 	h.segs = append(h.segs, s)
 	var total time.Duration
 	for _, x := range h.segs {
@@ -636,11 +659,6 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 		}
 		h.removeUnusedInits()
 	}
-	if err := h.writePlaylist(); err != nil {
-		h.log.Error("write hls playlist", "file", h.m3u8Rel, "error", err)
-	}
-	h.notify(s)
-	_ = final
 }
 
 // playlist renders the media playlist (RFC 8216 §4.3).

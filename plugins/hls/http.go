@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/sdk"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 type rootEntry struct{ root *os.Root }
@@ -286,7 +287,7 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 			playStopped()
 		}
 	}()
-	if r.Method == http.MethodHead {
+	if r.Method == http.MethodHead && f.audio() == 0 {
 		sub, err := s.rt.Host.Subscribe(r.Context(), client, ref, sdk.SubscribeOptions{})
 		if err != nil {
 			code, msg := subscribeStatus(err)
@@ -311,6 +312,24 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 		}
 		if attempt > 0 || !src.isEnded() {
 			break
+		}
+	}
+	if want := f.audio(); want != 0 {
+		// Answer only once the audio codec is known: a stream without
+		// the format's codec would get a 200 and then nothing (SRS: 404).
+		got, ended := src.audioCodec(r.Context(), audioWait)
+		if why := audioMismatch(f, want, got, ended); why != "" {
+			log.Info("player refused", "stream", key.String(), "format", f.String(), "status", http.StatusNotFound, "reason", why)
+			src.release()
+			httpError(w, http.StatusNotFound, "%s: %s", why, key.String())
+			return
+		}
+		if r.Method == http.MethodHead {
+			src.release()
+			w.Header().Set("Content-Type", f.contentType())
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusOK)
+			return
 		}
 	}
 	hj, ok := w.(http.Hijacker)
@@ -371,6 +390,24 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 		src.detach(p)
 	}
 	log.Info("player started", "stream", key.String(), "format", f.String())
+}
+
+// audioWait bounds how long an .aac or .mp3 request waits for the first
+// audio packet of a stream before it is refused as a stream without audio.
+const audioWait = 2 * time.Second
+
+// audioMismatch tells why an audio-only format f, which carries codec
+// want, cannot play a stream whose audio codec is got ("" if it can).
+func audioMismatch(f format, want, got media.Codec, ended bool) string {
+	switch {
+	case got == want:
+		return ""
+	case ended && got == 0:
+		return "stream ended"
+	case got == 0:
+		return fmt.Sprintf("no audio within %s, .%s needs %s audio", audioWait, f, want)
+	}
+	return fmt.Sprintf("audio is %s, .%s needs %s audio", got, f, want)
 }
 
 func (s *source) isEnded() bool {

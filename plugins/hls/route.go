@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // nameRE is the hub's rule for app and stream name segments (THREATS.md
@@ -56,6 +58,18 @@ func (f format) contentType() string {
 		return "video/mp4"
 	}
 	return "application/octet-stream"
+}
+
+// audio is the only audio codec an audio-only format carries (0 for the
+// others): .aac is ADTS, .mp3 MPEG audio, with no transcoding.
+func (f format) audio() media.Codec {
+	switch f {
+	case fmtAAC:
+		return media.CodecAAC
+	case fmtMP3:
+		return media.CodecMP3
+	}
+	return 0
 }
 
 func (f format) String() string {

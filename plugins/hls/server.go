@@ -32,6 +32,9 @@ type Server struct {
 	players map[string]*playerEntry
 	hls     map[streamKey]*hlsStream
 	roots   map[string]*rootEntry
+	// writing holds the temporary segment files (absolute paths) that
+	// the HLS writers are writing: never stale.
+	writing map[string]bool
 
 	sessions sessions // HLS viewers with hls_ctx
 }
@@ -57,7 +60,24 @@ func newServer() *Server {
 		players: map[string]*playerEntry{},
 		hls:     map[streamKey]*hlsStream{},
 		roots:   map[string]*rootEntry{},
+		writing: map[string]bool{},
 	}
+}
+
+func (s *Server) setWriting(path string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.writing[path] = true
+	} else {
+		delete(s.writing, path)
+	}
+}
+
+func (s *Server) isWriting(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writing[path]
 }
 
 // Info implements sdk.Plugin. The plugin serves every vhost (HTTP-FLV is on

@@ -40,6 +40,9 @@ type source struct {
 
 	ready chan struct{} // closed once subscribed (err set on failure)
 	err   error
+	// audio is closed once the audio codec is known (st.acodec) or the
+	// source ended: .aac and .mp3 players wait on it before their answer.
+	audio chan struct{}
 
 	mu       sync.Mutex
 	st       trackState
@@ -51,12 +54,13 @@ type source struct {
 	linger   *time.Timer
 	cancel   context.CancelFunc
 	warned   map[string]bool
+	audioSet bool // audio closed
 }
 
 func newSource(srv *Server, key streamKey, cfg *config) *source {
 	return &source{
 		srv: srv, key: key, cfg: cfg, log: srv.log.With("stream", key.String()),
-		ready: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
+		ready: make(chan struct{}), audio: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
 	}
 }
 
@@ -148,6 +152,7 @@ func (s *source) flush() {
 func (s *source) finish() {
 	s.mu.Lock()
 	s.ended = true
+	s.audioKnownLocked()
 	if s.linger != nil {
 		s.linger.Stop()
 	}
@@ -171,6 +176,12 @@ func (s *source) warnOnce(what string, err error) {
 func (s *source) handle(p media.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p.Kind == media.KindAudio {
+		// The subscription starts with the codec configurations, so an
+		// AAC stream is known at once; MP3 (no config) at its first frame.
+		s.st.acodec = p.Codec
+		s.audioKnownLocked()
+	}
 	switch {
 	case p.Kind == media.KindData:
 		c := p.Clone()
@@ -270,6 +281,37 @@ func (s *source) attach(pl *player) error {
 	return nil
 }
 
+func (s *source) audioKnownLocked() {
+	if !s.audioSet {
+		s.audioSet = true
+		close(s.audio)
+	}
+}
+
+// audioCodec waits until the stream's audio codec is known, for at most
+// wait or until ctx ends, and returns it (0: no audio came) and whether
+// the source ended.
+func (s *source) audioCodec(ctx context.Context, wait time.Duration) (media.Codec, bool) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.audio:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.acodec, s.ended
+}
+
+// release is for a request that got the source but attached no player:
+// without players the source stops after its linger.
+func (s *source) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idleLocked()
+}
+
 // detach removes a player; the source stops a while after its last one.
 func (s *source) detach(pl *player) {
 	s.mu.Lock()
@@ -283,6 +325,11 @@ func (s *source) detach(pl *player) {
 			f.g.Close()
 		}
 	}
+	s.idleLocked()
+}
+
+// idleLocked stops the source after sourceLinger if it has no player then.
+func (s *source) idleLocked() {
 	if s.nplayers <= 0 && !s.ended && s.cancel != nil {
 		cancel := s.cancel
 		s.linger = time.AfterFunc(sourceLinger, func() {

@@ -91,6 +91,58 @@ func TestHTTPMP3Play(t *testing.T) {
 	if len(st.Streams) != 1 || st.Streams[0].Audio["codec"] != "MP3" || st.Streams[0].Video["codec"] != "H264" {
 		t.Errorf("API streams %+v, want video H264 and audio MP3", st.Streams)
 	}
+	// .aac of an MP3 stream: a 404 at once, not a 200 that sends nothing.
+	httpWantAudioRefused(t, base+".aac", "audio is MP3, .aac needs AAC audio")
+}
+
+// TestHTTPAudioCodecMismatch publishes H.264+AAC: .mp3 answers 404 with the
+// reason (as SRS), .aac plays, and the refusal is logged with the client id.
+func TestHTTPAudioCodecMismatch(t *testing.T) {
+	file := httpTestFLV(t, "av", 10)
+	d := StartDaemon(t, httpConfig(file, "aaconly", "  loop = true", "", ""))
+	addr := hlsAddr(t, d)
+	base := "http://" + addr + "/live/aaconly"
+	httpWaitStream(t, d, base+".flv")
+	httpWantAudioRefused(t, base+".mp3", "audio is AAC, .mp3 needs MP3 audio")
+	req, _ := http.NewRequest(http.MethodHead, base+".mp3", nil)
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("HEAD .mp3: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD .mp3 of an AAC stream: %s, want 404", resp.Status)
+	}
+	httpWantCodecs(t, "aac", httpProbe(t, base+".aac", 3), "aac")
+	Eventually(t, 10*time.Second, "refusal logged with its client id", func() error {
+		for _, l := range strings.Split(d.Log(), "\n") {
+			if strings.Contains(l, "player refused") && strings.Contains(l, "needs MP3 audio") && strings.Contains(l, "client_id=") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no \"player refused\" line with the reason and client_id in the log")
+	})
+}
+
+// httpWantAudioRefused checks that url answers 404 with reason in the body.
+// The client's timeout bounds the wait: a 200 that then sends nothing (the
+// fault) ends in a timeout, not a 404.
+func httpWantAudioRefused(t *testing.T, url, reason string) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		t.Fatalf("GET %s: %s, reading the body: %v", url, resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(b), reason) {
+		t.Fatalf("GET %s: %s %q, want 404 saying %q", url, resp.Status, b, reason)
+	}
 }
 
 // TestHTTPFLVSlowPlayerDropped: a player that never reads is dropped once

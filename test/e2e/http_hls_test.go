@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,5 +257,119 @@ func TestHTTPStaticTraversal(t *testing.T) {
 		if code != 403 && code != 404 && code != 400 {
 			t.Errorf("GET %s: %d, want 403/404", target, code)
 		}
+	}
+}
+
+// TestHTTPHLSContinuesAfterPluginKill kills the hls plugin while a stream
+// is published: the restarted plugin continues the playlist it left on
+// disk (its segments kept, the media sequence going on, the new segments
+// behind an EXT-X-DISCONTINUITY) and removes the stream's stale .tmp
+// files, not another stream's.
+func TestHTTPHLSContinuesAfterPluginKill(t *testing.T) {
+	file := httpTestFLV(t, "av", 10)
+	dir := t.TempDir()
+	d := StartDaemon(t, httpConfig(file, "rs", "  loop = true", "",
+		fmt.Sprintf("    enabled = true\n    fragment = \"1s\"\n    window = \"20s\"\n    path = %q", dir)))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.Log())
+		}
+	})
+	addr := hlsAddr(t, d)
+	url := "http://" + addr + "/live/rs.m3u8"
+	m3u8 := filepath.Join(dir, "live", "rs.m3u8")
+	before := waitPlaylist(t, url, 30*time.Second, "first segments", func(p hlsPlaylist) error {
+		if len(p.URIs) < 3 {
+			return fmt.Errorf("%d segments", len(p.URIs))
+		}
+		return nil
+	})
+	// Stale temporary files: one of this stream (as a crash leaves), one
+	// of another stream that must stay.
+	stale, foreign := filepath.Join(dir, "live", "rs-0.ts.tmp"), filepath.Join(dir, "live", "other-1.ts.tmp")
+	for _, f := range []string{stale, foreign} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, err := d.Plugins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := ps["hls"].PID
+	b, err := os.ReadFile(m3u8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := parsePlaylist(t, string(b))
+	lastSeq := last.Seq + len(last.URIs) - 1
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill hls plugin %d: %v", pid, err)
+	}
+	Eventually(t, 30*time.Second, "hls plugin restarted", func() error {
+		ps, err := d.Plugins()
+		if err != nil {
+			return err
+		}
+		if p := ps["hls"]; p.State != "running" || p.PID == 0 || p.PID == pid {
+			return fmt.Errorf("hls plugin: %+v", p)
+		}
+		return nil
+	})
+	p := waitPlaylist(t, url, 40*time.Second, "playlist continued after the restart", func(p hlsPlaylist) error {
+		if !strings.Contains(p.Raw, "#EXT-X-DISCONTINUITY\n") {
+			return fmt.Errorf("no discontinuity yet:\n%s", p.Raw)
+		}
+		return nil
+	})
+	if p.Seq < before.Seq || p.Seq > lastSeq {
+		t.Fatalf("media sequence %d after the restart, want the old segments kept (%d..%d)\n%s", p.Seq, before.Seq, lastSeq, p.Raw)
+	}
+	for i, u := range p.URIs {
+		if u != fmt.Sprintf("rs-%d.ts", p.Seq+i) {
+			t.Fatalf("segment %d is %q: the numbering must go on across the restart\n%s", i, u, p.Raw)
+		}
+	}
+	// The discontinuity is before the first segment of the new process,
+	// which comes after the last one of the killed process.
+	lines := strings.Split(p.Raw, "\n")
+	for i, l := range lines {
+		if l != "#EXT-X-DISCONTINUITY" {
+			continue
+		}
+		if i+2 >= len(lines) || !strings.HasPrefix(lines[i+1], "#EXTINF:") {
+			t.Fatalf("discontinuity not before a segment\n%s", p.Raw)
+		}
+		var seq int
+		if _, err := fmt.Sscanf(lines[i+2], "rs-%d.ts", &seq); err != nil || seq <= lastSeq {
+			t.Fatalf("discontinuity before %q, want a segment after rs-%d.ts\n%s", lines[i+2], lastSeq, p.Raw)
+		}
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale %s still on disk: %v", stale, err)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("another stream's temporary file was removed: %v", err)
+	}
+	// Only the segment being written is a .tmp of this stream: read the
+	// playlist, then the directory.
+	Eventually(t, 10*time.Second, "no stale .tmp of the stream", func() error {
+		b, err := os.ReadFile(m3u8)
+		if err != nil {
+			return err
+		}
+		cur := parsePlaylist(t, string(b))
+		next := cur.Seq + len(cur.URIs)
+		tmps, _ := filepath.Glob(filepath.Join(dir, "live", "rs*.tmp"))
+		for _, f := range tmps {
+			var seq int
+			if _, err := fmt.Sscanf(filepath.Base(f), "rs-%d.ts.tmp", &seq); err != nil || seq < next {
+				return fmt.Errorf("%s on disk (playlist ends before %d)", filepath.Base(f), next)
+			}
+		}
+		return nil
+	})
+	if !httpLogContains(d, "hls playlist continued") {
+		t.Errorf("no \"hls playlist continued\" in the log")
 	}
 }
