@@ -16,7 +16,7 @@ import (
 )
 
 // defaultVhost is SRS's fallback vhost.
-const defaultVhost = "__defaultVhost__"
+const defaultVhost = sdk.DefaultVhost
 
 // subscribeWait is how long a recording waits for the stream's publisher.
 const subscribeWait = 5 * time.Second

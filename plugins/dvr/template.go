@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rill-media/rill/sdk"
 )
 
 // Container formats, chosen by the path's extension.
@@ -54,22 +55,8 @@ func parseTemplate(s string) (*template, error) {
 	return &template{raw: s, format: format, root: filepath.Clean(root)}, nil
 }
 
-// nameRE is the hub's allow-list for vhost, app segment and stream names.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$`)
-
-func validName(s string) bool { return nameRE.MatchString(s) && s != "." && s != ".." }
-
-func validApp(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for _, seg := range strings.Split(s, "/") {
-		if !validName(seg) {
-			return false
-		}
-	}
-	return true
-}
+// The hub's rule for names (sdk.ValidName, sdk.ValidApp).
+var validName, validApp = sdk.ValidName, sdk.ValidApp
 
 // render returns the path for a file of vhost/app/stream opened at t. The
 // names come from the network: they must pass the allow-list and the

@@ -9,7 +9,7 @@ import (
 	"github.com/rill-media/rill/sdk"
 )
 
-const defaultVhost = "__defaultVhost__"
+const defaultVhost = sdk.DefaultVhost
 
 // settings is the plugin block: plugin "hls" { ... }.
 type settings struct {

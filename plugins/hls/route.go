@@ -6,19 +6,16 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// nameRE is the hub's rule for app and stream name segments (THREATS.md
-// #21): letters, digits, "_", ".", "-", "~", never "." or ".." alone.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$`)
-
-func validName(s string) bool { return nameRE.MatchString(s) && s != "." && s != ".." }
+// validName is the hub's rule for names (sdk.ValidName).
+var validName = sdk.ValidName
 
 // Stream formats served by the plugin.
 type format uint8

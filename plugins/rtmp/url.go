@@ -8,7 +8,7 @@ import (
 	"github.com/rill-media/rill/sdk"
 )
 
-const defaultVhost = "__defaultVhost__"
+const defaultVhost = sdk.DefaultVhost
 
 // resolveStream maps a connect tcUrl and a publish/play stream name to a
 // stream as SRS does (srs_discovery_tc_url and srs_vhost_resolve in

@@ -10,13 +10,15 @@ import (
 	"slices"
 
 	"github.com/knadh/koanf/v2"
+
+	"github.com/rill-media/rill/sdk/wire"
 )
 
 // Defaults of the keys the core reads.
 const (
 	// DefaultVhost is the vhost of streams whose URL names no known vhost.
 	// It always exists in a loaded Config.
-	DefaultVhost = "__defaultVhost__"
+	DefaultVhost = wire.DefaultVhost
 	// DefaultPluginDir is the default plugin_dir.
 	DefaultPluginDir = "bin/plugins"
 	// DefaultListenAPI is the default listen_api, SRS's HTTP API port.

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +23,7 @@ import (
 var forgetAfter = 5 * time.Minute
 
 // DefaultVhost is SRS's name of the vhost that takes every unknown host name.
-const DefaultVhost = "__defaultVhost__"
+const DefaultVhost = wire.DefaultVhost
 
 // Hub errors. They wrap the wire sentinels so plugins can errors.Is them.
 var (
@@ -137,26 +135,8 @@ func (h *Hub) SetPolicy(p *Policy) {
 // Policy returns the current policy.
 func (h *Hub) Policy() *Policy { return h.policy.Load() }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-~]{0,127}$`)
-
-// validName accepts a stream or app name segment: letters, digits, "_", ".",
-// "-", "~", never "." or ".." alone, no path separators (THREATS.md #21).
-func validName(s string) bool {
-	return nameRE.MatchString(s) && s != "." && s != ".."
-}
-
-// validApp accepts one or more name segments separated by "/".
-func validApp(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for _, seg := range strings.Split(s, "/") {
-		if !validName(seg) {
-			return false
-		}
-	}
-	return true
-}
+// Names are checked by the one rule of sdk/wire (ident.go).
+var validName, validApp = wire.ValidName, wire.ValidApp
 
 // Resolve checks a stream's names and maps its vhost as SRS does.
 func (h *Hub) Resolve(ref wire.StreamRef) (wire.StreamRef, error) {
