@@ -53,7 +53,7 @@ func (h *Host) close() {
 }
 
 // processBell returns the one doorbell of this process, shared by every
-// subscription (DESIGN.md: one doorbell per reader process).
+// subscription (one doorbell per reader process: see sdk/shm).
 func (h *Host) processBell() (*shm.Bell, error) {
 	h.bellOnce.Do(func() {
 		name := fmt.Sprintf("rill-%s-bell-%d", h.inst, os.Getpid())

@@ -25,7 +25,7 @@ type template struct {
 	raw    string
 	format string
 	// root is the directory before the first variable: every rendered path
-	// must stay inside it (THREATS.md row 21).
+	// must stay inside it (docs/THREATS.md row 21).
 	root string
 }
 

@@ -10,7 +10,7 @@ import (
 // and the placeholders ([vhost], [app], [stream], ...) are substituted into
 // each argument separately. A substituted value therefore never becomes two
 // arguments, never reaches a shell (children run through exec.Command with
-// the argv as is: THREATS.md row 22, CVE-2023-34105) and is checked against
+// the argv as is: docs/THREATS.md row 22, CVE-2023-34105) and is checked against
 // an allow-list before it is used.
 
 // Errors of splitting and substitution.

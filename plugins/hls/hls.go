@@ -29,7 +29,7 @@ import (
 const keepExpired = 2
 
 // maxJump is a timestamp jump that ends the segment and starts a new one
-// after an EXT-X-DISCONTINUITY (THREATS.md #4).
+// after an EXT-X-DISCONTINUITY (docs/THREATS.md #4).
 const (
 	maxJumpForward  = 10 * time.Second
 	maxJumpBackward = 500 * time.Millisecond

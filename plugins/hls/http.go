@@ -23,7 +23,7 @@ type rootEntry struct{ root *os.Root }
 
 // root returns an os.Root for dir (opened once): every file access goes
 // through it, so no request can leave the directory, whatever its name or
-// symlinks (THREATS.md #21).
+// symlinks (docs/THREATS.md #21).
 func (s *Server) root(dir string) (*os.Root, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

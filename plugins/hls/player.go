@@ -22,7 +22,7 @@ type chunk struct {
 // with one writev per merged-write window, written straight from the
 // dispatching goroutine while the socket takes them; a slow socket gets a
 // bounded queue and is dropped past it, so it never blocks the source or
-// other players (THREATS.md #23). A player has no goroutine of its own
+// other players (docs/THREATS.md #23). A player has no goroutine of its own
 // while it keeps up.
 type player struct {
 	id      string

@@ -12,7 +12,7 @@ import (
 // A bounded AMF0 decoder for RTMP command messages (AMF0 File Format
 // Specification, Adobe, 2007). Commands come from untrusted peers, so nesting
 // is limited, every length and count is checked against the bytes left, and
-// memory use is a small multiple of the message size (THREATS.md row 6).
+// memory use is a small multiple of the message size (docs/THREATS.md row 6).
 
 const maxAMF0Depth = 16
 

@@ -27,7 +27,7 @@ const (
 	msgAggregate        = 22
 )
 
-// Limits on what a peer may make a connection allocate (THREATS.md rows 1-3).
+// Limits on what a peer may make a connection allocate (docs/THREATS.md rows 1-3).
 const (
 	defaultChunkSize = 128
 	maxChunkSize     = 16 << 20 // 16 MiB; the spec allows 0x7fffffff, nobody needs it

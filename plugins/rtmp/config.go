@@ -17,7 +17,7 @@ type settings struct {
 	// ChunkSize is the out chunk size (SRS chunk_size, default 60000).
 	ChunkSize int `json:"chunk_size"`
 	// HandshakeTimeout bounds the handshake and the commands up to publish
-	// or play (slowloris, THREATS.md row 7).
+	// or play (slowloris, docs/THREATS.md row 7).
 	HandshakeTimeout msDuration `json:"handshake_timeout"`
 	// QueueBytes bounds the bytes queued for one player.
 	QueueBytes int `json:"queue_bytes"`

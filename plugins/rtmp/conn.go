@@ -237,7 +237,7 @@ func (c *conn) stat() sdk.ClientStat {
 func (c *conn) run() error {
 	hsTimeout := time.Duration(c.cfg.HandshakeTimeout)
 	// One deadline covers the handshake and the commands up to publish or
-	// play (slowloris, THREATS.md row 7).
+	// play (slowloris, docs/THREATS.md row 7).
 	_ = c.nc.SetDeadline(time.Now().Add(hsTimeout))
 	// Players send little (acknowledgements, a few commands): a small
 	// buffer per connection; a publisher gets a larger one (onPublish).
@@ -290,7 +290,7 @@ func (w countingWriter) Write(b []byte) (int, error) {
 
 // maybeAck sends an Acknowledgement every window of received bytes (§5.4.3);
 // the sequence number wraps at 2^32 as the spec and peers expect
-// (THREATS.md row 5).
+// (docs/THREATS.md row 5).
 func (c *conn) maybeAck() error {
 	if c.ackWindow == 0 {
 		return nil
@@ -344,7 +344,7 @@ func (c *conn) handle(m message) error {
 }
 
 // handleUserControl validates a User Control message before anything reads
-// it: lal's session code panics on an empty one (THREATS.md).
+// it: lal's session code panics on an empty one (docs/THREATS.md).
 func (c *conn) handleUserControl(b []byte) error {
 	if len(b) < 2 {
 		return protoErr("user control message of %d bytes", len(b))
@@ -758,7 +758,7 @@ func (c *conn) onPause(pause bool) error {
 }
 
 // tsUnwrapper turns a publisher's 32-bit millisecond timestamps into a
-// 64-bit timeline across the 2^32 wrap (49.7 days, THREATS.md row 4).
+// 64-bit timeline across the 2^32 wrap (49.7 days, docs/THREATS.md row 4).
 type tsUnwrapper struct {
 	started bool
 	last    uint32

@@ -12,7 +12,7 @@ const defaultVhost = sdk.DefaultVhost
 
 // resolveStream maps a connect tcUrl and a publish/play stream name to a
 // stream as SRS does (srs_discovery_tc_url and srs_vhost_resolve in
-// trunk/src/protocol/srs_protocol_utility.cpp, SRS-COMPAT.md b.2): the vhost
+// trunk/src/protocol/srs_protocol_utility.cpp): the vhost
 // comes from ?vhost= or ?domain= in the app or the stream name (also in the
 // legacy forms app...vhost...VHOST and app?vhost?VHOST), else from the tcUrl
 // host; param is the raw query with its "?", the stream's if it has one,

@@ -13,7 +13,7 @@ import (
 
 // TestNoMediaField checks the protocol has no field that could carry media:
 // the only bytes fields are configuration JSON and the bodies of small
-// plugin-provided HTTP API routes (DESIGN.md: media never crosses gRPC).
+// plugin-provided HTTP API routes (media never crosses gRPC: it goes through the rings).
 func TestNoMediaField(t *testing.T) {
 	allowed := map[string]bool{
 		"rill.plugin.v1.ConfigureRequest.settings_json": true,

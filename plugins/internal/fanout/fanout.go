@@ -11,7 +11,7 @@
 // which drains its queue with blocking writes; that queue is bounded in
 // bytes and in media time, and a player past the bounds is closed, so one
 // slow player never holds memory without limit nor slows the others
-// (THREATS.md: slow readers).
+// (docs/THREATS.md: slow readers).
 package fanout
 
 import (

@@ -12,7 +12,7 @@ import (
 // for script data. lal's rtmp AMF0 reader is not used: it recurses without a
 // depth limit (an object nested thousands deep), and it logs unknown types
 // with a hex dump through a global logger that writes to standard output
-// (THREATS.md row 6).
+// (docs/THREATS.md row 6).
 
 // maxAMF0Depth bounds the nesting of objects and arrays.
 const maxAMF0Depth = 16
@@ -314,7 +314,7 @@ func appendAMF0Properties(dst []byte, m map[string]any, depth int) ([]byte, erro
 // message body, for example). Objects and ECMA arrays come back as
 // map[string]any, strict arrays as []any, dates as time.Time, null and
 // undefined as nil. Nesting is limited to 16 levels and every length and
-// count is checked against the bytes left (THREATS.md row 6); on malformed
+// count is checked against the bytes left (docs/THREATS.md row 6); on malformed
 // input it returns the values decoded so far and an error wrapping
 // ErrMalformed.
 func DecodeAMF0(b []byte) ([]any, error) {

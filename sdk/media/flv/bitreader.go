@@ -6,7 +6,7 @@ var errBitsOverrun = errors.New("read past the end")
 
 // bitReader reads big-endian bit fields from a byte slice. A read past the
 // end returns 0 and makes err sticky, so a parser may read a run of fields
-// and check err once; it never panics (THREATS.md row 10). Loops whose
+// and check err once; it never panics (docs/THREATS.md row 10). Loops whose
 // count comes from the bitstream must still bound the count themselves.
 type bitReader struct {
 	b   []byte

@@ -6,7 +6,7 @@ import (
 )
 
 // maxDimension bounds the picture sizes VideoInfo reports; larger values come
-// from crafted parameter sets (THREATS.md row 10).
+// from crafted parameter sets (docs/THREATS.md row 10).
 const maxDimension = 16384
 
 // videoParams is what VideoInfo reports from a sequence parameter set.
