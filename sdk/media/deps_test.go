@@ -11,7 +11,7 @@ import (
 )
 
 // TestStdlibOnly keeps package media free of third-party and Rill imports so
-// that the SDK stays cheap to import (the SDK imports no codec or server code of ours).
+// that the SDK stays cheap to import for a third-party plugin.
 func TestStdlibOnly(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
