@@ -40,7 +40,7 @@ func (s *Server) rusages(w http.ResponseWriter, r *http.Request) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	s.sampled(w, r, map[string]any{
-		"ru_utime": ru.Utime.Sec*1e6 + ru.Utime.Usec, "ru_stime": ru.Stime.Sec*1e6 + ru.Stime.Usec,
+		"ru_utime": ru.Utime.Sec, "ru_stime": ru.Stime.Sec, // seconds, as SRS (tv_sec)
 		"ru_maxrss": ru.Maxrss, "ru_ixrss": ru.Ixrss, "ru_idrss": ru.Idrss, "ru_isrss": ru.Isrss,
 		"ru_minflt": ru.Minflt, "ru_majflt": ru.Majflt, "ru_nswap": ru.Nswap, "ru_inblock": ru.Inblock,
 		"ru_oublock": ru.Oublock, "ru_msgsnd": ru.Msgsnd, "ru_msgrcv": ru.Msgrcv, "ru_nsignals": ru.Nsignals,
