@@ -242,7 +242,13 @@ func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishReques
 		h.mu.Unlock()
 		return wire.Publication{}, wire.Errorf(ErrClosed, "hub is shutting down")
 	}
-	s := h.streamLocked(ref)
+	s := h.streams[ref.Key()]
+	if s == nil {
+		// Forgotten while the gate ran (nobody else held it): keep the id
+		// on_publish was told.
+		s = cand
+		h.streams[ref.Key()] = s
+	}
 	if p := s.publisher; p != nil {
 		h.mu.Unlock()
 		return wire.Publication{}, wire.Errorf(ErrStreamBusy, "stream %s is already published by client %s (%s)", ref.Key(), p.client.ID, p.plugin)
