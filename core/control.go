@@ -199,13 +199,13 @@ func body(client wire.ClientInfo, s wire.StreamRef, streamID string) map[string]
 	return b
 }
 
-func (c *control) AllowPublish(ctx context.Context, client wire.ClientInfo, s wire.StreamRef) error {
+func (c *control) AllowPublish(ctx context.Context, client wire.ClientInfo, s wire.StreamRef, streamID string) error {
 	vc := c.vhost(s.Vhost)
 	if err := vc.security.Check("publish", hostIP(client.IP)); err != nil {
 		c.log.Warn("publish refused by security rules", "client_id", client.ID, "stream", s.Key(), "error", err)
 		return wire.Errorf(wire.ErrForbidden, "%v", err)
 	}
-	if err := c.caller.Call(ctx, vc.hooks, hooks.OnPublish, body(client, s, "")); err != nil {
+	if err := c.caller.Call(ctx, vc.hooks, hooks.OnPublish, body(client, s, streamID)); err != nil {
 		c.log.Warn("publish refused by callback", "client_id", client.ID, "stream", s.Key(), "error", err)
 		return wire.Errorf(wire.ErrForbidden, "%v", err)
 	}
@@ -277,7 +277,27 @@ func (c *control) notify(plugin string, n wire.Notification) error {
 	if c.hub.Policy().Vhosts[s.Vhost] == nil {
 		s.Vhost = hub.DefaultVhost
 	}
-	b := body(n.Client, s, c.streamID(s))
+	// SRS's on_hls and on_dvr run in the publisher's context: its client
+	// id and ip, the stream's tcUrl and param. A plugin's writer knows the
+	// stream only by name; the hub knows its (last) publisher.
+	client, streamID := n.Client, ""
+	for _, si := range c.hub.Streams() {
+		if si.Ref.Key() != s.Key() {
+			continue
+		}
+		streamID = si.ID
+		if si.LastPublisher != nil {
+			client = *si.LastPublisher
+		}
+		if s.TcURL == "" {
+			s.TcURL = si.Ref.TcURL
+		}
+		if s.Param == "" {
+			s.Param = si.Ref.Param
+		}
+		break
+	}
+	b := body(client, s, streamID)
 	keys := make([]string, 0, len(n.Fields))
 	for k := range n.Fields {
 		keys = append(keys, k)

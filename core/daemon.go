@@ -413,7 +413,7 @@ func (d *daemon) serve() error {
 	d.api = &api.Server{
 		ServerID: serverID, ServiceID: serviceID, Version: Version, Started: time.Now(),
 		Streams: d.hub, Plugins: d.plugins, Log: d.log.Named("api"), Codecs: d.codecInfo,
-		Vhosts: d.vhostNames, Username: d.cfg.API.Username, Password: d.cfg.API.Password,
+		Vhosts: d.vhostNames, VhostInfo: d.vhostInfo, Username: d.cfg.API.Username, Password: d.cfg.API.Password,
 		HTTPS: d.cfg.API.HTTPSListen != "",
 	}
 	if d.cfg.API.AllowReload {
@@ -480,6 +480,39 @@ func (d *daemon) vhostNames() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return sortedKeys(d.cfg.Vhosts)
+}
+
+// vhostInfo is what the API reports of a vhost's config: SRS's enabled and
+// hls { enabled fragment } (fragment defaults to 10 s, as in the hls plugin
+// and SRS).
+func (d *daemon) vhostInfo(name string) api.VhostInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v := d.cfg.Vhosts[name]
+	if v == nil {
+		return api.VhostInfo{}
+	}
+	out := api.VhostInfo{Enabled: v.Enabled}
+	info, running := d.infos["hls"]
+	block, ok := v.Blocks["hls"]
+	if !running || !ok || !pluginEnabledIn(v, "hls", info) {
+		return out
+	}
+	if on, _ := block["enabled"].(bool); !on {
+		return out
+	}
+	out.HLS, out.HLSFragment = true, 10*time.Second
+	switch f := block["fragment"].(type) {
+	case string:
+		if dur, err := time.ParseDuration(f); err == nil {
+			out.HLSFragment = dur
+		}
+	case int64:
+		out.HLSFragment = time.Duration(f) * time.Second
+	case float64:
+		out.HLSFragment = time.Duration(f * float64(time.Second))
+	}
+	return out
 }
 
 // reload applies the config file again: vhosts, callbacks, security rules

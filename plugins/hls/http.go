@@ -256,7 +256,9 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 	client := sdk.ClientInfo{ID: sdk.NewClientID(), IP: remoteIP(r.RemoteAddr), Type: "flv-play", PageURL: r.Referer()}
 	log := s.log.With("client_id", client.ID, "remote_addr", r.RemoteAddr)
 	ref := key.ref()
-	ref.Param = r.URL.RawQuery
+	if r.URL.RawQuery != "" {
+		ref.Param = "?" + r.URL.RawQuery // SRS's param keeps its "?"
+	}
 	ref.TcURL = "http://" + r.Host + "/" + key.App
 	// Each player is authorized by the core (security rules, on_play);
 	// media comes from the stream's one shared subscription.

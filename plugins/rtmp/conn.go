@@ -494,20 +494,10 @@ func (c *conn) onConnect(tid float64, obj any) error {
 	c.mu.Lock()
 	c.info.PageURL, c.info.SwfURL = c.pageURL, c.swfURL
 	c.ref = sdk.StreamRef{Vhost: ref.Vhost, App: ref.App, Param: ref.Param, TcURL: c.tcURL}
-	info, cref := c.info, c.ref
 	c.mu.Unlock()
-	if c.s.rt != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-		err := c.s.rt.Host.ClientConnected(ctx, info, cref)
-		cancel()
-		if errors.Is(err, sdk.ErrForbidden) {
-			_ = c.writeCommand(0, "_error", tid, nil, status("error", "NetConnection.Connect.Rejected", err.Error()))
-			c.s.rejected.Add(1)
-			return fmt.Errorf("connect refused: %w", err)
-		} else if err != nil {
-			c.log.Debug("report client connected", "error", err)
-		}
-	}
+	// on_connect is reported once the stream name is known (publish or
+	// play), as SRS does: its body then carries the stream and the param
+	// of the stream URL, where clients put their token.
 	c.connected = true
 	if err := c.writeControl(msgWindowAckSize, windowAckSize); err != nil {
 		return err
@@ -529,6 +519,30 @@ func (c *conn) onConnect(tid float64, obj any) error {
 		return err
 	}
 	return c.writeCommand(0, "onBWDone", 0.0, nil)
+}
+
+// reportConnect sends the connection's on_connect with the stream it names
+// (SRS calls on_connect after identifying the client, in
+// SrsRtmpConn::stream_service_cycle → check_vhost). A refusal closes the
+// connection.
+func (c *conn) reportConnect(ref sdk.StreamRef, code string) error {
+	if c.s.rt == nil {
+		return nil
+	}
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	err := c.s.rt.Host.ClientConnected(ctx, info, ref)
+	cancel()
+	if errors.Is(err, sdk.ErrForbidden) {
+		_ = c.writeCommand(msgStreamID, "onStatus", 0.0, nil, status("error", code, err.Error()))
+		c.s.rejected.Add(1)
+		return fmt.Errorf("connect refused: %w", err)
+	} else if err != nil {
+		c.log.Debug("report client connected", "error", err)
+	}
+	return nil
 }
 
 func (c *conn) streamRef(name string) (sdk.StreamRef, error) {
@@ -554,6 +568,9 @@ func (c *conn) onPublish(tid float64, name string) error {
 	}
 	vhost, opts := c.cfg.vhost(ref.Vhost)
 	ref.Vhost = vhost // as the hub resolves it: unknown names fall back to the default vhost
+	if err := c.reportConnect(ref, "NetStream.Publish.Rejected"); err != nil {
+		return err
+	}
 	typ := "flash-publish"
 	if c.fmle {
 		typ = "fmle-publish"
@@ -684,6 +701,9 @@ func (c *conn) onPlay(tid float64, name string) error {
 	}
 	vhost, opts := c.cfg.vhost(ref.Vhost)
 	ref.Vhost = vhost
+	if err := c.reportConnect(ref, "NetStream.Play.Rejected"); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.info.Type = "rtmp-play"
 	c.ref = ref

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,26 @@ func TestConsoleListsAndPlaysStream(t *testing.T) {
 	}
 	if !strings.Contains(row, "H264") || !strings.Contains(row, "640x360") || !strings.Contains(row, "AAC") {
 		t.Fatalf("stream row lacks codec info: %q", row)
+	}
+	// The rows as first rendered: the stream's incoming bitrate is known
+	// (not 0 until a later refresh), the vhost counts its publisher.
+	kbpsIn, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector('`+rowSel+` td:nth-child(6)').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := strconv.Atoi(kbpsIn); err != nil || n <= 0 {
+		t.Errorf("stream kbps in %q at the first render", kbpsIn)
+	}
+	vhostClients, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector('#vhosts tbody tr td:nth-child(4)').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := strconv.Atoi(vhostClients); err != nil || n < 1 {
+		t.Errorf("vhost clients %q with a publisher on it", vhostClients)
+	}
+	icon, err := chromedp.Run(tctx, chromedp.Evaluate[int](`fetch(document.querySelector('link[rel=icon]').href).then(r => r.ok ? 200 : r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || icon != 200 {
+		t.Errorf("console icon: %d %v", icon, err)
 	}
 	if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS(rowSel+` button[data-play="flv"]`))); err != nil {
 		t.Fatalf("click play: %v", err)

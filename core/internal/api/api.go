@@ -65,6 +65,7 @@ type Server struct {
 	Streams   Streams
 	Plugins   Plugins
 	Vhosts    func() []string
+	VhostInfo func(name string) VhostInfo       // optional: every vhost enabled, no HLS
 	Codecs    func(si hub.StreamInfo) CodecInfo // optional
 	Reload    func() error                      // applies the config file again
 	// Username and Password turn on basic auth for every route.
@@ -97,7 +98,9 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/system_proc_stats", s.systemProcStats)
 	m.HandleFunc("/api/v1/meminfos", s.meminfos)
 	m.HandleFunc("/api/v1/features", s.features)
-	m.HandleFunc("/api/v1/requests", s.requests)
+	m.HandleFunc("/api/v1/tests/requests", s.requests)
+	m.HandleFunc("/api/v1/tests/errors", s.testErrors)
+	m.HandleFunc("/api/v1/tests/redirects", s.testRedirects)
 	m.HandleFunc("/api/v1/authors", s.authors)
 	for _, p := range []string{"streams", "plugins", "vhosts", "clients"} {
 		p := p
@@ -115,9 +118,10 @@ func (s *Server) routes() {
 		http.Redirect(w, r, "/console/", http.StatusFound)
 	})
 	m.HandleFunc("/api/v1/raw", s.raw)
-	m.HandleFunc("/api/v1/", s.index)
-	m.HandleFunc("/api/", s.index)
-	m.HandleFunc("/", s.pluginRoute)
+	m.HandleFunc("/api/v1/", s.v1Index)
+	m.HandleFunc("/api/", s.apiIndex)
+	m.HandleFunc("/favicon.ico", s.favicon)
+	m.HandleFunc("/", s.root)
 	s.handler = s.withAuth(m)
 }
 
@@ -211,26 +215,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int) {
 	s.write(w, r, map[string]any{"code": code})
 }
 
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/api/v1/" && r.URL.Path != "/api/" && r.URL.Path != "/api/v1" {
-		if s.routeOwner(r.URL.Path) != "" {
-			s.pluginRoute(w, r) // e.g. /api/v1/dvr served by the dvr plugin
-			return
-		}
-		s.fail(w, r, codeNotFound)
-		return
-	}
-	e := s.envelope(codeOK)
-	e["urls"] = map[string]string{
-		"versions":  "the version of rill",
-		"summaries": "the summary (pid, argv, pwd, cpu, mem) of rill",
-		"vhosts":    "dumps vhost to json",
-		"streams":   "dumps streams to json",
-		"plugins":   "the plugin processes: name, version, pid, state, restarts",
-	}
-	s.write(w, r, e)
-}
-
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(s.Version, ".", 3)
 	for len(parts) < 3 {
@@ -268,6 +252,10 @@ func (s *Server) summaries(w http.ResponseWriter, r *http.Request) {
 	for _, si := range s.Streams.Streams() {
 		recv += si.Ring.BytesWritten
 	}
+	clients := s.clientStats(r.Context())
+	for _, c := range clients {
+		send += c.SendBytes
+	}
 	e := s.envelope(codeOK)
 	e["data"] = map[string]any{
 		"ok":     true,
@@ -283,21 +271,10 @@ func (s *Server) summaries(w http.ResponseWriter, r *http.Request) {
 			"load_1m": l1, "load_5m": l5, "load_15m": l15,
 			"net_sample_time": now.UnixMilli(), "net_recv_bytes": 0, "net_send_bytes": 0, "net_recvi_bytes": 0, "net_sendi_bytes": 0,
 			"srs_sample_time": now.UnixMilli(), "srs_recv_bytes": recv, "srs_send_bytes": send,
-			"conn_sys": 0, "conn_sys_et": 0, "conn_sys_tw": 0, "conn_sys_udp": 0, "conn_srs": s.clientCount(),
+			"conn_sys": 0, "conn_sys_et": 0, "conn_sys_tw": 0, "conn_sys_udp": 0, "conn_srs": len(clients),
 		},
 	}
 	s.write(w, r, e)
-}
-
-func (s *Server) clientCount() int {
-	n := 0
-	for _, si := range s.Streams.Streams() {
-		n += si.Clients
-		if si.Active {
-			n++
-		}
-	}
-	return n
 }
 
 // VhostID is the API id of a vhost name (stable across restarts).
@@ -306,25 +283,50 @@ func VhostID(name string) string {
 	return "vid-" + hex.EncodeToString(sum[:])[:7]
 }
 
+// VhostInfo is what the API reports of a vhost's config.
+type VhostInfo struct {
+	Enabled     bool
+	HLS         bool          // hls { enabled = true } with the hls plugin running
+	HLSFragment time.Duration // hls fragment, when HLS is on
+}
+
+// vhosts is SRS's /api/v1/vhosts/: each vhost's clients, bytes and rates
+// are the sums of its streams' (SrsStatisticVhost counts every client of
+// its streams, publishers included).
 func (s *Server) vhosts(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimPrefix(r.URL.Path, "/api/v1/vhosts/")
 	names := s.Vhosts()
 	sort.Strings(names)
 	streams := s.Streams.Streams()
+	load := s.streamClients(r.Context())
 	var list []map[string]any
 	for _, n := range names {
-		v := map[string]any{"id": VhostID(n), "name": n, "enabled": true}
-		clients, count := 0, 0
-		var recv uint64
-		for _, si := range streams {
-			if si.Ref.Vhost == n {
-				count++
-				clients += si.Clients
-				recv += si.Ring.BytesWritten
-			}
+		info := VhostInfo{Enabled: true}
+		if s.VhostInfo != nil {
+			info = s.VhostInfo(n)
 		}
-		v["clients"], v["streams"], v["recv_bytes"], v["send_bytes"] = clients, count, recv, 0
-		v["kbps"] = map[string]any{"recv_30s": 0, "send_30s": 0}
+		v := map[string]any{"id": VhostID(n), "name": n, "enabled": info.Enabled}
+		clients, count, recv30, send30 := 0, 0, 0, 0
+		var recv, send uint64
+		for _, si := range streams {
+			if si.Ref.Vhost != n {
+				continue
+			}
+			l := load[si.Ref.Key()]
+			count++
+			clients += l.clients
+			recv += si.Ring.BytesWritten
+			send += l.sendBytes
+			recv30 += s.streamRecvRate(si)
+			send30 += l.send30
+		}
+		v["clients"], v["streams"], v["recv_bytes"], v["send_bytes"] = clients, count, recv, send
+		v["kbps"] = map[string]any{"recv_30s": recv30, "send_30s": send30}
+		hls := map[string]any{"enabled": info.HLS}
+		if info.HLS {
+			hls["fragment"] = fixed2(info.HLSFragment.Seconds())
+		}
+		v["hls"] = hls
 		if id != "" && (id == v["id"] || id == n) {
 			e := s.envelope(codeOK)
 			e["vhost"] = v
@@ -342,19 +344,26 @@ func (s *Server) vhosts(w http.ResponseWriter, r *http.Request) {
 	s.write(w, r, e)
 }
 
+// fixed2 is a number written with two decimals, as SRS writes its floats
+// ("fragment":2.00).
+type fixed2 float64
+
+func (f fixed2) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, float64(f), 'f', 2, 64), nil
+}
+
 func (s *Server) streamJSON(si hub.StreamInfo, load map[string]streamLoad) map[string]any {
 	url := "/" + si.Ref.App + "/" + si.Ref.Stream
 	if si.Ref.Vhost != hub.DefaultVhost {
 		url = si.Ref.Vhost + url
 	}
-	recv30 := s.kbps.rate(si.ID, si.Ring.BytesWritten)
+	recv30 := s.streamRecvRate(si)
 	l := load[si.Ref.Key()]
-	send30 := s.kbps.rate(si.ID+"/send", l.sendBytes)
 	st := map[string]any{
 		"id": si.ID, "name": si.Ref.Stream, "vhost": VhostID(si.Ref.Vhost), "vhost_name": si.Ref.Vhost, "app": si.Ref.App,
 		"tcUrl": si.Ref.TcURL, "url": url, "live_ms": time.Now().UnixMilli(), "clients": l.clients,
 		"frames": si.Ring.WriteSeq, "send_bytes": l.sendBytes, "recv_bytes": si.Ring.BytesWritten,
-		"kbps":    map[string]any{"recv_30s": recv30, "send_30s": send30},
+		"kbps":    map[string]any{"recv_30s": recv30, "send_30s": l.send30},
 		"publish": map[string]any{"active": si.Active, "cid": ""},
 		"video":   nil, "audio": nil,
 	}
@@ -371,6 +380,12 @@ func (s *Server) streamJSON(si hub.StreamInfo, load map[string]streamLoad) map[s
 		}
 	}
 	return st
+}
+
+// streamRecvRate is the kbps published into a stream's ring, whose byte
+// counter starts at 0 when the publication starts.
+func (s *Server) streamRecvRate(si hub.StreamInfo) int {
+	return s.kbps.rate("stream/"+si.ID+"/recv", si.Published, time.Now(), si.Ring.BytesWritten)
 }
 
 func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
@@ -525,38 +540,4 @@ func (s *Server) pluginRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.Status)
 	_, _ = w.Write(resp.Body)
-}
-
-// kbpsTracker keeps byte counters per stream to report kbps over 30 s.
-type kbpsTracker struct {
-	mu      sync.Mutex
-	samples map[string][]kbpsSample
-}
-
-type kbpsSample struct {
-	at    time.Time
-	bytes uint64
-}
-
-func (k *kbpsTracker) rate(id string, bytes uint64) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.samples == nil {
-		k.samples = map[string][]kbpsSample{}
-	}
-	now := time.Now()
-	ss := append(k.samples[id], kbpsSample{now, bytes})
-	for len(ss) > 1 && now.Sub(ss[0].at) > 30*time.Second {
-		ss = ss[1:]
-	}
-	if len(ss) > 64 {
-		ss = ss[len(ss)-64:]
-	}
-	k.samples[id] = ss
-	first := ss[0]
-	dt := now.Sub(first.at).Seconds()
-	if dt < 0.5 || bytes < first.bytes {
-		return 0
-	}
-	return int(float64(bytes-first.bytes) * 8 / 1000 / dt)
 }

@@ -20,6 +20,24 @@ type clientCache struct {
 	list []wire.ClientStat
 }
 
+// clientsAt is clientStats with the time the list was gathered (the
+// clients' byte counters are as of then).
+func (s *Server) clientsAt(ctx context.Context) ([]wire.ClientStat, time.Time) {
+	list := s.clientStats(ctx)
+	s.clients.mu.Lock()
+	at := s.clients.at
+	s.clients.mu.Unlock()
+	return list, at
+}
+
+// clientRates returns a client's SRS kbps (recv_30s, send_30s), its
+// counters known to be 0 when it connected (Alive ago).
+func (s *Server) clientRates(c wire.ClientStat, at time.Time) (recv, send int) {
+	since := at.Add(-c.Alive)
+	return s.kbps.rate("client/"+c.Client.ID+"/recv", since, at, c.RecvBytes),
+		s.kbps.rate("client/"+c.Client.ID+"/send", since, at, c.SendBytes)
+}
+
 // clientStats asks every running plugin for its clients (bounded in time:
 // a plugin that does not answer within 2 s is left out).
 func (s *Server) clientStats(ctx context.Context) []wire.ClientStat {
@@ -69,7 +87,7 @@ func (s *Server) resolveVhost(v string) string {
 	return hub.DefaultVhost
 }
 
-func (s *Server) clientJSON(c wire.ClientStat, streamIDs map[string]string) map[string]any {
+func (s *Server) clientJSON(c wire.ClientStat, at time.Time, streamIDs map[string]string) map[string]any {
 	ref := c.Stream
 	ref.Vhost = s.resolveVhost(ref.Vhost)
 	name := ref.Stream
@@ -78,16 +96,15 @@ func (s *Server) clientJSON(c wire.ClientStat, streamIDs map[string]string) map[
 		ip = h
 	}
 	alive := c.Alive.Seconds()
-	kbps := 0
-	if alive > 0 {
-		kbps = int(float64(c.SendBytes+c.RecvBytes) * 8 / 1000 / alive)
-	}
+	// A publisher's rate is what it sends us (recv_30s), a player's what we
+	// send it (send_30s), each from its own counter as in SRS.
+	recv30, send30 := s.clientRates(c, at)
 	return map[string]any{
 		"id": c.Client.ID, "vhost": VhostID(ref.Vhost), "stream": streamIDs[ref.Key()], "ip": ip,
 		"pageUrl": c.Client.PageURL, "swfUrl": c.Client.SwfURL, "tcUrl": ref.TcURL, "url": "/" + ref.App + "/" + name,
 		"name": name, "type": c.Client.Type, "publish": c.Publish, "alive": alive,
 		"send_bytes": c.SendBytes, "recv_bytes": c.RecvBytes, "plugin": c.Client.Plugin,
-		"kbps": map[string]any{"recv_30s": 0, "send_30s": kbps},
+		"kbps": map[string]any{"recv_30s": recv30, "send_30s": send30},
 	}
 }
 
@@ -101,12 +118,12 @@ func (s *Server) clientsHandler(w http.ResponseWriter, r *http.Request) {
 	for _, si := range s.Streams.Streams() {
 		streamIDs[si.Ref.Key()] = si.ID
 	}
-	all := s.clientStats(r.Context())
+	all, at := s.clientsAt(r.Context())
 	if id != "" {
 		for _, c := range all {
 			if c.Client.ID == id {
 				e := s.envelope(codeOK)
-				e["client"] = s.clientJSON(c, streamIDs)
+				e["client"] = s.clientJSON(c, at, streamIDs)
 				s.write(w, r, e)
 				return
 			}
@@ -115,7 +132,7 @@ func (s *Server) clientsHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := s.envelope(codeOK)
-	e["clients"] = page(r, all, func(c wire.ClientStat) map[string]any { return s.clientJSON(c, streamIDs) })
+	e["clients"] = page(r, all, func(c wire.ClientStat) map[string]any { return s.clientJSON(c, at, streamIDs) })
 	s.write(w, r, e)
 }
 
@@ -142,23 +159,27 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request, id string) {
 			s.clients.mu.Lock()
 			s.clients.at = time.Time{}
 			s.clients.mu.Unlock()
-			s.write(w, r, map[string]any{"code": codeOK})
+			s.write(w, r, s.envelope(codeOK)) // SRS answers the full envelope
 			return
 		}
 	}
 	s.fail(w, r, codeClientNotFound)
 }
 
-// streamClients counts players and bytes sent per stream key from the
-// plugins' client lists.
+// streamClients sums the plugins' clients (publishers and players, as
+// SRS counts a stream's clients) by stream key: their number, bytes and
+// rates.
 func (s *Server) streamClients(ctx context.Context) map[string]streamLoad {
 	out := map[string]streamLoad{}
-	for _, c := range s.clientStats(ctx) {
+	list, at := s.clientsAt(ctx)
+	for _, c := range list {
 		ref := c.Stream
 		ref.Vhost = s.resolveVhost(ref.Vhost)
 		l := out[ref.Key()]
 		l.clients++
 		l.sendBytes += c.SendBytes
+		_, send := s.clientRates(c, at)
+		l.send30 += send
 		out[ref.Key()] = l
 	}
 	return out
@@ -167,4 +188,5 @@ func (s *Server) streamClients(ctx context.Context) map[string]streamLoad {
 type streamLoad struct {
 	clients   int
 	sendBytes uint64
+	send30    int // kbps sent to the stream's clients
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"net/http"
 	"os"
@@ -39,7 +40,7 @@ func (s *Server) rusages(w http.ResponseWriter, r *http.Request) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	s.sampled(w, r, map[string]any{
-		"ru_utime": ru.Utime.Sec*1e6 + ru.Utime.Usec, "ru_stime": ru.Stime.Sec*1e6 + ru.Stime.Usec,
+		"ru_utime": ru.Utime.Sec, "ru_stime": ru.Stime.Sec, // seconds, as SRS (tv_sec)
 		"ru_maxrss": ru.Maxrss, "ru_ixrss": ru.Ixrss, "ru_idrss": ru.Idrss, "ru_isrss": ru.Isrss,
 		"ru_minflt": ru.Minflt, "ru_majflt": ru.Majflt, "ru_nswap": ru.Nswap, "ru_inblock": ru.Inblock,
 		"ru_oublock": ru.Oublock, "ru_msgsnd": ru.Msgsnd, "ru_msgrcv": ru.Msgrcv, "ru_nsignals": ru.Nsignals,
@@ -52,35 +53,57 @@ func (s *Server) rusages(w http.ResponseWriter, r *http.Request) {
 var statFields = []string{"state", "ppid", "pgrp", "session", "tty_nr", "tpgid", "flags", "minflt", "cminflt",
 	"majflt", "cmajflt", "utime", "stime", "cutime", "cstime", "priority", "nice", "num_threads", "itrealvalue",
 	"starttime", "vsize", "rss", "rsslim", "startcode", "endcode", "startstack", "kstkesp", "kstkeip", "signal",
-	"blocked", "sigignore", "sigcatch", "wchan", "nswap", "cnswap", "exit_signal", "processor", "rt_priority", "policy"}
+	"blocked", "sigignore", "sigcatch", "wchan", "nswap", "cnswap", "exit_signal", "processor", "rt_priority", "policy",
+	"delayacct_blkio_ticks", "guest_time", "cguest_time"}
+
+// selfStat parses /proc/self/stat as SRS's get_proc_self_stat does: comm
+// keeps its parentheses, state is a string, every other field a number.
+// Unsigned fields are written as SRS's int64 casts write them, so an
+// unlimited rsslim (2^64-1) is -1.
+func selfStat(b []byte) map[string]any {
+	data := map[string]any{}
+	i := bytes.LastIndexByte(b, ')')
+	j := bytes.IndexByte(b, '(')
+	if i < 0 || j < 0 || j > i {
+		return data
+	}
+	data["comm"] = string(b[j : i+1])
+	for k, f := range strings.Fields(string(b[i+1:])) {
+		if k >= len(statFields) {
+			break
+		}
+		if k == 0 {
+			data[statFields[k]] = f
+			continue
+		}
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+			data[statFields[k]] = n
+		} else if u, err := strconv.ParseUint(f, 10, 64); err == nil {
+			data[statFields[k]] = int64(u)
+		} else {
+			data[statFields[k]] = 0
+		}
+	}
+	return data
+}
 
 func (s *Server) selfProcStats(w http.ResponseWriter, r *http.Request) {
 	b, _ := os.ReadFile("/proc/self/stat")
-	data := map[string]any{"percent": 0.0, "pid": os.Getpid()}
-	if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-		if j := strings.IndexByte(string(b), '('); j > 0 {
-			data["comm"] = string(b[j+1 : i])
-		}
-		for k, f := range strings.Fields(string(b[i+1:])) {
-			if k >= len(statFields) {
-				break
-			}
-			if n, err := strconv.ParseInt(f, 10, 64); err == nil {
-				data[statFields[k]] = n
-			} else {
-				data[statFields[k]] = f
-			}
-		}
-	}
+	data := selfStat(b)
+	data["pid"] = os.Getpid()
 	selfPct, _ := s.proc.sample()
 	data["percent"] = selfPct / 100
 	s.sampled(w, r, data)
 }
 
 func (s *Server) systemProcStats(w http.ResponseWriter, r *http.Request) {
-	busy, total := sysTicks()
 	_, sysPct := s.proc.sample()
-	s.sampled(w, r, map[string]any{"percent": sysPct / 100, "busy": busy, "total": total})
+	data := map[string]any{"percent": sysPct / 100}
+	b, _ := os.ReadFile("/proc/stat")
+	for k, v := range cpuCounters(b) {
+		data[k] = v
+	}
+	s.sampled(w, r, data)
 }
 
 func (s *Server) meminfos(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +140,7 @@ func (s *Server) features(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) requests(w http.ResponseWriter, r *http.Request) {
-	headers := map[string]string{}
+	headers := map[string]any{}
 	for k, v := range r.Header {
 		if strings.EqualFold(k, "Authorization") {
 			continue
@@ -128,10 +151,17 @@ func (s *Server) requests(w http.ResponseWriter, r *http.Request) {
 	for k, v := range r.URL.Query() {
 		query[k] = strings.Join(v, ", ")
 	}
+	server := map[string]any{"sigature": "Rill/" + s.Version, "version": s.Version, "link": "https://github.com/rill-media/rill", "time": time.Now().UnixMilli()}
+	// SRS's SrsGoApiRequests sets data.headers twice, the second time to
+	// the server information, so SRS tools read sigature, version, link and
+	// time there; the request's own headers stay beside them.
+	for k, v := range server {
+		headers[k] = v
+	}
 	e := s.envelope(codeOK)
 	e["data"] = map[string]any{
-		"uri": r.URL.String(), "path": r.URL.Path, "METHOD": r.Method, "headers": headers, "query": query,
-		"server": map[string]any{"sigature": "Rill/" + s.Version, "version": s.Version, "link": "https://github.com/rill-media/rill", "time": time.Now().UnixMilli()},
+		"uri": r.URL.RequestURI(), "path": r.URL.Path, "METHOD": r.Method, "headers": headers, "query": query,
+		"server": server,
 	}
 	s.write(w, r, e)
 }

@@ -152,3 +152,30 @@ func uptime() (up, idle float64) {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// cpuNames are the /proc/stat "cpu" counters SRS reports in
+// system_proc_stats (get_proc_system_stat; guest_nice is left out as there).
+var cpuNames = []string{"user", "nice", "sys", "idle", "iowait", "irq", "softirq", "steal", "guest"}
+
+// cpuCounters reads the aggregate "cpu" line of /proc/stat; counters the
+// kernel does not have are 0.
+func cpuCounters(b []byte) map[string]int64 {
+	out := make(map[string]int64, len(cpuNames))
+	for _, n := range cpuNames {
+		out[n] = 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "cpu" {
+			continue
+		}
+		for i, n := range cpuNames {
+			if i+1 < len(f) {
+				v, _ := strconv.ParseInt(f[i+1], 10, 64)
+				out[n] = v
+			}
+		}
+		break
+	}
+	return out
+}

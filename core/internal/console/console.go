@@ -29,3 +29,20 @@ func Handler(prefix string) http.Handler {
 		files.ServeHTTP(w, r)
 	})
 }
+
+// Favicon serves the console's icon (an SVG) for /favicon.ico, where
+// browsers look when a page names none.
+func Favicon(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	b, err := assets.ReadFile("assets/favicon.svg")
+	if err != nil {
+		http.Error(w, "404 not found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=86400")
+	_, _ = w.Write(b)
+}

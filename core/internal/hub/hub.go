@@ -53,7 +53,8 @@ type Policy struct {
 // Gate decides whether a client may publish or play (security rules and
 // callbacks). A nil Gate allows everything.
 type Gate interface {
-	AllowPublish(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef) error
+	// streamID is the stream's API id (SRS's stream_id of on_publish).
+	AllowPublish(ctx context.Context, client wire.ClientInfo, stream wire.StreamRef, streamID string) error
 	// Unpublished is told when an allowed publisher's stream ends.
 	Unpublished(client wire.ClientInfo, stream wire.StreamRef, streamID string)
 }
@@ -90,6 +91,7 @@ type Stream struct {
 	wanted    bool          // a StreamWanted was sent and no StreamUnwanted since
 	gen       int
 	lastRing  *shm.Segment // kept after unpublish for final stats until removed
+	lastPub   *publisher   // the last publisher, after unpublish (hooks of late segments name it)
 }
 
 type publisher struct {
@@ -198,9 +200,20 @@ func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishReques
 	}
 	h.mu.Lock()
 	gate := h.gate
+	if h.closed {
+		h.mu.Unlock()
+		return wire.Publication{}, wire.Errorf(ErrClosed, "hub is shutting down")
+	}
+	// The stream is listed before the gate runs, so on_publish carries its
+	// id as in SRS (whose statistics know the stream before the hook); a
+	// refused first publish leaves nothing behind.
+	cand := h.streamLocked(ref)
 	h.mu.Unlock()
 	if gate != nil {
-		if err := gate.AllowPublish(ctx, req.Client, ref); err != nil {
+		if err := gate.AllowPublish(ctx, req.Client, ref, cand.ID); err != nil {
+			h.mu.Lock()
+			h.gcLocked(cand)
+			h.mu.Unlock()
 			return wire.Publication{}, err
 		}
 	}
@@ -209,7 +222,13 @@ func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishReques
 		h.mu.Unlock()
 		return wire.Publication{}, wire.Errorf(ErrClosed, "hub is shutting down")
 	}
-	s := h.streamLocked(ref)
+	s := h.streams[ref.Key()]
+	if s == nil {
+		// Forgotten while the gate ran (nobody else held it): keep the id
+		// on_publish was told.
+		s = cand
+		h.streams[ref.Key()] = s
+	}
 	if p := s.publisher; p != nil {
 		h.mu.Unlock()
 		return wire.Publication{}, wire.Errorf(ErrStreamBusy, "stream %s is already published by client %s (%s)", ref.Key(), p.client.ID, p.plugin)
@@ -265,6 +284,7 @@ func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
 	p := s.publisher
 	delete(h.pubs, p.id)
 	s.publisher = nil
+	s.lastPub = p
 	s.ready = make(chan struct{})
 	p.seg.Ring.End()
 	s.lastRing = p.seg
@@ -474,11 +494,14 @@ type StreamInfo struct {
 	Created   time.Time
 	Active    bool
 	Publisher *wire.ClientInfo
-	Plugin    string
-	Published time.Time
-	Clients   int // players (internal consumers excluded)
-	Ring      shm.Stats
-	HasRing   bool
+	// LastPublisher is the current publisher or, once unpublished, the
+	// last one (nil if never published).
+	LastPublisher *wire.ClientInfo
+	Plugin        string
+	Published     time.Time
+	Clients       int // players (internal consumers excluded)
+	Ring          shm.Stats
+	HasRing       bool
 }
 
 // Streams returns a snapshot of every known stream, sorted by creation.
@@ -498,8 +521,16 @@ func (h *Hub) Streams() []StreamInfo {
 			si.Active, si.Publisher, si.Plugin, si.Published = true, &c, p.plugin, p.started
 			si.Ref.Param, si.Ref.TcURL = p.ref.Param, p.ref.TcURL
 			si.Ring, si.HasRing = p.seg.Ring.Stats(), true
-		} else if s.lastRing != nil {
-			si.Ring, si.HasRing = s.lastRing.Ring.Stats(), true
+			si.LastPublisher = &c
+		} else {
+			if s.lastRing != nil {
+				si.Ring, si.HasRing = s.lastRing.Ring.Stats(), true
+			}
+			if p := s.lastPub; p != nil {
+				c := p.client
+				si.LastPublisher = &c
+				si.Ref.Param, si.Ref.TcURL = p.ref.Param, p.ref.TcURL
+			}
 		}
 		out = append(out, si)
 	}
