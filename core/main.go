@@ -7,10 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-)
 
-// Version is the Rill version, reported by the API.
-const Version = "0.1.0"
+	"github.com/rill-media/rill/core/internal/daemon"
+)
 
 func main() {
 	conf := flag.String("c", "conf.hcl", "config file")
@@ -18,10 +17,10 @@ func main() {
 	showVersion := flag.Bool("v", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(Version)
+		fmt.Println(daemon.Version)
 		return
 	}
-	if err := run(*conf, *test); err != nil {
+	if err := daemon.Run(*conf, *test); err != nil {
 		fmt.Fprintf(os.Stderr, "rill: %v\n", err)
 		os.Exit(1)
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"github.com/rill-media/rill/core/internal/api"

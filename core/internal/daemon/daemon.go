@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -53,7 +53,13 @@ type daemon struct {
 	infos    map[string]wire.Info
 }
 
-func run(confPath string, testOnly bool) error {
+// Version is the Rill version, reported by the API and the callbacks.
+const Version = "0.1.0"
+
+// Run loads the config at confPath and serves until SIGINT/SIGTERM
+// (SIGHUP reloads). With testOnly it checks the config and asks every
+// enabled plugin to check its settings, then returns.
+func Run(confPath string, testOnly bool) error {
 	cfg, infos, err := loadConfig(context.Background(), confPath)
 	if cfg == nil {
 		return err
