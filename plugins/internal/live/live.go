@@ -28,6 +28,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -119,9 +120,10 @@ type Init struct {
 	SawVideo, SawAudio bool
 }
 
-// Handler receives one reader's stream. Its methods run on the stream's
-// read goroutine, one at a time, and must not block nor call Join or Leave
-// of the same stream (Leave from another goroutine is fine). The packets and
+// Handler receives one reader's stream. Its methods are called one at a
+// time, in order (Start from Join, the others from the stream's read
+// goroutine) and must not block the read loop for long: a slow consumer
+// goes behind a Queue. A handler may call Leave, also its own. The packets and
 // their payloads are shared with the other readers and valid only during the
 // call: Clone what is kept.
 type Handler interface {
@@ -171,15 +173,27 @@ func (t *Tap) Len() int {
 type Reader struct {
 	s    *Stream
 	h    Handler
-	gone bool // left or ended (under s.mu)
+	hmu  sync.Mutex  // held around every call of h: calls are in order, one at a time
+	gone atomic.Bool // left or ended (set under s.mu)
+	left atomic.Bool // left: no more calls, End included
+}
+
+// call runs f on the reader's handler, in order with its other calls,
+// unless the reader has left.
+func (r *Reader) call(f func(h Handler)) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if !r.left.Load() {
+		f(r.h)
+	}
 }
 
 // Stream returns the reader's stream.
 func (r *Reader) Stream() *Stream { return r.s }
 
-// Leave removes the reader; its handler gets no call after Leave returns
-// unless Leave runs on the stream's goroutine (then after the current
-// call). Idempotent.
+// Leave removes the reader; a call to its handler already under way may
+// still finish after Leave returns, none starts later. The stream's last
+// reader closes the subscription (after Options.Linger). Idempotent.
 func (r *Reader) Leave() { r.s.leave(r) }
 
 // Stream is one stream's subscription, read loop and GOP cache.
@@ -192,7 +206,8 @@ type Stream struct {
 	stop context.CancelFunc
 	ctx  context.Context
 
-	dmu sync.Mutex // held while handlers run: a join sees no half batch
+	ready   chan struct{} // closed once subscribed or refused
+	openErr error         // the refusal, set before ready is closed
 
 	mu       sync.Mutex
 	readers  []*Reader // replaced, never modified in place
@@ -210,6 +225,30 @@ type Stream struct {
 
 // Ref is the stream.
 func (s *Stream) Ref() sdk.StreamRef { return s.ref }
+
+// Ready is closed once the stream is subscribed or its subscription was
+// refused (then Err says why).
+func (s *Stream) Ready() <-chan struct{} { return s.ready }
+
+// Err is the subscription's refusal (a *SubscribeError) once Ready is
+// closed, or nil.
+func (s *Stream) Err() error {
+	select {
+	case <-s.ready:
+		return s.openErr
+	default:
+		return nil
+	}
+}
+
+// Forget makes the next Join of ref subscribe anew, for a caller that
+// knows ref was published again (a new ring): the stream read so far goes
+// on for its readers until its ring ends.
+func (t *Tap) Forget(ref sdk.StreamRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.streams, ref.Key())
+}
 
 // Join adds h as a reader of ref. When the stream has no reader in this
 // process it is opened with opts (a later Join's opts are ignored) and
@@ -231,7 +270,7 @@ func (t *Tap) Join(ref sdk.StreamRef, opts Options, h Handler) *Reader {
 	}
 	if s == nil {
 		ctx, cancel := context.WithCancel(t.ctx)
-		s = &Stream{t: t, key: key, ref: ref, opts: opts, log: t.log.With("stream", key), ctx: ctx, stop: cancel}
+		s = &Stream{t: t, key: key, ref: ref, opts: opts, log: t.log.With("stream", key), ctx: ctx, stop: cancel, ready: make(chan struct{})}
 		if s.opts.GopMaxBytes <= 0 {
 			s.opts.GopMaxBytes = DefaultGopMaxBytes
 		}
@@ -241,7 +280,12 @@ func (t *Tap) Join(ref sdk.StreamRef, opts Options, h Handler) *Reader {
 	}
 	r := &Reader{s: s, h: h}
 	// Under the tap's lock: a leave cannot close s between lookup and add.
-	s.dmu.Lock()
+	// The state is taken and the reader added under s.mu, which the read
+	// loop holds while it applies a batch and takes the readers to give it
+	// to: the reader gets each packet once, in Init or in Packets. Its
+	// handler lock, taken before s.mu is released, holds those Packets
+	// back until Start has run.
+	r.hmu.Lock()
 	s.mu.Lock()
 	if s.linger != nil {
 		s.linger.Stop()
@@ -257,11 +301,11 @@ func (t *Tap) Join(ref sdk.StreamRef, opts Options, h Handler) *Reader {
 	s.mu.Unlock()
 	t.mu.Unlock()
 	h.Start(init)
-	s.dmu.Unlock()
 	if ended { // cannot happen: ended streams are replaced above
-		r.gone = true
+		r.gone.Store(true)
 		h.End(io.EOF)
 	}
+	r.hmu.Unlock()
 	return r
 }
 
@@ -270,10 +314,12 @@ func (s *Stream) leave(r *Reader) {
 	defer s.t.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r.gone {
+	if r.gone.Load() {
+		r.left.Store(true)
 		return
 	}
-	r.gone = true
+	r.gone.Store(true)
+	r.left.Store(true)
 	rs := make([]*Reader, 0, len(s.readers))
 	for _, x := range s.readers {
 		if x != r {
@@ -329,8 +375,11 @@ func (s *Stream) run() {
 	src, oerr := s.t.open(s.ctx, s.opts.Client, s.ref, s.opts.Subscribe)
 	if oerr != nil {
 		err = &SubscribeError{Err: oerr}
+		s.openErr = err
+		close(s.ready)
 		return
 	}
+	close(s.ready)
 	defer src.Close()
 	if s.opts.Pace > 0 {
 		err = s.runPaced(src)
@@ -415,30 +464,29 @@ func (s *Stream) runPaced(src Source) error {
 // deliver updates the stream's state with ps and hands them to every
 // reader; without a pace each packet is flushed at once.
 func (s *Stream) deliver(ps []media.Packet, ms []Mark) {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
 	s.mu.Lock()
 	for i, p := range ps {
 		ms[i] = s.updateLocked(p)
 	}
 	rs := s.readers
 	s.mu.Unlock()
+	each := s.opts.Pace <= 0
 	for _, r := range rs {
-		r.h.Packets(ps, ms)
-		if s.opts.Pace <= 0 {
-			r.h.Flush()
-		}
+		r.call(func(h Handler) {
+			h.Packets(ps, ms)
+			if each {
+				h.Flush()
+			}
+		})
 	}
 }
 
 func (s *Stream) flush() {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
 	s.mu.Lock()
 	rs := s.readers
 	s.mu.Unlock()
 	for _, r := range rs {
-		r.h.Flush()
+		r.call(Handler.Flush)
 	}
 }
 
@@ -515,7 +563,7 @@ func (s *Stream) end(err error) {
 	rs := s.readers
 	s.readers = nil
 	for _, r := range rs {
-		r.gone = true
+		r.gone.Store(true)
 	}
 	s.mu.Unlock()
 	s.t.mu.Unlock()
@@ -526,9 +574,7 @@ func (s *Stream) end(err error) {
 			err = context.Canceled
 		}
 	}
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
 	for _, r := range rs {
-		r.h.End(err)
+		r.call(func(h Handler) { h.End(err) })
 	}
 }
