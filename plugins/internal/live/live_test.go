@@ -361,3 +361,81 @@ func TestMarks(t *testing.T) {
 		}
 	}
 }
+
+// TestAudioOnlyMarks checks the rolling cache of an audio-only stream.
+func TestAudioOnlyMarks(t *testing.T) {
+	s := &Stream{opts: Options{GopCache: true, GopMaxBytes: DefaultGopMaxBytes}, log: New(context.Background(), nil, nil).log}
+	audio := media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, Payload: []byte{1}}
+	for i := range maxAudioOnlyCache {
+		if m := s.updateLocked(audio); m != (Mark{Cached: true}) {
+			t.Fatalf("frame %d: mark %+v", i, m)
+		}
+	}
+	if m := s.updateLocked(audio); m != (Mark{Trim: 1, Cached: true}) {
+		t.Fatalf("frame past the cache: mark %+v, want a trim of 1", m)
+	}
+	if len(s.gop) != maxAudioOnlyCache {
+		t.Fatalf("cache holds %d frames, want %d", len(s.gop), maxAudioOnlyCache)
+	}
+}
+
+// TestForgetAndReady: a publish event makes the next Join subscribe anew
+// while the old stream still runs; Ready and Err report the subscription.
+func TestForgetAndReady(t *testing.T) {
+	r1, r2 := newFakeRing(), newFakeRing()
+	o := &opener{rings: []*fakeRing{r1, r2}}
+	tap := New(context.Background(), o.open, nil)
+	a := NewQueue(0, 0)
+	ra := tap.Join(ref, Options{}, a)
+	<-ra.Stream().Ready()
+	if err := ra.Stream().Err(); err != nil {
+		t.Fatal(err)
+	}
+	tap.Forget(ref)
+	b := NewQueue(0, 0)
+	rb := tap.Join(ref, Options{}, b)
+	if rb.Stream() == ra.Stream() {
+		t.Fatal("join after Forget shares the old stream")
+	}
+	r2.Write(frame(0, true))
+	if _, err := next(t, b, 1); err != nil {
+		t.Fatal(err)
+	}
+	r1.End()
+	if _, err := next(t, a, 1<<30); !errors.Is(err, io.EOF) {
+		t.Fatalf("old stream's end %v, want EOF", err)
+	}
+	if tap.Len() != 1 {
+		t.Fatalf("%d streams, want the new one", tap.Len())
+	}
+	rb.Leave()
+	ra.Leave()
+	tap.Wait()
+}
+
+// nopHandler counts packets, as a fan-out would encode them.
+type nopHandler struct{ n int }
+
+func (h *nopHandler) Start(Init)                          {}
+func (h *nopHandler) Packets(ps []media.Packet, _ []Mark) { h.n += len(ps) }
+func (h *nopHandler) Flush()                              {}
+func (h *nopHandler) End(error)                           {}
+
+// BenchmarkDeliver is the tap's cost per packet of a batch: state, GOP
+// cache and the hand-off to a reader (allocs/op: the GOP cache's clone).
+func BenchmarkDeliver(b *testing.B) {
+	s := &Stream{opts: Options{GopCache: true, GopMaxBytes: DefaultGopMaxBytes, Pace: time.Millisecond}, log: New(context.Background(), nil, nil).log}
+	h := &nopHandler{}
+	s.readers = []*Reader{{s: s, h: h}}
+	ps := make([]media.Packet, 30)
+	for i := range ps {
+		ps[i] = frame(i*33, i == 0)
+		ps[i].Payload = make([]byte, 10000)
+	}
+	ms := make([]Mark, len(ps))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ps) * 10000))
+	for b.Loop() {
+		s.deliver(ps, ms)
+	}
+}
