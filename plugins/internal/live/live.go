@@ -527,8 +527,9 @@ func (s *Stream) updateLocked(p media.Packet) Mark {
 		return m // wait for a keyframe
 	}
 	if !s.sawVideo && len(s.gop) >= maxAudioOnlyCache {
+		// Not zeroed: a joiner may be reading it (Init.GOP); the backing
+		// array goes once append has moved past it.
 		s.gopBytes -= len(s.gop[0].Payload)
-		s.gop[0] = media.Packet{}
 		s.gop = s.gop[1:]
 		m.Trim = 1
 	}

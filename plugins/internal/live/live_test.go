@@ -439,3 +439,54 @@ func BenchmarkDeliver(b *testing.B) {
 		s.deliver(ps, ms)
 	}
 }
+
+// TestJoinWhileReading: readers joining while the loop delivers get every
+// packet once, from a keyframe on, without a gap or a repeat.
+func TestJoinWhileReading(t *testing.T) {
+	for _, pace := range []time.Duration{0, time.Millisecond} {
+		t.Run("pace="+pace.String(), func(t *testing.T) {
+			ring := newFakeRing()
+			o := &opener{rings: []*fakeRing{ring}}
+			tap := New(context.Background(), o.open, nil)
+			opts := Options{Pace: pace, GopCache: true}
+			const n = 2000
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range n {
+					ring.Write(frame(i, i%50 == 0))
+				}
+				ring.End()
+			}()
+			qs := make([]*Queue, 8)
+			for i := range qs {
+				qs[i] = NewQueue(1<<20, 1<<30)
+				tap.Join(ref, opts, qs[i])
+			}
+			wg.Wait()
+			for i, q := range qs {
+				got, err := next(t, q, 1<<30)
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("reader %d: end %v", i, err)
+				}
+				d := dtsList(got)
+				if len(d) == 0 {
+					continue // joined at the end
+				}
+				if d[0]%50 != 0 {
+					t.Fatalf("reader %d starts at %d, not a keyframe", i, d[0])
+				}
+				for j := 1; j < len(d); j++ {
+					if d[j] != d[j-1]+1 {
+						t.Fatalf("reader %d: %d after %d", i, d[j], d[j-1])
+					}
+				}
+				if d[len(d)-1] != n-1 {
+					t.Fatalf("reader %d ends at %d", i, d[len(d)-1])
+				}
+			}
+			tap.Wait()
+		})
+	}
+}
