@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rill-media/rill/plugins/internal/fmp4"
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
@@ -191,14 +192,26 @@ func (h *hlsStream) launchLocked(ref sdk.StreamRef) {
 func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 	h.client = sdk.ClientInfo{ID: sdk.NewClientID(), IP: "127.0.0.1", Type: "hls"}
 	defer h.stopped()
-	sub, err := h.srv.rt.Host.Subscribe(ctx, h.client, ref, sdk.SubscribeOptions{Wait: 5 * time.Second, Internal: true})
-	if err != nil {
+	// The stream comes from the process's live tap, shared with the HTTP
+	// players: a queue between the tap and this goroutine keeps a slow
+	// disk from holding them up (it skips to the next keyframe instead).
+	q := live.NewQueue(0, 0)
+	q.OnDrop = func(lost int, why string) {
+		h.log.Warn("hls writer behind, skipping to the next keyframe", "packets", lost, "reason", why)
+	}
+	rd := h.srv.tap.Join(ref, h.srv.liveOptions(h.srv.cfg.Load(), h.client, sdk.SubscribeOptions{Wait: 5 * time.Second, Internal: true}), q)
+	defer rd.Leave()
+	select {
+	case <-rd.Stream().Ready():
+	case <-ctx.Done():
+		return
+	}
+	if err := rd.Stream().Err(); err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("hls subscribe failed", "error", err)
 		}
 		return
 	}
-	defer sub.Close()
 	if !h.resumed {
 		h.resumed = true
 		h.resume()
@@ -221,15 +234,19 @@ func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 		h.reap(h.lastEnd(), true)
 		h.log.Info("hls stopped", "segments", h.seq)
 	}()
+	var ps []media.Packet
 	for {
-		p, err := sub.Read(ctx)
+		var err error
+		ps, err = q.Next(ctx, ps)
+		for _, p := range ps {
+			h.write(p)
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				h.log.Warn("hls read ended", "error", err)
 			}
 			return
 		}
-		h.write(p)
 	}
 }
 

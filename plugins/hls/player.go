@@ -15,6 +15,7 @@ import (
 type chunk struct {
 	b   []byte
 	dts time.Duration
+	seq uint64 // of the cached packet it encodes (source.gopSeq)
 }
 
 // player is one HTTP streaming connection (hijacked from net/http). Its

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -29,6 +30,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	sources map[streamKey]*source
+	tap     *live.Tap // this process's streams: HLS writers and HTTP players share them
 	players map[string]*playerEntry
 	hls     map[streamKey]*hlsStream
 	roots   map[string]*rootEntry
@@ -124,6 +126,7 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 		s.cfg.Store(cfg)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
 	cfg := s.cfg.Load()
 	for _, ln := range rt.Listeners("http") {
 		hs := &http.Server{
@@ -170,7 +173,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		s.tap.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -190,6 +197,8 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	if ev.Type != sdk.StreamPublished || s.ctx == nil {
 		return
 	}
+	// A new publication has a new ring: the next reader subscribes anew.
+	s.tap.Forget(ev.Stream)
 	cfg := s.cfg.Load()
 	vc := cfg.Vhosts[ev.Stream.Vhost]
 	if vc == nil || !vc.HLS.Enabled || !validApp(ev.Stream.App) || !validName(ev.Stream.Stream) {
@@ -242,29 +251,36 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 }
 
 // source returns the running source of key, starting one if needed, once
-// it has subscribed.
+// its stream is subscribed.
 func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInfo) (*source, error) {
 	cfg := s.cfg.Load()
 	s.mu.Lock()
 	src := s.sources[key]
 	if src == nil {
 		src = newSource(s, key, cfg)
-		sctx, cancel := context.WithCancel(s.ctx)
-		src.cancel = cancel
 		s.sources[key] = src
-		s.wg.Add(1)
-		go src.run(sctx, client)
+		src.rd = s.tap.Join(key.ref(), s.liveOptions(cfg, client, sdk.SubscribeOptions{Wait: cfg.PlayWait}), src)
 	}
+	st := src.rd.Stream()
 	s.mu.Unlock()
 	select {
-	case <-src.ready:
+	case <-st.Ready():
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if src.err != nil {
-		return nil, src.err
+	if err := st.Err(); err != nil {
+		return nil, err
 	}
 	return src, nil
+}
+
+// liveOptions are the options of a stream of the tap: the first of its
+// readers (HLS writer or HTTP source) opens it with them.
+func (s *Server) liveOptions(cfg *config, client sdk.ClientInfo, sub sdk.SubscribeOptions) live.Options {
+	return live.Options{
+		Client: client, Subscribe: sub, Pace: cfg.MWLatency,
+		GopCache: cfg.GopCacheMaxFrames > 0, GopMaxFrames: cfg.GopCacheMaxFrames,
+	}
 }
 
 func (s *Server) removeSource(src *source) {
@@ -273,9 +289,6 @@ func (s *Server) removeSource(src *source) {
 		delete(s.sources, src.key)
 	}
 	s.mu.Unlock()
-	if src.cancel != nil {
-		src.cancel()
-	}
 }
 
 func validApp(a string) bool {

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	fo "github.com/rill-media/rill/plugins/internal/fanout"
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
@@ -29,113 +28,70 @@ const sourceLinger = 3 * time.Second
 
 var errSourceEnded = errors.New("stream ended")
 
-// source is one subscription to a stream, fanned out in-process to every
-// HTTP streaming player of it (DESIGN.md: one ring reader per stream per
-// process).
+// source is the HTTP streaming side of one stream: one reader of the
+// stream's live tap (plugins/internal/live), shared with this process's
+// HLS writer, so the ring is read once however many formats and players
+// it has. Each format is encoded once (a feed) for all of its players.
 type source struct {
 	srv *Server
 	key streamKey
 	log hclog.Logger
 	cfg *config
-
-	ready chan struct{} // closed once subscribed (err set on failure)
-	err   error
-	// audio is closed once the audio codec is known (st.acodec) or the
-	// source ended: .aac and .mp3 players wait on it before their answer.
-	audio chan struct{}
+	rd  *live.Reader
 
 	mu       sync.Mutex
 	st       trackState
-	gop      []media.Packet // since the last video key frame, cloned
-	gopOff   bool           // over the cap: no caching until the next key frame
+	gop      []media.Packet // the tap's GOP cache (its Init and marks), cloned
+	gopSeq   uint64         // packets ever cached: the last one's number
 	feeds    map[format]*feed
 	nplayers int
 	ended    bool
 	linger   *time.Timer
-	cancel   context.CancelFunc
 	warned   map[string]bool
+	// audio is closed once the audio codec is known (st.acodec) or the
+	// source ended: .aac and .mp3 players wait on it before their answer.
+	audio    chan struct{}
 	audioSet bool // audio closed
 }
+
+var _ live.Handler = (*source)(nil)
 
 func newSource(srv *Server, key streamKey, cfg *config) *source {
 	return &source{
 		srv: srv, key: key, cfg: cfg, log: srv.log.With("stream", key.String()),
-		ready: make(chan struct{}), audio: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
+		audio: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
 	}
 }
 
-// run subscribes and reads the stream until it ends or the source is
-// stopped. A panic in a muxer ends this stream only (THREATS.md #9-11).
-func (s *source) run(ctx context.Context, client sdk.ClientInfo) {
-	defer s.srv.wg.Done()
-	defer s.finish()
-	sub, err := s.srv.rt.Host.Subscribe(ctx, client, s.key.ref(), sdk.SubscribeOptions{Wait: s.cfg.PlayWait})
-	if err != nil {
-		s.err = err
-		close(s.ready)
-		return
-	}
-	defer sub.Close()
-	close(s.ready)
-	s.log.Info("http streaming source started", "client_id", client.ID)
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("muxer panic, stream source ended", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		}
-	}()
-	ended := func(err error) {
-		if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-			s.log.Warn("stream read ended", "error", err)
-		}
-		s.log.Info("http streaming source ended", "dropped", sub.Dropped())
-	}
-	if mw := s.cfg.MWLatency; mw > 0 {
-		// Merged writes: read the ring in batches, once per window, as
-		// the RTMP plugin's fan-out does (no wake-up per packet).
-		pace := min(mw, maxPace)
-		timer := time.NewTimer(pace)
-		defer timer.Stop()
-		var lastFlush time.Time
-		for {
-			for range 1 << 16 {
-				p, ok, err := sub.TryRead()
-				if err != nil {
-					ended(err)
-					return
-				}
-				if !ok {
-					break
-				}
-				s.handle(p)
-			}
-			if now := time.Now(); now.Sub(lastFlush) >= mw-pace/8 {
-				s.flush()
-				lastFlush = now
-			}
-			timer.Reset(pace)
-			select {
-			case <-ctx.Done():
-				ended(ctx.Err())
-				return
-			case <-timer.C:
-			}
+// Start implements live.Handler: the state of a stream the tap already
+// reads (for the HLS writer, or a previous source in its linger).
+func (s *source) Start(init live.Init) {
+	for _, c := range []*media.Packet{init.Meta, init.Video, init.Audio} {
+		if c != nil {
+			s.handle(*c, live.Mark{})
 		}
 	}
-	for {
-		p, err := sub.Read(ctx)
-		if err != nil {
-			ended(err)
-			return
-		}
-		s.handle(p)
+	s.mu.Lock()
+	s.st.hasVideo = s.st.hasVideo || init.SawVideo
+	s.st.hasAudio = s.st.hasAudio || init.SawAudio
+	s.mu.Unlock()
+	for _, p := range init.GOP {
+		s.handle(p, live.Mark{Cached: true})
 	}
 }
 
-// maxPace bounds how long the ring is left unread with merged writes.
-const maxPace = 350 * time.Millisecond
+// Packets implements live.Handler.
+func (s *source) Packets(ps []media.Packet, ms []live.Mark) {
+	for i, p := range ps {
+		s.handle(p, ms[i])
+	}
+}
 
-// flush writes what every feed has queued.
-func (s *source) flush() {
+// Flush implements live.Handler: what every feed has queued goes out.
+func (s *source) Flush() {
+	if s.cfg.MWLatency <= 0 {
+		return // every item was pushed at once
+	}
 	s.mu.Lock()
 	groups := make([]*fo.Group, 0, len(s.feeds))
 	for _, f := range s.feeds {
@@ -145,6 +101,15 @@ func (s *source) flush() {
 	for _, g := range groups {
 		g.Flush()
 	}
+}
+
+// End implements live.Handler.
+func (s *source) End(err error) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && s.srv.ctx.Err() == nil {
+		s.log.Warn("stream read ended", "error", err)
+	}
+	s.log.Info("http streaming source ended")
+	s.finish()
 }
 
 // finish ends every player (flushing what they have queued) and removes
@@ -173,11 +138,11 @@ func (s *source) warnOnce(what string, err error) {
 	}
 }
 
-func (s *source) handle(p media.Packet) {
+func (s *source) handle(p media.Packet, mark live.Mark) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.Kind == media.KindAudio {
-		// The subscription starts with the codec configurations, so an
+		// The tap starts a reader with the codec configurations, so an
 		// AAC stream is known at once; MP3 (no config) at its first frame.
 		s.st.acodec = p.Codec
 		s.audioKnownLocked()
@@ -194,24 +159,31 @@ func (s *source) handle(p media.Packet) {
 		s.st.acfg = &c
 	case p.Kind == media.KindVideo:
 		s.st.hasVideo = true
-		if p.IsKey() {
-			s.gop, s.gopOff = s.gop[:0], false
-			for _, f := range s.feeds {
-				f.gop = f.gop[:0]
-			}
-		}
 	case p.Kind == media.KindAudio:
 		s.st.hasAudio = true
 	}
-	cache := !p.IsConfig() && p.Kind != media.KindData && s.st.vcfg != nil && !s.gopOff && s.cfg.GopCacheMaxFrames > 0
-	if cache && len(s.gop) >= s.cfg.GopCacheMaxFrames {
-		s.gop, s.gopOff, cache = nil, true, false
+	// Mirror the tap's GOP cache, in packets and in each feed's bytes.
+	if mark.Reset {
+		s.gop = s.gop[:0:0]
 		for _, f := range s.feeds {
-			f.gop = nil
+			f.gop = f.gop[:0:0]
 		}
 	}
+	if n := mark.Trim; n > 0 {
+		s.gop = s.gop[min(n, len(s.gop)):]
+		first := s.gopSeq + 1 - uint64(len(s.gop))
+		for _, f := range s.feeds {
+			i := 0
+			for i < len(f.gop) && f.gop[i].seq < first {
+				i++
+			}
+			f.gop = f.gop[i:]
+		}
+	}
+	cache := mark.Cached
 	if cache {
 		s.gop = append(s.gop, p.Clone())
+		s.gopSeq++
 	}
 	for _, f := range s.feeds {
 		b, err := f.enc.encode(p)
@@ -225,7 +197,7 @@ func (s *source) handle(p media.Packet) {
 			continue
 		}
 		if cache {
-			f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
+			f.gop = append(f.gop, chunk{b: b, dts: p.DTS, seq: s.gopSeq})
 		}
 		config := p.IsConfig() || p.Kind == media.KindData
 		it := fo.Item{
@@ -256,9 +228,10 @@ func (s *source) attach(pl *player) error {
 				_, _ = f.enc.encode(*c)
 			}
 		}
-		for _, p := range s.gop {
+		first := s.gopSeq + 1 - uint64(len(s.gop))
+		for i, p := range s.gop {
 			if b, err := f.enc.encode(p); err == nil && len(b) > 0 {
-				f.gop = append(f.gop, chunk{b: b, dts: p.DTS})
+				f.gop = append(f.gop, chunk{b: b, dts: p.DTS, seq: first + uint64(i)})
 			}
 		}
 		s.feeds[pl.format] = f
@@ -279,6 +252,22 @@ func (s *source) attach(pl *player) error {
 		s.linger = nil
 	}
 	return nil
+}
+
+// detach removes a player; the source stops a while after its last one.
+func (s *source) detach(pl *player) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nplayers--
+	if f := s.feeds[pl.format]; f != nil {
+		delete(f.players, pl)
+		f.g.Remove(pl.sink)
+		if len(f.players) == 0 {
+			delete(s.feeds, pl.format)
+			f.g.Close()
+		}
+	}
+	s.idleLocked()
 }
 
 func (s *source) audioKnownLocked() {
@@ -312,32 +301,19 @@ func (s *source) release() {
 	s.idleLocked()
 }
 
-// detach removes a player; the source stops a while after its last one.
-func (s *source) detach(pl *player) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nplayers--
-	if f := s.feeds[pl.format]; f != nil {
-		delete(f.players, pl)
-		f.g.Remove(pl.sink)
-		if len(f.players) == 0 {
-			delete(s.feeds, pl.format)
-			f.g.Close()
-		}
-	}
-	s.idleLocked()
-}
-
 // idleLocked stops the source after sourceLinger if it has no player then.
 func (s *source) idleLocked() {
-	if s.nplayers <= 0 && !s.ended && s.cancel != nil {
-		cancel := s.cancel
+	if s.nplayers <= 0 && !s.ended && s.rd != nil {
+		if s.linger != nil {
+			s.linger.Stop()
+		}
 		s.linger = time.AfterFunc(sourceLinger, func() {
 			s.mu.Lock()
-			idle := s.nplayers <= 0
+			idle := s.nplayers <= 0 && !s.ended
 			s.mu.Unlock()
 			if idle {
-				cancel()
+				s.rd.Leave()
+				s.finish()
 			}
 		})
 	}

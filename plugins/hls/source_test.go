@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
@@ -43,7 +44,7 @@ func TestSourceAudioCodec(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testSource(t)
 			for _, p := range tc.packets {
-				s.handle(p)
+				s.handle(p, live.Mark{})
 			}
 			got, ended := s.audioCodec(context.Background(), 10*time.Second)
 			if got != tc.want || ended {
@@ -54,7 +55,7 @@ func TestSourceAudioCodec(t *testing.T) {
 	t.Run("video only: none after the wait", func(t *testing.T) {
 		s := testSource(t)
 		for _, p := range []media.Packet{pktMeta, pktH264Cfg, pktH264Key} {
-			s.handle(p)
+			s.handle(p, live.Mark{})
 		}
 		if got, ended := s.audioCodec(context.Background(), 10*time.Millisecond); got != 0 || ended {
 			t.Fatalf("audio codec %v (ended %v) for a stream without audio", got, ended)
@@ -62,7 +63,7 @@ func TestSourceAudioCodec(t *testing.T) {
 	})
 	t.Run("a waiter is woken by the first audio packet", func(t *testing.T) {
 		s := testSource(t)
-		s.handle(pktH264Cfg)
+		s.handle(pktH264Cfg, live.Mark{})
 		type result struct {
 			c     media.Codec
 			ended bool
@@ -72,7 +73,7 @@ func TestSourceAudioCodec(t *testing.T) {
 			c, ended := s.audioCodec(context.Background(), 20*time.Second)
 			res <- result{c, ended}
 		}()
-		s.handle(pktMP3)
+		s.handle(pktMP3, live.Mark{})
 		if r := <-res; r.c != media.CodecMP3 || r.ended {
 			t.Fatalf("woke with %v (ended %v), want MP3", r.c, r.ended)
 		}

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -13,15 +11,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	fo "github.com/rill-media/rill/plugins/internal/fanout"
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/media/flv"
-)
-
-// Bounds of the fan-out's GOP cache besides gop_cache_max_frames.
-const (
-	maxGopBytes       = 64 << 20
-	maxAudioOnlyCache = 64 // audio frames kept for audio-only streams
 )
 
 // outMsg is one message ready for the wire: its chunks are built once per
@@ -34,18 +27,19 @@ type outMsg struct {
 	config bool
 }
 
-// fanout reads one stream from the hub once and feeds all of this process's
-// players of it (DESIGN.md: one ring reader per stream per process).
+// fanout is this process's RTMP side of one stream: one reader of the
+// stream's live tap (plugins/internal/live: one ring subscription, one
+// paced read loop, one GOP cache per process), turning each packet into
+// chunks once for all of its players. It mirrors the tap's GOP cache in
+// chunk form (live.Mark), so a joining player gets bytes without encoding.
 type fanout struct {
-	s      *Server
-	key    string
-	ref    sdk.StreamRef
-	opts   vhostOptions
-	chunk  int
-	log    hclog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	client sdk.ClientInfo
+	s     *Server
+	key   string
+	ref   sdk.StreamRef
+	opts  vhostOptions
+	chunk int
+	log   hclog.Logger
+	rd    *live.Reader
 
 	mu       sync.Mutex
 	players  map[*player]struct{}
@@ -54,7 +48,6 @@ type fanout struct {
 	vseq     *outMsg
 	aseq     *outMsg
 	gop      []*outMsg
-	gopBytes int
 	sawVideo bool
 
 	jit  jitter
@@ -64,6 +57,8 @@ type fanout struct {
 	g *fo.Group
 }
 
+var _ live.Handler = (*fanout)(nil)
+
 // join adds c as a player of ref, creating the stream's fan-out if needed.
 func (s *Server) join(c *conn, ref sdk.StreamRef, opts vhostOptions) *player {
 	key := ref.Key()
@@ -71,21 +66,26 @@ func (s *Server) join(c *conn, ref sdk.StreamRef, opts vhostOptions) *player {
 	defer s.mu.Unlock()
 	f := s.fanouts[key]
 	if f == nil {
-		ctx, cancel := context.WithCancel(s.ctx)
 		f = &fanout{
 			s: s, key: key, ref: ref, opts: opts, chunk: c.cfg.ChunkSize,
-			log: s.log.With("stream", key), ctx: ctx, cancel: cancel,
-			client: c.info, players: map[*player]struct{}{}, jit: jitter{mode: opts.Jitter},
+			log: s.log.With("stream", key), players: map[*player]struct{}{}, jit: jitter{mode: opts.Jitter},
 			g: fo.NewGroup(opts.MWLatency),
 		}
 		s.fanouts[key] = f
-		s.wg.Add(1)
-		go f.run(time.Duration(c.cfg.PlayWait))
+		f.rd = s.liveTap().Join(ref, live.Options{
+			Client:    c.info,
+			Subscribe: sdk.SubscribeOptions{Wait: time.Duration(c.cfg.PlayWait)},
+			Pace:      opts.MWLatency,
+			GopCache:  opts.GopCache, GopMaxFrames: opts.GopCacheMaxFrames, GopMaxBytes: maxGopBytes,
+		}, f)
 	}
 	p := newPlayer(c, f)
 	f.add(p)
 	return p
 }
+
+// maxGopBytes bounds the GOP cache besides gop_cache_max_frames.
+const maxGopBytes = 64 << 20
 
 func (f *fanout) add(p *player) {
 	f.mu.Lock()
@@ -109,7 +109,7 @@ func (f *fanout) add(p *player) {
 	f.g.Add(p.sink, init, f.sawVideo && (!fromGop || !f.gop[0].key))
 }
 
-// leave removes p; the last player stops the fan-out and its subscription.
+// leave removes p; the last player stops the fan-out and its tap reader.
 func (f *fanout) leave(p *player) {
 	f.g.Remove(p.sink)
 	f.s.mu.Lock()
@@ -125,93 +125,57 @@ func (f *fanout) leave(p *player) {
 		if f.s.fanouts[f.key] == f {
 			delete(f.s.fanouts, f.key)
 		}
-		f.cancel()
+		if f.rd != nil {
+			f.rd.Leave()
+		}
 		f.g.Close()
 	}
 }
 
-func (f *fanout) run(wait time.Duration) {
-	defer f.s.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			f.log.Error("panic in rtmp fan-out, closing its players", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			f.finish("internal error", false)
+// Start implements live.Handler: the state of a stream the tap already
+// reads (none when this fan-out opened it: the ring replays the GOP).
+func (f *fanout) Start(init live.Init) {
+	for _, c := range []*media.Packet{init.Meta, init.Video, init.Audio} {
+		if c != nil {
+			f.deliver(*c, live.Mark{})
 		}
-	}()
-	sub, err := f.s.rt.Host.Subscribe(f.ctx, f.client, f.ref, sdk.SubscribeOptions{Wait: wait})
-	if err != nil {
-		if f.ctx.Err() == nil {
-			f.log.Info("play refused", "error", err)
-		}
-		notFound := !errors.Is(err, sdk.ErrForbidden)
-		f.finish(err.Error(), notFound)
-		return
 	}
-	defer sub.Close()
-	f.log.Debug("fan-out subscribed", "stream_id", sub.StreamID)
+	f.mu.Lock()
+	f.sawVideo = f.sawVideo || init.SawVideo
+	f.mu.Unlock()
+	for _, p := range init.GOP {
+		f.deliver(p, live.Mark{Cached: true})
+	}
+}
+
+// Packets implements live.Handler.
+func (f *fanout) Packets(ps []media.Packet, ms []live.Mark) {
+	for i, p := range ps {
+		f.deliver(p, ms[i])
+	}
+}
+
+// Flush implements live.Handler: with merged writes, the batch the tap
+// read in this window goes out now.
+func (f *fanout) Flush() {
 	if f.opts.MWLatency > 0 {
-		f.runPaced(sub)
-		return
-	}
-	for {
-		pkt, err := sub.Read(f.ctx)
-		if err != nil {
-			f.readFailed(err)
-			return
-		}
-		f.deliver(pkt)
+		f.g.Flush()
 	}
 }
 
-// maxPace bounds how long the ring is left unread with merged writes: the
-// ring must hold that much of the stream (350 ms of a 8 MiB ring: up to
-// about 190 Mbit/s).
-const maxPace = 350 * time.Millisecond
-
-// runPaced reads the ring in batches, once per merge window (at most every
-// maxPace), and writes each batch to the players at once: the players wait
-// for the window anyway, and a reader that is not waiting on the ring costs
-// neither the publisher's plugin a system call nor this process a wake-up
-// per packet (sdk.Subscription.TryRead). The first batch (the GOP the ring
-// replays to a new subscription) goes out at once.
-func (f *fanout) runPaced(sub *sdk.Subscription) {
-	mw := f.opts.MWLatency
-	pace := min(mw, maxPace)
-	timer := time.NewTimer(pace)
-	defer timer.Stop()
-	var lastFlush time.Time
-	for {
-		for range 1 << 16 { // bounded: a batch never starves the flush
-			pkt, ok, err := sub.TryRead()
-			if err != nil {
-				f.readFailed(err)
-				return
-			}
-			if !ok {
-				break
-			}
-			f.deliver(pkt)
-		}
-		if now := time.Now(); now.Sub(lastFlush) >= mw-pace/8 {
-			f.g.Flush()
-			lastFlush = now
-		}
-		timer.Reset(pace)
-		select {
-		case <-f.ctx.Done():
-			return // last player left
-		case <-timer.C:
-		}
-	}
-}
-
-// readFailed ends the fan-out after its subscription failed.
-func (f *fanout) readFailed(err error) {
+// End implements live.Handler.
+func (f *fanout) End(err error) {
+	var se *live.SubscribeError
 	switch {
-	case f.ctx.Err() != nil:
-		// the last player left
+	case errors.As(err, &se):
+		if f.s.ctx.Err() == nil {
+			f.log.Info("play refused", "error", se.Err)
+		}
+		f.finish(se.Err.Error(), !errors.Is(err, sdk.ErrForbidden))
 	case errors.Is(err, io.EOF):
 		f.finish("stream unpublished", false)
+	case errors.Is(err, context.Canceled):
+		// the plugin is stopping
 	default:
 		f.log.Warn("stream read failed", "error", err)
 		f.finish("stream read failed", false)
@@ -219,7 +183,7 @@ func (f *fanout) readFailed(err error) {
 }
 
 // deliver turns a packet into shared chunks and queues them for every player.
-func (f *fanout) deliver(pkt media.Packet) {
+func (f *fanout) deliver(pkt media.Packet, mark live.Mark) {
 	config := pkt.IsConfig() || pkt.Kind == media.KindData
 	dtsMs := int64(pkt.DTS / time.Millisecond)
 	var ts int64
@@ -240,6 +204,16 @@ func (f *fanout) deliver(pkt media.Packet) {
 		out.PTS = out.DTS
 	}
 	body, typ, wireTS, err := flv.AppendTag(f.body[:0], out)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if mark.Reset {
+		clear(f.gop)
+		f.gop = f.gop[:0]
+	}
+	if n := min(mark.Trim, len(f.gop)); n > 0 {
+		clear(f.gop[:n])
+		f.gop = f.gop[n:]
+	}
 	if err != nil {
 		f.log.Warn("packet dropped: cannot write it as rtmp", "packet", pkt.String(), "error", err)
 		return
@@ -256,8 +230,6 @@ func (f *fanout) deliver(pkt media.Packet) {
 	data = appendChunks(data, csid, typ, msgStreamID, wireTS, body, f.chunk)
 	m := &outMsg{data: data, ts: ts, kind: pkt.Kind, key: pkt.IsKey() && pkt.Kind == media.KindVideo, config: config}
 
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch {
 	case pkt.Kind == media.KindData:
 		f.meta = m
@@ -266,54 +238,22 @@ func (f *fanout) deliver(pkt media.Packet) {
 	case pkt.IsConfig():
 		f.aseq = m
 	default:
-		f.cache(m)
+		if pkt.Kind == media.KindVideo {
+			f.sawVideo = true
+		}
+		if mark.Cached {
+			f.gop = append(f.gop, m)
+		}
 	}
 	it := fo.Item{
 		B: m.data, TS: time.Duration(ts) * time.Millisecond, Timed: !config,
 		Video: pkt.Kind == media.KindVideo && !config, Key: m.key,
 	}
 	if f.opts.MWLatency > 0 {
-		f.g.Queue(it) // runPaced flushes
+		f.g.Queue(it) // the tap flushes once per window
 	} else {
 		f.g.Push(it)
 	}
-}
-
-// cache keeps the GOP cache: from the last keyframe on, bounded by
-// gop_cache_max_frames and bytes (SRS clears it on overflow).
-func (f *fanout) cache(m *outMsg) {
-	if !f.opts.GopCache {
-		if m.kind == media.KindVideo {
-			f.sawVideo = true
-		}
-		return
-	}
-	if m.kind == media.KindVideo {
-		f.sawVideo = true
-		if m.key {
-			f.clearGop()
-		}
-	}
-	if f.sawVideo && len(f.gop) == 0 && !m.key {
-		return // wait for a keyframe
-	}
-	if !f.sawVideo && len(f.gop) >= maxAudioOnlyCache {
-		f.gopBytes -= len(f.gop[0].data)
-		f.gop[0] = nil
-		f.gop = f.gop[1:]
-	}
-	f.gop = append(f.gop, m)
-	f.gopBytes += len(m.data)
-	if (f.opts.GopCacheMaxFrames > 0 && len(f.gop) > f.opts.GopCacheMaxFrames) || f.gopBytes > maxGopBytes {
-		f.log.Warn("gop cache overflow, cleared", "frames", len(f.gop), "bytes", f.gopBytes)
-		f.clearGop()
-	}
-}
-
-func (f *fanout) clearGop() {
-	clear(f.gop)
-	f.gop = f.gop[:0]
-	f.gopBytes = 0
 }
 
 // finish ends the fan-out: players get the unpublish notice (or "stream not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -28,6 +29,7 @@ type Server struct {
 	mu        sync.Mutex
 	conns     map[string]*conn
 	fanouts   map[string]*fanout
+	tap       *live.Tap // the streams this process reads
 	listeners []net.Listener
 	stopped   bool
 
@@ -84,6 +86,9 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	s.rt = rt
 	s.log = rt.Logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
+	s.mu.Unlock()
 	lns := rt.Listeners("rtmp")
 	if len(lns) == 0 {
 		return errors.New("no rtmp listener: set listen in plugin \"rtmp\" {}")
@@ -169,7 +174,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		c.close("plugin stopping")
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	s.mu.Lock()
+	tap := s.tap
+	s.mu.Unlock()
+	go func() {
+		s.wg.Wait()
+		if tap != nil {
+			tap.Wait()
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -177,6 +191,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// liveTap returns the process's tap (made by Start); the caller holds s.mu.
+func (s *Server) liveTap() *live.Tap { return s.tap }
 
 // Kick implements sdk.Kicker.
 func (s *Server) Kick(_ context.Context, clientID string) bool {
