@@ -3,7 +3,7 @@ package e2e
 // Example answers and callback bodies of SRS 7.0.18, written from SRS's
 // source (trunk/src/app/srs_app_http_api.cpp, srs_app_statistic.cpp,
 // srs_app_utility.cpp srs_api_dump_summaries, srs_app_http_hooks.cpp) and
-// ../shared/SRS-COMPAT.md b.3/b.4/b.6. Only the key paths and the JSON
+// SRS's documentation of the HTTP API and callbacks. Only the key paths and the JSON
 // kinds matter: an integer literal is SrsJsonAny::integer, a literal with a
 // decimal point SrsJsonAny::number. Values are placeholders.
 

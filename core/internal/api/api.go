@@ -1,5 +1,5 @@
 // Package api serves the core's HTTP API on :1985 with SRS's paths and JSON
-// shapes (see shared SRS-COMPAT.md b.3), plus /api/v1/plugins.
+// shapes (those of SRS 7: /api/v1/versions, summaries, streams, clients, ...), plus /api/v1/plugins.
 package api
 
 import (

@@ -1,5 +1,5 @@
 // Package hooks calls the HTTP callbacks of a vhost (SRS's http_hooks) with
-// SRS's POST bodies and SRS's accept rule (shared SRS-COMPAT.md b.4).
+// SRS's POST bodies and SRS's accept rule (see accept).
 package hooks
 
 import (
