@@ -157,6 +157,11 @@ type VhostSettings struct {
 	// JSON by name: "play", "publish", "forward", "cluster", "hooks",
 	// "http_hooks", "security". Read them with VhostConfig.DecodeBlock.
 	Blocks map[string]json.RawMessage `json:"blocks"`
+	// Play and Publish are the vhost's play {} and publish {} blocks,
+	// decoded and resolved with SRS's defaults by the SDK, the same for
+	// every plugin.
+	Play    Play    `json:"-"`
+	Publish Publish `json:"-"`
 }
 
 // HasBlock reports whether the vhost has the shared block name.

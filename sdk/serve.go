@@ -123,6 +123,7 @@ func (a *adapter) Describe(context.Context) (wire.Info, error) { return toWireIn
 
 func (a *adapter) Configure(ctx context.Context, req wire.ConfigRequest) ([]wire.ConfigProblem, error) {
 	cfg := Config{DryRun: req.DryRun, Generation: req.Generation, Settings: req.SettingsJSON}
+	var shared []error
 	for _, v := range req.Vhosts {
 		vc := VhostConfig{Name: v.Name, Enabled: v.Enabled, Settings: v.SettingsJSON, Vhost: VhostSettings{GopCache: true}}
 		if len(v.VhostJSON) > 0 {
@@ -130,13 +131,21 @@ func (a *adapter) Configure(ctx context.Context, req wire.ConfigRequest) ([]wire
 				return nil, fmt.Errorf("vhost %q core settings: %w", v.Name, err)
 			}
 		}
+		if err := vc.ResolveShared(); err != nil {
+			shared = append(shared, err)
+		}
 		cfg.Vhosts = append(cfg.Vhosts, vc)
+	}
+	if len(shared) > 0 && !req.DryRun {
+		// A plugin is never configured with blocks that do not decode; a
+		// dry run also reports the plugin's own problems.
+		return problemsOf(errors.Join(shared...)), nil
 	}
 	c, ok := a.p.(Configurer)
 	if !ok {
-		return problemsOf(rejectSettings(cfg)), nil
+		return problemsOf(errors.Join(append(shared, rejectSettings(cfg))...)), nil
 	}
-	return problemsOf(c.Configure(ctx, cfg)), nil
+	return problemsOf(errors.Join(append(shared, c.Configure(ctx, cfg))...)), nil
 }
 
 // rejectSettings reports keys given to a plugin that takes no configuration.

@@ -86,6 +86,24 @@ type vhostConfig struct {
 	Name      string
 	HTTPRemux bool
 	HLS       hlsConfig
+	// MWLatency and GopCache are the vhost's play {} mw_latency (or
+	// min_latency) and gop_cache, as every plugin reads them; the plugin's
+	// own mw_latency setting applies where play {} does not set it.
+	MWLatency time.Duration
+	GopCache  bool
+}
+
+// play returns the merged-write window and whether a GOP is cached for
+// players of vhost (falling back to the default vhost, as the hub does).
+func (c *config) play(vhost string) (time.Duration, bool) {
+	v := c.Vhosts[vhost]
+	if v == nil {
+		v = c.Vhosts[defaultVhost]
+	}
+	if v == nil {
+		return c.MWLatency, c.GopCacheMaxFrames > 0
+	}
+	return v.MWLatency, v.GopCache && c.GopCacheMaxFrames > 0
 }
 
 // config is the whole plugin configuration, swapped atomically on reload.
@@ -175,6 +193,10 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		vc, err := parseVhost(v)
 		if err != nil {
 			return nil, err
+		}
+		vc.MWLatency, vc.GopCache = c.MWLatency, v.Vhost.Play.GopCache
+		if pl := v.Vhost.Play; pl.Set["mw_latency"] || pl.MinLatency {
+			vc.MWLatency = pl.MWLatency
 		}
 		c.Vhosts[v.Name] = vc
 	}

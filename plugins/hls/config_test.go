@@ -36,3 +36,41 @@ func TestHTTPServerLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestVhostPlayMergedWrites: HTTP streaming players of a vhost use its
+// play {} mw_latency (or min_latency), as RTMP players do; elsewhere the
+// plugin's mw_latency setting.
+func TestVhostPlayMergedWrites(t *testing.T) {
+	vhost := func(name, play string) sdk.VhostConfig {
+		v := sdk.VhostConfig{Name: name, Enabled: true, Vhost: sdk.VhostSettings{GopCache: true, Blocks: map[string]json.RawMessage{}}}
+		if play != "" {
+			v.Vhost.Blocks["play"] = json.RawMessage(play)
+		}
+		if err := v.ResolveShared(); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	c, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"200ms"}`), Vhosts: []sdk.VhostConfig{
+		vhost(defaultVhost, ""),
+		vhost("fast.example.com", `{"mw_latency": 50}`),
+		vhost("min.example.com", `{"min_latency": true, "gop_cache": false}`),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vhost string
+		mw    time.Duration
+		gop   bool
+	}{
+		{defaultVhost, 200 * time.Millisecond, true},
+		{"fast.example.com", 50 * time.Millisecond, true},
+		{"min.example.com", 0, false},
+		{"unknown.example.com", 200 * time.Millisecond, true}, // the default vhost's
+	} {
+		if mw, gop := c.play(tc.vhost); mw != tc.mw || gop != tc.gop {
+			t.Errorf("vhost %s: mw_latency %v gop %v, want %v %v", tc.vhost, mw, gop, tc.mw, tc.gop)
+		}
+	}
+}

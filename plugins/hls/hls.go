@@ -199,7 +199,7 @@ func (h *hlsStream) run(ctx context.Context, ref sdk.StreamRef) {
 	q.OnDrop = func(lost int, why string) {
 		h.log.Warn("hls writer behind, skipping to the next keyframe", "packets", lost, "reason", why)
 	}
-	rd := h.srv.tap.Join(ref, h.srv.liveOptions(h.srv.cfg.Load(), h.client, sdk.SubscribeOptions{Wait: 5 * time.Second, Internal: true}), q)
+	rd := h.srv.tap.Join(ref, h.srv.liveOptions(h.srv.cfg.Load(), ref.Vhost, h.client, sdk.SubscribeOptions{Wait: 5 * time.Second, Internal: true}), q)
 	defer rd.Leave()
 	select {
 	case <-rd.Stream().Ready():

@@ -259,7 +259,7 @@ func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInf
 	if src == nil {
 		src = newSource(s, key, cfg)
 		s.sources[key] = src
-		src.rd = s.tap.Join(key.ref(), s.liveOptions(cfg, client, sdk.SubscribeOptions{Wait: cfg.PlayWait}), src)
+		src.rd = s.tap.Join(key.ref(), s.liveOptions(cfg, key.Vhost, client, sdk.SubscribeOptions{Wait: cfg.PlayWait}), src)
 	}
 	st := src.rd.Stream()
 	s.mu.Unlock()
@@ -276,10 +276,11 @@ func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInf
 
 // liveOptions are the options of a stream of the tap: the first of its
 // readers (HLS writer or HTTP source) opens it with them.
-func (s *Server) liveOptions(cfg *config, client sdk.ClientInfo, sub sdk.SubscribeOptions) live.Options {
+func (s *Server) liveOptions(cfg *config, vhost string, client sdk.ClientInfo, sub sdk.SubscribeOptions) live.Options {
+	mw, gop := cfg.play(vhost)
 	return live.Options{
-		Client: client, Subscribe: sub, Pace: cfg.MWLatency,
-		GopCache: cfg.GopCacheMaxFrames > 0, GopMaxFrames: cfg.GopCacheMaxFrames,
+		Client: client, Subscribe: sub, Pace: mw,
+		GopCache: gop, GopMaxFrames: cfg.GopCacheMaxFrames,
 	}
 }
 

@@ -38,6 +38,7 @@ type source struct {
 	log hclog.Logger
 	cfg *config
 	rd  *live.Reader
+	mw  time.Duration // merged-write window of the stream's vhost
 
 	mu       sync.Mutex
 	st       trackState
@@ -56,9 +57,14 @@ type source struct {
 
 var _ live.Handler = (*source)(nil)
 
+func mwOf(cfg *config, vhost string) time.Duration {
+	mw, _ := cfg.play(vhost)
+	return mw
+}
+
 func newSource(srv *Server, key streamKey, cfg *config) *source {
 	return &source{
-		srv: srv, key: key, cfg: cfg, log: srv.log.With("stream", key.String()),
+		srv: srv, key: key, cfg: cfg, log: srv.log.With("stream", key.String()), mw: mwOf(cfg, key.Vhost),
 		audio: make(chan struct{}), feeds: map[format]*feed{}, warned: map[string]bool{},
 	}
 }
@@ -89,7 +95,7 @@ func (s *source) Packets(ps []media.Packet, ms []live.Mark) {
 
 // Flush implements live.Handler: what every feed has queued goes out.
 func (s *source) Flush() {
-	if s.cfg.MWLatency <= 0 {
+	if s.mw <= 0 {
 		return // every item was pushed at once
 	}
 	s.mu.Lock()
@@ -204,7 +210,7 @@ func (s *source) handle(p media.Packet, mark live.Mark) {
 			B: b, TS: p.DTS, Timed: !config,
 			Video: p.Kind == media.KindVideo && !config, Key: p.Kind == media.KindVideo && p.IsKey(),
 		}
-		if s.cfg.MWLatency > 0 {
+		if s.mw > 0 {
 			f.g.Queue(it) // run flushes once per window
 		} else {
 			f.g.Push(it)
@@ -222,7 +228,7 @@ func (s *source) attach(pl *player) error {
 	}
 	f := s.feeds[pl.format]
 	if f == nil {
-		f = &feed{format: pl.format, enc: newEncoder(pl.format, s.cfg), players: map[*player]struct{}{}, g: fo.NewGroup(s.cfg.MWLatency)}
+		f = &feed{format: pl.format, enc: newEncoder(pl.format, s.cfg), players: map[*player]struct{}{}, g: fo.NewGroup(s.mw)}
 		for _, c := range []*media.Packet{s.st.meta, s.st.vcfg, s.st.acfg} {
 			if c != nil {
 				_, _ = f.enc.encode(*c)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rill-media/rill/sdk"
@@ -45,35 +44,6 @@ type vhostRTMP struct {
 	TCPNoDelay *bool       `json:"tcp_nodelay"`
 	MinLatency *bool       `json:"min_latency"`
 	MWLatency  *msDuration `json:"mw_latency"`
-}
-
-// playBlock is SRS's vhost play {} section (shared with other players such
-// as HTTP-FLV, so every SRS key is accepted).
-type playBlock struct {
-	GopCache             *bool        `json:"gop_cache"`
-	GopCacheMaxFrames    *int         `json:"gop_cache_max_frames"`
-	QueueLength          *secDuration `json:"queue_length"`
-	TimeJitter           *string      `json:"time_jitter"`
-	MixCorrect           *bool        `json:"mix_correct"`
-	ATC                  *bool        `json:"atc"`
-	ATCAuto              *bool        `json:"atc_auto"`
-	MWLatency            *msDuration  `json:"mw_latency"`
-	MWMsgs               *int         `json:"mw_msgs"`
-	SendMinInterval      *float64     `json:"send_min_interval"`
-	ReduceSequenceHeader *bool        `json:"reduce_sequence_header"`
-	TCPNoDelay           *bool        `json:"tcp_nodelay"`
-	MinLatency           *bool        `json:"min_latency"`
-}
-
-// publishBlock is SRS's vhost publish {} section.
-type publishBlock struct {
-	FirstPktTimeout *msDuration `json:"firstpkt_timeout"`
-	NormalTimeout   *msDuration `json:"normal_timeout"`
-	MR              *bool       `json:"mr"`
-	MRLatency       *msDuration `json:"mr_latency"`
-	ParseSPS        *bool       `json:"parse_sps"`
-	TryAnnexbFirst  *bool       `json:"try_annexb_first"`
-	KickoffForIdle  *msDuration `json:"kickoff_for_idle"`
 }
 
 // jitter modes (SRS time_jitter).
@@ -155,58 +125,35 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		if err := v.Decode(&vr); err != nil {
 			errs = append(errs, err)
 		}
-		var pb playBlock
-		if err := v.DecodeBlock("play", &pb); err != nil {
-			errs = append(errs, err)
+		// play {} and publish {} come decoded by the SDK, the same for
+		// every plugin; the rtmp block's own keys override them here.
+		pb, pub := v.Vhost.Play, v.Vhost.Publish
+		o.GopCache = pb.GopCache
+		o.GopCacheMaxFrames = pb.GopCacheMaxFrames
+		o.QueueLength = pb.QueueLength
+		switch pb.TimeJitter {
+		case "zero":
+			o.Jitter = jitterZero
+		case "off":
+			o.Jitter = jitterOff
+		default:
+			o.Jitter = jitterFull
 		}
-		var pub publishBlock
-		if err := v.DecodeBlock("publish", &pub); err != nil {
-			errs = append(errs, err)
-		}
-		if pb.GopCache != nil {
-			o.GopCache = *pb.GopCache
-		}
-		if pb.GopCacheMaxFrames != nil {
-			if *pb.GopCacheMaxFrames < 0 {
-				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"play", "gop_cache_max_frames"}, Msg: "must not be negative", VhostRelative: true})
-			}
-			o.GopCacheMaxFrames = *pb.GopCacheMaxFrames
-		}
-		if pb.QueueLength != nil {
-			o.QueueLength = time.Duration(*pb.QueueLength)
-		}
-		if pb.TimeJitter != nil {
-			switch strings.ToLower(*pb.TimeJitter) {
-			case "full":
-				o.Jitter = jitterFull
-			case "zero":
-				o.Jitter = jitterZero
-			case "off":
-				o.Jitter = jitterOff
-			default:
-				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"play", "time_jitter"}, Msg: fmt.Sprintf("%q is not full, zero or off", *pb.TimeJitter), VhostRelative: true})
-			}
-		}
-		if pb.MWLatency != nil {
-			o.MWLatency = time.Duration(*pb.MWLatency)
-		}
+		o.MWLatency, o.TCPNoDelay = pb.MWLatency, pb.TCPNoDelay
 		if vr.MWLatency != nil {
 			o.MWLatency = time.Duration(*vr.MWLatency)
-		}
-		if o.MWLatency > 10*time.Second {
-			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"play", "mw_latency"}, Msg: "must be at most 10s", VhostRelative: true})
-		}
-		for _, b := range []*bool{pb.TCPNoDelay, vr.TCPNoDelay} {
-			if b != nil {
-				o.TCPNoDelay = *b
+			if o.MWLatency > 10*time.Second {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"mw_latency"}, Msg: "must be at most 10s"})
 			}
 		}
-		for _, b := range []*bool{pb.MinLatency, vr.MinLatency} {
-			if b != nil && *b { // SRS min_latency: no merged writes
-				o.MWLatency = 0
-				o.TCPNoDelay = true
-			}
+		if vr.TCPNoDelay != nil {
+			o.TCPNoDelay = *vr.TCPNoDelay
 		}
+		if pb.MinLatency || (vr.MinLatency != nil && *vr.MinLatency) { // SRS min_latency: no merged writes
+			o.MWLatency = 0
+			o.TCPNoDelay = true
+		}
+		o.FirstPktTimeout, o.NormalTimeout = pub.FirstPktTimeout, pub.NormalTimeout
 		var fwd forwardBlock
 		if err := v.DecodeBlock("forward", &fwd); err != nil {
 			errs = append(errs, err)
@@ -255,12 +202,6 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		default:
 			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "mode"}, Msg: fmt.Sprintf("%q is not local or remote", cl.Mode), VhostRelative: true})
 		}
-		if pub.FirstPktTimeout != nil {
-			o.FirstPktTimeout = time.Duration(*pub.FirstPktTimeout)
-		}
-		if pub.NormalTimeout != nil {
-			o.NormalTimeout = time.Duration(*pub.NormalTimeout)
-		}
 		c.vhosts[v.Name] = o
 	}
 	return c, errors.Join(errs...)
@@ -281,15 +222,6 @@ type msDuration time.Duration
 func (d *msDuration) UnmarshalJSON(b []byte) error {
 	v, err := parseDuration(b, time.Millisecond)
 	*d = msDuration(v)
-	return err
-}
-
-// secDuration is msDuration with a number meaning seconds (SRS queue_length).
-type secDuration time.Duration
-
-func (d *secDuration) UnmarshalJSON(b []byte) error {
-	v, err := parseDuration(b, time.Second)
-	*d = secDuration(v)
 	return err
 }
 

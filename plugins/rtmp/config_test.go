@@ -17,7 +17,10 @@ func problems(t *testing.T, blocks map[string]string) []string {
 	for k, v := range blocks {
 		b[k] = json.RawMessage(v)
 	}
-	_, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{{Name: defaultVhost, Enabled: true, Vhost: sdk.VhostSettings{GopCache: true, Blocks: b}}}})
+	vc := sdk.VhostConfig{Name: defaultVhost, Enabled: true, Vhost: sdk.VhostSettings{GopCache: true, Blocks: b}}
+	shared := vc.ResolveShared() // as the SDK does before Configure
+	_, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{vc}})
+	err = errors.Join(shared, err)
 	var out []string
 	var walk func(error)
 	walk = func(err error) {

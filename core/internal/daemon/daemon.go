@@ -333,7 +333,17 @@ func locate(cfg *config.Config, err error) error {
 		err error
 	}
 	var out []located
+	// A shared vhost block (play, publish) is checked by every plugin's
+	// SDK alike: the same problem is printed once.
+	seen := map[string]bool{}
 	for _, p := range pe.Problems {
+		if p.VhostRelative {
+			k := p.Vhost + "\x00" + strings.Join(p.KeyPath, "\x00") + "\x00" + p.Message
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
 		var path []string
 		if p.Vhost == "" {
 			path = append([]string{"plugin", p.Plugin}, p.KeyPath...)

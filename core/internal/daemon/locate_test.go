@@ -53,6 +53,7 @@ func TestLocatePluginProblemsAtTheirKeys(t *testing.T) {
 		prob("exec", "live.example.com", false, "transcode", "engine", "sd", "vcodec"),
 		prob("hls", "live.example.com", false, "window"), // not in the file
 		prob("rtmp", "live.example.com", true, "cluster", "coworkers", "0"),
+		prob("hls", "live.example.com", true, "cluster", "coworkers"), // the same shared-block problem from another plugin
 	}}
 	other := errors.New("plugin dvr: launch: no such file")
 	got := locate(cfg, errors.Join(pe, other)).Error()
