@@ -58,8 +58,9 @@
 // to a keyframe and never slows the writer). Subscribe once per stream per
 // process and fan the packets out to your own clients. Packets are
 // media.Packet values: length-prefixed NAL units for video, raw frames for
-// audio, decoder configuration records flagged FlagConfig; sdk/media/flv
-// converts to and from RTMP/FLV tags.
+// audio, decoder configuration records flagged FlagConfig. (Rill's own
+// plugins convert them to and from RTMP/FLV tags with the module's
+// internal/flv package, which is not part of the SDK.)
 //
 // # Logging and client ids
 //

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // tornRecording records packets into a file as the recorder does and

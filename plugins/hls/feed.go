@@ -7,7 +7,7 @@ import (
 	"github.com/rill-media/rill/plugins/internal/flvmux"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // encoder turns the packets of one stream into one container format. Each

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // A bounded AMF0 decoder for RTMP command messages (AMF0 File Format

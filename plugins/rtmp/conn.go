@@ -19,7 +19,7 @@ import (
 
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // Chunk stream ids and the message stream id we use when writing.

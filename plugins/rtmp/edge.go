@@ -15,7 +15,7 @@ import (
 
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // clusterBlock is SRS's vhost cluster {} section. Mode and Origin are what

@@ -14,7 +14,7 @@ import (
 	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // outMsg is one message ready for the wire: its chunks are built once per

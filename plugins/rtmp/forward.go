@@ -19,7 +19,7 @@ import (
 
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // forwardBlock is SRS's vhost forward {} section. Backend (destinations

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // readFLVTags reads an HTTP-FLV body until it has wantVideo video tags or

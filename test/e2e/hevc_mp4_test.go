@@ -18,7 +18,7 @@ import (
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // This file holds the Go side of the H.265/AV1 tests: FFmpeg writes a

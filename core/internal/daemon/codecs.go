@@ -5,7 +5,7 @@ import (
 	"github.com/rill-media/rill/core/internal/hub"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/sdk/shm"
 )
 

@@ -1,5 +1,5 @@
 // Package flvmux writes FLV files and HTTP-FLV streams (Adobe FLV v10.1
-// Annex E) from media.Packet values. Tag bodies come from sdk/media/flv,
+// Annex E) from media.Packet values. Tag bodies come from internal/flv,
 // which validates every packet; this package adds the file header, the
 // 11-byte tag headers and the PreviousTagSize fields.
 package flvmux
@@ -8,7 +8,7 @@ import (
 	"encoding/binary"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // HeaderSize is the size of the FLV file header plus PreviousTagSize0.
@@ -40,7 +40,7 @@ type Options struct {
 // AppendTag appends the complete FLV tag for p (header, body,
 // PreviousTagSize) to dst. Script data loses a leading "@setDataFrame", as
 // players expect "onMetaData" first. On error dst is returned unchanged:
-// the errors are sdk/media/flv's (ErrMalformed, ErrUnsupportedCodec).
+// the errors are internal/flv's (ErrMalformed, ErrUnsupportedCodec).
 func AppendTag(dst []byte, p media.Packet, o Options) ([]byte, error) {
 	if p.Kind == media.KindData {
 		p.Payload = flv.StripSetDataFrame(p.Payload)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 func TestHeader(t *testing.T) {

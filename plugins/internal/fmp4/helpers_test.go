@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // node is a parsed box: its type, payload and children (for containers).

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 // ErrUnsupportedCodec is returned for a codec this package cannot put in an

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/sdk"
-	"github.com/rill-media/rill/sdk/media/flv"
+	"github.com/rill-media/rill/internal/flv"
 )
 
 type settings struct {
