@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/internal/ringpkt"
 	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/shm"
 	"github.com/rill-media/rill/sdk/wire"
@@ -26,7 +27,7 @@ const (
 )
 
 // Media flags travel in the ring record's flags above shm's own bits.
-const mediaFlagShift = 8
+const mediaFlagShift = ringpkt.FlagShift
 
 // Host is the plugin's connection to the core: publish and subscribe streams,
 // report clients and events. It is safe for concurrent use.
@@ -375,33 +376,10 @@ func configSlot(p media.Packet) (int, bool) {
 	return 0, false
 }
 
-func packetMeta(p media.Packet) shm.Meta {
-	return shm.Meta{
-		Kind:  uint8(p.Kind),
-		Codec: uint8(p.Codec),
-		Flags: uint32(p.Flags) << mediaFlagShift,
-		DTS:   int64(p.DTS),
-		PTS:   int64(p.PTS),
-	}
-}
+func packetMeta(p media.Packet) shm.Meta { return ringpkt.Meta(p) }
 
-func recordToPacket(r shm.Record) media.Packet {
-	return media.Packet{
-		Kind:    media.Kind(r.Kind),
-		Codec:   media.Codec(r.Codec),
-		Flags:   media.Flags(r.Flags >> mediaFlagShift),
-		DTS:     time.Duration(r.DTS),
-		PTS:     time.Duration(r.PTS),
-		Payload: r.Payload,
-	}
-}
+func recordToPacket(r shm.Record) media.Packet { return ringpkt.Packet(r) }
 
 // RingConfigs returns the codec configs and metadata kept in a ring's
-// header, as packets (copies). The core uses it to describe streams.
-func RingConfigs(r *shm.Ring) []media.Packet {
-	var out []media.Packet
-	for _, rec := range r.Configs() {
-		out = append(out, recordToPacket(rec).Clone())
-	}
-	return out
-}
+// header, as packets (copies).
+func RingConfigs(r *shm.Ring) []media.Packet { return ringpkt.Configs(r) }

@@ -3,9 +3,9 @@ package daemon
 import (
 	"github.com/rill-media/rill/core/internal/api"
 	"github.com/rill-media/rill/core/internal/hub"
-	"github.com/rill-media/rill/sdk"
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/internal/ringpkt"
+	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/shm"
 )
 
@@ -16,7 +16,7 @@ import (
 // the stream's latest record of its kind.
 func (d *daemon) codecInfo(si hub.StreamInfo) api.CodecInfo {
 	var configs []media.Packet
-	d.hub.WithRing(si.ID, func(r *shm.Ring) { configs = sdk.RingConfigs(r) })
+	d.hub.WithRing(si.ID, func(r *shm.Ring) { configs = ringpkt.Configs(r) })
 	var ci api.CodecInfo
 	for _, p := range configs {
 		switch {
