@@ -31,6 +31,9 @@ import (
 
 var errMalformedTS = errors.New("malformed mpeg-ts")
 
+// errParserPanic is a recovered panic: a bug, which the fuzz target hunts.
+var errParserPanic = fmt.Errorf("%w: parser panic", errMalformedTS)
+
 func tsErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errMalformedTS, fmt.Sprintf(format, args...))
 }
@@ -96,7 +99,7 @@ func (d *demuxer) warn(what string) { d.warnings[what]++ }
 func (d *demuxer) Feed(b []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = tsErr("parser panic: %v", r)
+			err = fmt.Errorf("%w: %v", errParserPanic, r)
 		}
 	}()
 	if len(d.carry) > 0 {
@@ -169,7 +172,7 @@ func (d *demuxer) packet(pkt []byte) error {
 			payload = pkt[5+afl:]
 		}
 	}
-	if payload == nil {
+	if len(payload) == 0 {
 		return nil
 	}
 	pusi := h.PayloadUnitStart == 1
@@ -258,7 +261,8 @@ func (d *demuxer) psiPacket(pid uint16, pusi bool, payload []byte) error {
 	if sl < 9 {
 		return tsErr("pid %d: section_length %d too short", pid, sl)
 	}
-	if mpegts.CalcCrc32(0xffffffff, sec[:len(sec)-4]) != binary.BigEndian.Uint32(sec[len(sec)-4:]) {
+	// lal's CalcCrc32 returns CRC-32/MPEG-2 byte-swapped (see tsmux).
+	if mpegts.CalcCrc32(0xffffffff, sec[:len(sec)-4]) != binary.LittleEndian.Uint32(sec[len(sec)-4:]) {
 		d.warn("psi crc mismatch")
 		return nil
 	}
