@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -10,12 +11,14 @@ import (
 	"time"
 )
 
+const srtOn = "  srt {\n    enabled = true\n  }\n"
+
 var srtAddrRE = regexp.MustCompile(`srt listening:.*? addr=(127\.0\.0\.1:\d+)`)
 
 // startSRT starts a daemon with the rtmp and srt plugins, SRT enabled in
 // the default vhost, and returns it with the RTMP and SRT addresses. The
 // srt plugin binds its own UDP socket (port 0 here) and logs where.
-func startSRT(t *testing.T, srtBlock, vhostSRT string) (*Daemon, string, string) {
+func startSRT(t *testing.T, srtBlock, vhostBody string) (*Daemon, string, string) {
 	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
@@ -25,13 +28,13 @@ func startSRT(t *testing.T, srtBlock, vhostSRT string) (*Daemon, string, string)
 	if srtBlock == "" {
 		srtBlock = `bind = ["127.0.0.1:0"]`
 	}
-	if vhostSRT == "" {
-		vhostSRT = "enabled = true"
+	if vhostBody == "" {
+		vhostBody = srtOn
 	}
 	d := StartDaemon(t, Config{
 		Plugins: []string{"rtmp", "srt"},
 		Blocks:  map[string]string{"rtmp": `listen = ["127.0.0.1:0"]`, "srt": srtBlock},
-		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n  srt {\n    %s\n  }\n}\n", vhostSRT),
+		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n%s\n}\n", vhostBody),
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -116,4 +119,154 @@ func TestSRTPublishPlayOverRTMP(t *testing.T) {
 	if !strings.Contains(d.Log(), "publish started") || !strings.Contains(d.Log(), "srt-publish") {
 		t.Errorf("no srt publish in the log")
 	}
+}
+
+func TestSRTPlayFromRTMP(t *testing.T) {
+	d, rtmpAddr, srtAddr := startSRT(t, "", "")
+	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/y", 60)
+	waitPublished(t, d, "live", "y")
+	p := ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/y,m=request", 4)
+	checkAV(t, "srt play", p, 25)
+	first := -1
+	for _, pk := range p.Packets {
+		if p.Streams[pk.StreamIndex].CodecType == "video" {
+			first = 0
+			if !strings.HasPrefix(pk.Flags, "K") {
+				t.Errorf("first video packet is not a key frame: %+v", pk)
+			}
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatal("no video packet")
+	}
+	// A bare stream id plays too.
+	checkAV(t, "srt play, bare id", ffprobe(t, "srt://"+srtAddr+"?streamid=live/y", 3), 10)
+}
+
+// srtClients lists the API's clients of the given type.
+func srtClients(d *Daemon, typ string) ([]map[string]any, error) {
+	var r struct {
+		Clients []map[string]any `json:"clients"`
+	}
+	if err := d.GetJSON("/api/v1/clients/", &r); err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for _, c := range r.Clients {
+		if c["type"] == typ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func TestSRTHooksClientsKick(t *testing.T) {
+	hs := NewHookServer(t)
+	var hooks strings.Builder
+	hooks.WriteString("  hooks {\n")
+	for _, ev := range []string{"on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop"} {
+		fmt.Fprintf(&hooks, "    %s = [%q]\n", ev, hs.URL+"/hook")
+	}
+	hooks.WriteString("    timeout = \"2s\"\n  }\n")
+	d, rtmpAddr, srtAddr := startSRT(t, "", srtOn+hooks.String())
+	pub, _ := ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/h,m=publish,token=abc", 60)
+	done := make(chan error, 1)
+	go func() { done <- pub.Wait() }()
+	waitPublished(t, d, "live", "h")
+	b := hs.Bodies("on_publish")
+	if len(b) != 1 || b[0]["app"] != "live" || b[0]["stream"] != "h" || !strings.Contains(fmt.Sprint(b[0]["param"]), "token=abc") {
+		t.Fatalf("on_publish bodies %v", b)
+	}
+	if len(hs.Bodies("on_connect")) != 1 {
+		t.Errorf("on_connect bodies %v", hs.Bodies("on_connect"))
+	}
+
+	// An SRT player: on_play, listed as srt-play; refused when on_play refuses.
+	if err := ffprobeRun("srt://"+srtAddr+"?streamid=#!::r=live/h,m=request", 2); err != nil {
+		t.Fatalf("srt player: %v", err)
+	}
+	Eventually(t, 15*time.Second, "on_play and on_stop", func() error {
+		if len(hs.Bodies("on_play")) != 1 || len(hs.Bodies("on_stop")) != 1 {
+			return fmt.Errorf("on_play %v on_stop %v", hs.Bodies("on_play"), hs.Bodies("on_stop"))
+		}
+		return nil
+	})
+	hs.Refuse("on_play", true)
+	if err := ffprobeRun("srt://"+srtAddr+"?streamid=#!::r=live/h,m=request", 2); err == nil {
+		t.Errorf("a player refused by on_play played")
+	}
+	hs.Refuse("on_play", false)
+
+	// The publisher is an srt-publish client; deleting it kicks it.
+	var id string
+	Eventually(t, 15*time.Second, "srt-publish client", func() error {
+		cs, err := srtClients(d, "srt-publish")
+		if err != nil {
+			return err
+		}
+		if len(cs) != 1 || cs[0]["publish"] != true || cs[0]["name"] != "h" {
+			return fmt.Errorf("clients %v", cs)
+		}
+		id, _ = cs[0]["id"].(string)
+		return nil
+	})
+	req, _ := http.NewRequest(http.MethodDelete, d.API+"/api/v1/clients/"+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	Eventually(t, 20*time.Second, "kicked publisher unpublished", func() error {
+		if len(hs.Bodies("on_unpublish")) != 1 {
+			return fmt.Errorf("on_unpublish %v", hs.Bodies("on_unpublish"))
+		}
+		if cs, err := srtClients(d, "srt-publish"); err != nil || len(cs) != 0 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		return nil
+	})
+	if !strings.Contains(d.Log(), "kicked by the api") {
+		t.Errorf("kick not logged")
+	}
+	// on_publish refusing: the SRT caller is refused.
+	hs.Refuse("on_publish", true)
+	refused, _ := ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/h2,m=publish", 20)
+	rdone := make(chan error, 1)
+	go func() { rdone <- refused.Wait() }()
+	select {
+	case err := <-rdone:
+		if err == nil {
+			t.Errorf("publisher refused by on_publish exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("publisher refused by on_publish still running")
+	}
+	_ = rtmpAddr
+}
+
+func TestSRTPassphrase(t *testing.T) {
+	const pass = "rill-secret-0123"
+	d, rtmpAddr, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
+passphrase = "`+pass+`"
+pbkeylen = 16`, "")
+	for _, bad := range []string{"", "&passphrase=wrong-secret-999"} {
+		cmd, stderr := ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/p,m=publish"+bad, 20)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("publisher with passphrase %q exited 0", bad)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("publisher with passphrase %q still running: %s", bad, stderr)
+		}
+	}
+	if !strings.Contains(d.Log(), "srt caller refused") {
+		t.Errorf("no refusal in the log")
+	}
+	ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/p,m=publish&passphrase="+pass+"&pbkeylen=16", 60)
+	waitPublished(t, d, "live", "p")
+	checkAV(t, "rtmp", ffprobe(t, "rtmp://"+rtmpAddr+"/live/p", 3), 10)
 }
