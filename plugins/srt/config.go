@@ -130,6 +130,12 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	if c.SendBuf < 0 || c.RecvBuf < 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"sendbuf"}, Msg: "buffer sizes must not be negative"})
 	}
+	if len(errs) == 0 {
+		sc := c.srtConfig()
+		if err := sc.Validate(); err != nil {
+			errs = append(errs, &sdk.ConfigError{Msg: "the SRT options do not fit together: " + err.Error()})
+		}
+	}
 	for _, v := range cfg.Vhosts {
 		var vs vhostSRT
 		if err := v.Decode(&vs); err != nil {

@@ -103,6 +103,10 @@ func (c *config) srtConfig() srt.Config {
 	}
 	if c.MSS != 0 {
 		sc.MSS = uint32(c.MSS)
+		// Whole TS packets that fit the MSS after the UDP and SRT headers.
+		if p := (sc.MSS - srt.UDP_HEADER_SIZE - srt.SRT_HEADER_SIZE) / 188 * 188; p < sc.PayloadSize {
+			sc.PayloadSize = max(p, 188)
+		}
 	}
 	if c.TLPktDrop != nil {
 		sc.TooLatePacketDrop = *c.TLPktDrop
