@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	srt "github.com/datarhei/gosrt"
 )
 
 const srtOn = "  srt {\n    enabled = true\n  }\n"
@@ -269,4 +272,44 @@ pbkeylen = 16`, "")
 	ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/p,m=publish&passphrase="+pass+"&pbkeylen=16", 60)
 	waitPublished(t, d, "live", "p")
 	checkAV(t, "rtmp", ffprobe(t, "rtmp://"+rtmpAddr+"/live/p", 3), 10)
+}
+
+// TestSRTJunkEndsConnection: a caller that sends what is not MPEG-TS is
+// cut with a clear log line; the plugin goes on serving the next caller.
+func TestSRTJunkEndsConnection(t *testing.T) {
+	d, rtmpAddr, srtAddr := startSRT(t, "", "")
+	cfg := srt.DefaultConfig()
+	cfg.StreamId = "#!::r=live/junk,m=publish"
+	conn, err := srt.Dial("srt", srtAddr, cfg)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	waitPublished(t, d, "live", "junk")
+	junk := make([]byte, 1316)
+	rng := rand.New(rand.NewSource(1))
+	for i := 0; i < 200 && !strings.Contains(d.Log(), "malformed mpeg-ts"); i++ {
+		rng.Read(junk)
+		for j := range junk {
+			if junk[j] == 0x47 {
+				junk[j] = 0
+			}
+		}
+		if _, err := conn.Write(junk); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	Eventually(t, 20*time.Second, "junk publisher cut", func() error {
+		if !strings.Contains(d.Log(), "malformed mpeg-ts") {
+			return fmt.Errorf("no malformed mpeg-ts line")
+		}
+		if cs, err := srtClients(d, "srt-publish"); err != nil || len(cs) != 0 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		return nil
+	})
+	ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/junk,m=publish", 60)
+	waitPublished(t, d, "live", "junk")
+	checkAV(t, "rtmp after junk", ffprobe(t, "rtmp://"+rtmpAddr+"/live/junk", 3), 10)
 }
