@@ -313,3 +313,48 @@ func TestSRTJunkEndsConnection(t *testing.T) {
 	waitPublished(t, d, "live", "junk")
 	checkAV(t, "rtmp after junk", ffprobe(t, "rtmp://"+rtmpAddr+"/live/junk", 3), 10)
 }
+
+// TestSRTPublishHEVC: H.265 in MPEG-TS over SRT reaches the hub (the API
+// shows it) and plays back over SRT.
+func TestSRTPublishHEVC(t *testing.T) {
+	d, _, srtAddr := startSRT(t, "", "")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
+		needTool(t, "ffmpeg-with-libx265")
+	}
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "60",
+		"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=25:log-level=error", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-f", "mpegts", "srt://"+srtAddr+"?streamid=#!::r=live/hevc,m=publish")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	Eventually(t, 30*time.Second, "api shows H265 640x360", func() error {
+		v, err := streamVideo(d, "live", "hevc")
+		if err != nil {
+			return err
+		}
+		if v["codec"] != "H265" || v["width"] != 640.0 || v["height"] != 360.0 {
+			return fmt.Errorf("video %v", v)
+		}
+		return nil
+	})
+	p := ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/hevc,m=request", 3)
+	codecs := map[string]string{}
+	for _, s := range p.Streams {
+		codecs[s.CodecType] = s.CodecName
+	}
+	if codecs["video"] != "hevc" || codecs["audio"] != "aac" {
+		t.Fatalf("codecs %v, want hevc and aac", codecs)
+	}
+	n := 0
+	for _, pk := range p.Packets {
+		if p.Streams[pk.StreamIndex].CodecType == "video" {
+			n++
+		}
+	}
+	if n < 25 {
+		t.Fatalf("%d video packets in 3 s", n)
+	}
+}
