@@ -51,6 +51,11 @@ type settings struct {
 	RecvBuf   int   `json:"recvbuf"`
 	// PlayWait is how long a player waits for a publisher.
 	PlayWait sdk.Duration `json:"play_wait"`
+	// PublishTimeout cuts a publisher that sends no data for this long
+	// (default 10s). SRT keepalives keep a silent caller connected past
+	// peer_idle_timeout, so this counts data only (SRS publish
+	// normal_timeout).
+	PublishTimeout sdk.Duration `json:"publish_timeout"`
 }
 
 func defaultSettings() settings {
@@ -59,6 +64,7 @@ func defaultSettings() settings {
 		PeerIdleTimeout: sdk.Duration(10 * time.Second),
 		DefaultApp:      "live",
 		PlayWait:        sdk.Duration(10 * time.Second),
+		PublishTimeout:  sdk.Duration(10 * time.Second),
 	}
 }
 
@@ -112,6 +118,9 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if c.PeerIdleTimeout.Std() < 100*time.Millisecond {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"peer_idle_timeout"}, Msg: "must be at least 100ms"})
+	}
+	if c.PublishTimeout.Std() < 100*time.Millisecond {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"publish_timeout"}, Msg: "must be at least 100ms"})
 	}
 	if n := len(c.Passphrase); n != 0 && (n < 10 || n > 79) {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"passphrase"}, Msg: "must be 10 to 79 characters"})

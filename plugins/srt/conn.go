@@ -230,9 +230,14 @@ func (c *conn) publish(ref sdk.StreamRef) error {
 	c.log.Info("publish started", "stream", ref.Key(), "type", "srt-publish", "param", ref.Param, "stream_id", pub.StreamID)
 	dm := newDemuxer(pub.Write)
 	defer c.logWarnings(dm)
+	// gosrt's read deadlines do nothing: a timer cuts a silent publisher.
+	timeout := c.cfg.PublishTimeout.Std()
+	idle := time.AfterFunc(timeout, func() { c.close(fmt.Sprintf("timeout: no data for %s", timeout)) })
+	defer idle.Stop()
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := sc.Read(buf)
+		idle.Reset(timeout)
 		if n > 0 {
 			c.recvBytes.Add(uint64(n))
 			if err := dm.Feed(buf[:n]); err != nil {

@@ -358,3 +358,27 @@ func TestSRTPublishHEVC(t *testing.T) {
 		t.Fatalf("%d video packets in 3 s", n)
 	}
 }
+
+// TestSRTSilentPublisherCut: a publisher whose SRT connection stays up
+// (keepalives) but that sends no data is cut after publish_timeout.
+func TestSRTSilentPublisherCut(t *testing.T) {
+	d, _, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
+publish_timeout = "1s"`, "")
+	cfg := srt.DefaultConfig()
+	cfg.StreamId = "#!::r=live/silent,m=publish"
+	conn, err := srt.Dial("srt", srtAddr, cfg)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	waitPublished(t, d, "live", "silent")
+	Eventually(t, 20*time.Second, "silent publisher cut", func() error {
+		if !strings.Contains(d.Log(), "no data for 1s") {
+			return fmt.Errorf("no timeout line")
+		}
+		if cs, err := srtClients(d, "srt-publish"); err != nil || len(cs) != 0 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		return nil
+	})
+}
