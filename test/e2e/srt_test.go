@@ -382,3 +382,16 @@ publish_timeout = "1s"`, "")
 		return nil
 	})
 }
+
+// TestSRTListenKeyRefused: SRS habit puts listen in the srt block, which
+// the core would otherwise drop silently (the plugin binds bind itself).
+func TestSRTListenKeyRefused(t *testing.T) {
+	d := NewDaemon(t, Config{Plugins: []string{"srt"}, Blocks: map[string]string{"srt": `listen = ["127.0.0.1:10080"]`}})
+	code, out := runCheck(t, d.Dir, d.Conf)
+	if code == 0 || !strings.Contains(out, `plugin "srt" key "listen"`) || !strings.Contains(out, "bind") {
+		t.Fatalf("rill -t: exit %d, want listen refused:\n%s", code, out)
+	}
+	if err := d.Start(); err == nil {
+		t.Fatalf("the daemon started with listen in the srt block:\n%s", d.Log())
+	}
+}
