@@ -148,9 +148,7 @@ func TestDemuxRoundTrip(t *testing.T) {
 }
 
 // shiftTimestamps adds ticks (mod 2^33) to every PTS and DTS of ts,
-// written as ISO/IEC 13818-1 2.4.3.7 says. (lal's packPts, which tsmux
-// uses, puts bits 32..30 one bit too low, so tsmux cannot write timestamps
-// of 2^30 ticks and more correctly.)
+// written as ISO/IEC 13818-1 2.4.3.7 says, by this test's own writer.
 func shiftTimestamps(t *testing.T, ts []byte, ticks uint64) []byte {
 	out := append([]byte(nil), ts...)
 	pkts, pids := tsPackets(out)
