@@ -395,3 +395,60 @@ func TestSRTListenKeyRefused(t *testing.T) {
 		t.Fatalf("the daemon started with listen in the srt block:\n%s", d.Log())
 	}
 }
+
+// TestSRTPlayerListedAndKicked: an SRT player that connects before the
+// publisher waits for it (play_wait), is listed as srt-play and is cut by
+// DELETE /api/v1/clients/{id}.
+func TestSRTPlayerListedAndKicked(t *testing.T) {
+	d, rtmpAddr, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
+play_wait = "30s"`, "")
+	player := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-i", "srt://"+srtAddr+"?streamid=#!::r=live/k,m=request", "-f", "null", "-")
+	if err := player.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- player.Wait() }()
+	t.Cleanup(func() { _ = player.Process.Kill() })
+	var id string
+	Eventually(t, 20*time.Second, "srt-play client listed", func() error {
+		cs, err := srtClients(d, "srt-play")
+		if err != nil {
+			return err
+		}
+		if len(cs) != 1 || cs[0]["publish"] != false {
+			return fmt.Errorf("clients %v", cs)
+		}
+		id, _ = cs[0]["id"].(string)
+		return nil
+	})
+	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/k", 60)
+	waitPublished(t, d, "live", "k")
+	Eventually(t, 20*time.Second, "player receives media", func() error {
+		cs, err := srtClients(d, "srt-play")
+		if err != nil || len(cs) != 1 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		if n, _ := cs[0]["send_bytes"].(float64); n < 100000 {
+			return fmt.Errorf("sent %v bytes", cs[0]["send_bytes"])
+		}
+		return nil
+	})
+	req, _ := http.NewRequest(http.MethodDelete, d.API+"/api/v1/clients/"+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	Eventually(t, 20*time.Second, "kicked player gone", func() error {
+		if cs, err := srtClients(d, "srt-play"); err != nil || len(cs) != 0 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		return nil
+	})
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("kicked ffmpeg player still running")
+	}
+}
