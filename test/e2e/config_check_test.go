@@ -139,7 +139,7 @@ func TestConfigCheckRepoConf(t *testing.T) {
 	}
 	conf := filepath.Join(repoRoot(), "conf.hcl")
 	code, out := runCheck(t, dir, conf)
-	if code != 0 || !strings.Contains(out, "is ok: the core and 2 plugins checked it") {
+	if code != 0 || !strings.Contains(out, "is ok: the core and 3 plugins checked it") {
 		t.Fatalf("rill -t on conf.hcl: exit %d:\n%s", code, out)
 	}
 }

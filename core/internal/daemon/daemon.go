@@ -182,6 +182,12 @@ func listenKey(info wire.Info, i int) string {
 
 func checkListenKeys(cfg *config.Config, p *config.Plugin, info wire.Info) error {
 	var errs []error
+	if len(info.Listeners) == 0 && len(p.Listen) > 0 {
+		// Refused rather than ignored: the plugin binds its sockets itself
+		// (srt: gosrt opens its own UDP socket), from a key of its own.
+		errs = append(errs, fmt.Errorf("%s: plugin %q key %q: the plugin has no socket for the core to bind, so listen would do nothing; see its documentation (srt: bind)",
+			cfg.PosOf("plugin", p.Name, "listen"), p.Name, "listen"))
+	}
 	for i := 1; i < len(info.Listeners); i++ {
 		v, ok := p.Settings[listenKey(info, i)]
 		if !ok {

@@ -211,9 +211,50 @@ func (m *Muxer) appendVideo(dst []byte, p media.Packet) ([]byte, error) {
 		pts = dts
 	}
 	f := mpegts.Frame{Dts: uint64(dts), Pts: uint64(pts), Cc: m.vCC, Pid: PIDVideo, Sid: mpegts.StreamIdVideo, Key: p.IsKey(), Raw: out}
-	dst = append(dst, f.Pack()...)
+	dst = appendFrame(dst, &f)
 	m.vCC = f.Cc
 	return dst, nil
+}
+
+// packDelay is the constant lal's Frame.Pack adds to PTS and DTS (700 ms).
+const packDelay = 63000
+
+// appendFrame appends f packed by lal, with its PTS and DTS written again:
+// lal's packPts puts bits 32..30 of a timestamp one bit too low (over the
+// marker bit), so every timestamp from 2^30 ticks on (3 h 18 min of stream
+// time) came out wrong. The PES header is in the first TS packet, after
+// the adaptation field (which Pack also uses for stuffing).
+func appendFrame(dst []byte, f *mpegts.Frame) []byte {
+	start := len(dst)
+	dst = append(dst, f.Pack()...)
+	pkt := dst[start:]
+	if len(pkt) < 188 {
+		return dst
+	}
+	off := 4
+	if pkt[3]&0x20 != 0 {
+		off += 1 + int(pkt[4])
+	}
+	if off+19 > 188 || pkt[off] != 0 || pkt[off+1] != 0 || pkt[off+2] != 1 {
+		return dst
+	}
+	switch pkt[off+7] >> 6 {
+	case 2:
+		putTimestamp(pkt[off+9:], 2, f.Pts+packDelay)
+	case 3:
+		putTimestamp(pkt[off+9:], 3, f.Pts+packDelay)
+		putTimestamp(pkt[off+14:], 1, f.Dts+packDelay)
+	}
+	return dst
+}
+
+// putTimestamp writes a 33-bit PTS or DTS after its 4-bit prefix
+// (ISO/IEC 13818-1 §2.4.3.7).
+func putTimestamp(b []byte, prefix byte, v uint64) {
+	v &= 1<<33 - 1
+	b[0] = prefix<<4 | byte(v>>30&7)<<1 | 1
+	binary.BigEndian.PutUint16(b[1:], uint16(v>>15&0x7fff)<<1|1)
+	binary.BigEndian.PutUint16(b[3:], uint16(v&0x7fff)<<1|1)
 }
 
 func nalType(n []byte, hevc bool) byte {
@@ -250,7 +291,7 @@ func (m *Muxer) appendAudio(dst []byte, p media.Packet) ([]byte, error) {
 	// Without video the audio PID carries the PCR: mark every audio PES as
 	// a random access point so Pack writes one.
 	f := mpegts.Frame{Dts: uint64(dts), Pts: uint64(dts), Cc: m.aCC, Pid: PIDAudio, Sid: mpegts.StreamIdAudio, Key: m.video == 0, Raw: raw}
-	dst = append(dst, f.Pack()...)
+	dst = appendFrame(dst, &f)
 	m.aCC = f.Cc
 	return dst, nil
 }

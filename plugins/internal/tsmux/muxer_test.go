@@ -156,3 +156,58 @@ func FuzzParamSets(f *testing.F) {
 		}
 	})
 }
+
+// readPESTimestamp reads a PTS or DTS as ISO/IEC 13818-1 §2.4.3.7 lays it
+// out, apart from the muxer's writer.
+func readPESTimestamp(b []byte) uint64 {
+	return uint64(b[0]>>1&7)<<30 | uint64(binary.BigEndian.Uint16(b[1:])>>1)<<15 | uint64(binary.BigEndian.Uint16(b[3:])>>1)
+}
+
+// TestTimestampsPast2To30Ticks: timestamps from 2^30 ticks (3 h 18 min) on
+// and across the 33-bit wrap are written as the standard lays them out,
+// for small (stuffed) and large frames, with and without a DTS.
+func TestTimestampsPast2To30Ticks(t *testing.T) {
+	for _, at := range []time.Duration{time.Second, 3*time.Hour + 20*time.Minute, 13 * time.Hour, 26*time.Hour + 30*time.Minute + 43*time.Second} {
+		for _, size := range []int{10, 5000} {
+			m := New()
+			if _, err := m.AppendPacket(nil, media.Packet{Kind: media.KindVideo, Codec: media.CodecH264, Flags: media.FlagConfig, Payload: avcConfig}); err != nil {
+				t.Fatal(err)
+			}
+			for _, bframe := range []bool{false, true} {
+				p := media.Packet{Kind: media.KindVideo, Codec: media.CodecH264, DTS: at, PTS: at, Payload: avcc(append([]byte{0x41}, make([]byte, size)...))}
+				if bframe {
+					p.PTS += 80 * time.Millisecond
+				}
+				out, err := m.AppendPacket(nil, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pkt []byte
+				for i := 0; i+188 <= len(out); i += 188 {
+					if out[i+1]&0x40 != 0 && binary.BigEndian.Uint16(out[i+1:])&0x1fff == PIDVideo {
+						pkt = out[i : i+188]
+						break
+					}
+				}
+				if pkt == nil {
+					t.Fatal("no PES start")
+				}
+				off := 4
+				if pkt[3]&0x20 != 0 {
+					off += 1 + int(pkt[4])
+				}
+				pes := pkt[off:]
+				wantPTS := uint64(ticks(p.PTS)+packDelay) & (1<<33 - 1)
+				wantDTS := uint64(ticks(p.DTS)+packDelay) & (1<<33 - 1)
+				if got := readPESTimestamp(pes[9:]); got != wantPTS || pes[9]>>4 != pes[7]>>6 || pes[9]&1 != 1 {
+					t.Errorf("at %v size %d b-frame %v: pts %d (prefix %x), want %d", at, size, bframe, got, pes[9]>>4, wantPTS)
+				}
+				if bframe {
+					if got := readPESTimestamp(pes[14:]); got != wantDTS || pes[14]>>4 != 1 {
+						t.Errorf("at %v size %d: dts %d, want %d", at, size, got, wantDTS)
+					}
+				}
+			}
+		}
+	}
+}
