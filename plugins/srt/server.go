@@ -11,6 +11,7 @@ import (
 	srt "github.com/datarhei/gosrt"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -23,9 +24,10 @@ type Server struct {
 	rt  *sdk.Runtime
 	log hclog.Logger
 
-	// openSource is how a player reads a stream (a hub subscription; see
+	// openSource is how a player reads a stream (through tap; see
 	// source.go).
 	openSource sourceOpener
+	tap        *live.Tap
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,6 +130,7 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	s.rt = rt
 	s.log = rt.Logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
 	c := s.cfg.Load()
 	var lns []srt.Listener
 	for _, addr := range c.Bind {
@@ -211,7 +214,13 @@ func (s *Server) Stop(ctx context.Context) error {
 		ln.Close()
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		if s.tap != nil {
+			s.tap.Wait() // the tap's read loops end with s.ctx
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// source is the read side of a played stream. Players read through this
-// small interface so that they can move onto a shared per-process tap of
-// the stream (one ring reader fanned out to every player) without touching
-// the muxing; today each player has its own hub subscription.
+// source is the read side of a played stream, one per player.
 type source interface {
 	// Read returns the next packet (its payload valid until the next Read),
 	// io.EOF at the end of the stream.
@@ -22,11 +20,61 @@ type source interface {
 // long as the settings' play_wait.
 type sourceOpener func(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef) (source, error)
 
+// Players of a stream share the process's live tap (plugins/internal/live):
+// one ring subscription, one read loop and one GOP cache per stream, however
+// many SRT players it has. Each player reads through a bounded live.Queue,
+// drained by its own goroutine: a player that falls behind loses its
+// backlog and resumes at the next keyframe (logged), the others go on.
+
+// gopMaxFrames bounds the tap's GOP cache (SRS's gop_cache_max_frames).
+const gopMaxFrames = 2500
+
 func (s *Server) subscribe(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef) (source, error) {
 	wait := s.cfg.Load().PlayWait.Std()
-	sub, err := s.rt.Host.Subscribe(ctx, client, ref, sdk.SubscribeOptions{Wait: wait})
-	if err != nil {
+	q := live.NewQueue(0, 0)
+	log := s.log.With("client_id", client.ID, "stream", ref.Key())
+	q.OnDrop = func(lost int, why string) {
+		log.Warn("srt player behind, skipping to the next keyframe", "packets", lost, "reason", why)
+	}
+	rd := s.tap.Join(ref, live.Options{
+		Client: client, Subscribe: sdk.SubscribeOptions{Wait: wait},
+		GopCache: true, GopMaxFrames: gopMaxFrames,
+	}, q)
+	select {
+	case <-rd.Stream().Ready():
+	case <-ctx.Done():
+		rd.Leave()
+		return nil, ctx.Err()
+	}
+	if err := rd.Stream().Err(); err != nil {
+		rd.Leave()
 		return nil, err
 	}
-	return sub, nil
+	return &tapSource{rd: rd, q: q}, nil
+}
+
+// tapSource is one player's reader of the tap.
+type tapSource struct {
+	rd  *live.Reader
+	q   *live.Queue
+	buf []media.Packet
+	i   int
+}
+
+func (t *tapSource) Read(ctx context.Context) (media.Packet, error) {
+	for t.i >= len(t.buf) {
+		ps, err := t.q.Next(ctx, t.buf)
+		if err != nil {
+			return media.Packet{}, err
+		}
+		t.buf, t.i = ps, 0
+	}
+	p := t.buf[t.i]
+	t.i++
+	return p, nil
+}
+
+func (t *tapSource) Close() error {
+	t.rd.Leave()
+	return nil
 }
