@@ -258,11 +258,22 @@ func (d *demux) record() (cfg []byte, err error) {
 	if d.sps == nil || d.pps == nil {
 		return nil, fmt.Errorf("%w: keyframe without parameter sets", errJunk)
 	}
+	var sh []byte
 	if d.codec == media.CodecH264 {
-		return avc.BuildSeqHeaderFromSpsPps(d.sps, d.pps)
+		sh, err = avc.BuildSeqHeaderFromSpsPps(d.sps, d.pps)
+	} else {
+		if d.vps == nil {
+			return nil, fmt.Errorf("%w: h265 keyframe without vps", errJunk)
+		}
+		sh, err = hevc.BuildSeqHeaderFromVpsSpsPps(d.vps, d.sps, d.pps)
 	}
-	if d.vps == nil {
-		return nil, fmt.Errorf("%w: h265 keyframe without vps", errJunk)
+	if err != nil {
+		return nil, err
 	}
-	return hevc.BuildSeqHeaderFromVpsSpsPps(d.vps, d.sps, d.pps)
+	// lal builds an FLV video tag body: 5 bytes of FLV header, then the
+	// decoder configuration record, which is what the hub carries.
+	if len(sh) <= 5 {
+		return nil, fmt.Errorf("%w: short sequence header", errJunk)
+	}
+	return sh[5:], nil
 }

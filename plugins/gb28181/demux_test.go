@@ -80,6 +80,9 @@ func TestDemuxInOrder(t *testing.T) {
 		if p.Kind != media.KindVideo || p.Codec != media.CodecH264 {
 			t.Fatalf("unexpected packet %v", p)
 		}
+		if p.IsConfig() && (len(p.Payload) < 7 || p.Payload[0] != 1) {
+			t.Fatalf("config is not an AVCDecoderConfigurationRecord: % x", p.Payload[:min(8, len(p.Payload))])
+		}
 		if !p.IsConfig() {
 			if err := media.SplitAVCC(p.Payload, func([]byte) bool { return true }); err != nil {
 				t.Fatalf("payload not AVCC: %v", err)
