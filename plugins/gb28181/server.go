@@ -486,6 +486,19 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
+		// A session whose media never decodes (junk, wrong SSRC, nothing
+		// sent) ends after the same time (SRS publish { firstpkt_timeout }).
+		var stale []*session
+		s.mu.Lock()
+		for _, x := range s.sessions {
+			if x.pub.Load() == nil && time.Since(x.started) > limit {
+				stale = append(stale, x)
+			}
+		}
+		s.mu.Unlock()
+		for _, x := range stale {
+			x.close(fmt.Sprintf("no decodable media within %s (received %d bytes)", limit, x.recv.Load()), true)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -170,6 +171,7 @@ type gbDevice struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	streaming atomic.Bool
+	junk      bool // send random bytes as the PS payload
 }
 
 func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *gbDevice {
@@ -340,6 +342,9 @@ func (g *gbDevice) stream(dst string, tcp bool, ssrc uint32) {
 		au := g.aus[n%len(g.aus)]
 		ts := uint64(n) * 3600
 		ps := gbPack(au, ts, gbIsKey(au))
+		if g.junk {
+			_, _ = rand.Read(ps)
+		}
 		for len(ps) > 0 {
 			k := min(len(ps), 1400)
 			p := make([]byte, 12, 14+k)
@@ -397,15 +402,20 @@ func testGB(t *testing.T, transport string) {
 	g.startKeepalive()
 	stream := gbDeviceID + "_" + gbChanID
 	waitPublished(t, d, "live", stream)
+	if t.Name() == "TestGB28181UDP" {
+		gbHostile(t, d, addrs, g, aus)
+	}
 	Eventually(t, 10*time.Second, "device listed with its streaming channel", func() error {
 		var r gbDevicesReply
 		if err := d.GetJSON("/api/v1/gb28181/devices", &r); err != nil {
 			return err
 		}
-		if len(r.Devices) == 1 && r.Devices[0].ID == gbDeviceID && r.Devices[0].Status == "online" && len(r.Devices[0].Channels) == 1 &&
-			r.Devices[0].Channels[0].Status == "streaming" && r.Devices[0].Channels[0].Name == "通道一" &&
-			r.Devices[0].Channels[0].Stream == "live/"+stream {
-			return nil
+		for _, dv := range r.Devices {
+			if dv.ID == gbDeviceID && dv.Status == "online" && len(dv.Channels) == 1 &&
+				dv.Channels[0].Status == "streaming" && dv.Channels[0].Name == "通道一" &&
+				dv.Channels[0].Stream == "live/"+stream {
+				return nil
+			}
 		}
 		return fmt.Errorf("devices %+v", r)
 	})
@@ -444,3 +454,77 @@ func testGB(t *testing.T, transport string) {
 
 func TestGB28181UDP(t *testing.T) { testGB(t, "udp") }
 func TestGB28181TCP(t *testing.T) { testGB(t, "tcp") }
+
+// gbHostile sends malformed SIP, a REGISTER flood, junk media and a device
+// streaming junk PS next to the streaming device g: each gets its refusal
+// or log line, the plugin stays up and g's stream is untouched.
+func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte) {
+	ps0, _ := d.Plugins()
+	pid := ps0["gb28181"].PID
+	raw, err := net.Dial("udp", addrs.sipUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, m := range []string{
+		"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nContent-Length: 999999999\r\n\r\nabc",
+		"MESSAGE sip:a@b SIP/2.0\r\n\r\n",
+		"INVITE\r\n\r\n",
+		strings.Repeat("\x00\xff", 700),
+	} {
+		_, _ = raw.Write([]byte(m))
+	}
+	// A flood of unauthenticated REGISTERs: each is challenged, none is kept.
+	for i := range 2000 {
+		reg := fmt.Sprintf("REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK%d\r\nFrom: <sip:3402000000132%07d@3402000000>;tag=%d\r\nTo: <sip:3402000000132%07d@3402000000>\r\nCall-ID: flood%d\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", i, i, i, i, i)
+		_, _ = raw.Write([]byte(reg))
+	}
+	// Bad MANSCDP from the registered device: 400, logged.
+	if code, err := g.message("<Notify><CmdType>Keepalive"); err != nil || code != 400 {
+		t.Fatalf("bad xml message: %d %v", code, err)
+	}
+	// Junk on the media ports.
+	if mc, err := net.Dial("udp", addrs.mediaUDP); err == nil {
+		_, _ = mc.Write(bytes.Repeat([]byte{0x80, 96, 0, 1}, 100))
+		mc.Close()
+	}
+	tc, err := net.Dial("tcp", addrs.mediaTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tc.Write(append([]byte{0, 20}, bytes.Repeat([]byte{0xee}, 20)...))
+	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := tc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("tcp media connection with an unknown ssrc not closed")
+	}
+	tc.Close()
+	// A second device streaming junk PS: its session ends with a log line.
+	j := newGBDevice(t, addrs.sipUDP, "secret", aus)
+	j.id = "34020000001320000002"
+	j.junk = true
+	if code := j.register(); code != 200 {
+		t.Fatalf("register junk device: %d", code)
+	}
+	j.startKeepalive()
+	Eventually(t, 20*time.Second, "junk stream ended with a log line", func() error {
+		if strings.Contains(d.Log(), "no decodable media within 3s") {
+			return nil
+		}
+		return fmt.Errorf("no log line yet")
+	})
+	for _, want := range []string{"register refused: wrong credentials", "bad manscdp message", "tcp media for an unknown ssrc closed"} {
+		if !strings.Contains(d.Log(), want) {
+			t.Errorf("no %q log line", want)
+		}
+	}
+	ps1, _ := d.Plugins()
+	if ps1["gb28181"].PID != pid || ps1["gb28181"].State != "running" {
+		t.Fatalf("plugin restarted or down: %+v", ps1["gb28181"])
+	}
+	var r gbDevicesReply
+	if err := d.GetJSON("/api/v1/gb28181/devices", &r); err != nil || len(r.Devices) != 2 {
+		t.Fatalf("devices after the flood (want the two registered): %+v %v", r, err)
+	}
+	waitPublished(t, d, "live", gbDeviceID+"_"+gbChanID)
+	j.keepalive.Store(false) // it expires along with g below
+}
