@@ -119,12 +119,20 @@ func (ss *session) invite(cfg *config) error {
 		dlg.Close()
 		return fmt.Errorf("ack: %w", err)
 	}
+	s.mu.Lock() // callID and bye are read under s.mu (onBye, close)
 	if c := req.CallID(); c != nil {
 		ss.callID = c.Value()
 	}
 	ss.bye = func(ctx context.Context) error {
 		defer dlg.Close()
 		return dlg.Bye(ctx)
+	}
+	s.mu.Unlock()
+	if ss.closed.Load() { // closed while the INVITE was in flight
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = ss.bye(ctx)
+		return nil
 	}
 	ss.log.Info("channel invited", "stream", ss.ref.Key(), "transport", cfg.Transport)
 	return nil
@@ -172,8 +180,12 @@ func (ss *session) close(why string, sendBye bool) {
 	if s.sessions[ss.ssrc] == ss {
 		delete(s.sessions, ss.ssrc)
 	}
+	bye := ss.bye
 	s.mu.Unlock()
-	if c := ss.conn; c != nil {
+	ss.mu.Lock()
+	c := ss.conn
+	ss.mu.Unlock()
+	if c != nil {
 		c.Close()
 	}
 	if pub := ss.pub.Load(); pub != nil {
@@ -182,13 +194,13 @@ func (ss *session) close(why string, sendBye bool) {
 	} else {
 		ss.log.Info("session ended", "stream", ss.ref.Key(), "reason", why)
 	}
-	if sendBye && ss.bye != nil {
+	if sendBye && bye != nil {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			_ = ss.bye(ctx)
+			_ = bye(ctx)
 		}()
 	}
 }

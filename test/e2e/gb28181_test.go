@@ -36,7 +36,7 @@ const (
 
 type gbAddrs struct{ sipUDP, mediaUDP, mediaTCP string }
 
-func startGB(t *testing.T, transport string) (*Daemon, gbAddrs, string) {
+func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs, string) {
 	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
@@ -46,7 +46,8 @@ func startGB(t *testing.T, transport string) (*Daemon, gbAddrs, string) {
   listen_media_udp = ["127.0.0.1:0"]
   password = "secret"
   keepalive_timeout = "3s"
-  transport = %q`, transport)
+  transport = %q
+  %s`, transport, strings.Join(extra, "\n  "))
 	d := StartDaemon(t, Config{
 		Plugins: []string{"gb28181", "rtmp", "hls"},
 		Blocks: map[string]string{
@@ -527,4 +528,33 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 	}
 	waitPublished(t, d, "live", gbDeviceID+"_"+gbChanID)
 	j.keepalive.Store(false) // it expires along with g below
+}
+
+// TestGB28181OnDemand: with auto_invite off, a registered channel is only
+// invited when a player asks for its stream.
+func TestGB28181OnDemand(t *testing.T) {
+	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false")
+	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
+	if code := g.register(); code != 200 {
+		t.Fatalf("register: %d", code)
+	}
+	g.startKeepalive()
+	stream := gbDeviceID + "_" + gbChanID
+	Eventually(t, 10*time.Second, "channel listed, not streaming", func() error {
+		var r gbDevicesReply
+		if err := d.GetJSON("/api/v1/gb28181/devices", &r); err != nil {
+			return err
+		}
+		if len(r.Devices) == 1 && len(r.Devices[0].Channels) == 1 && r.Devices[0].Channels[0].Status == "ON" {
+			return nil
+		}
+		return fmt.Errorf("devices %+v", r)
+	})
+	if g.streaming.Load() {
+		t.Fatal("invited without a player")
+	}
+	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
+	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
+		t.Fatalf("rtmp probe: %+v", p.Streams)
+	}
 }
