@@ -115,6 +115,15 @@ func (ss *session) invite(cfg *config) error {
 		dlg.Close()
 		return err
 	}
+	// In-dialog requests (ACK, BYE) go where the INVITE went, the address
+	// the device registered from, not to its Contact: cameras behind NAT
+	// and over SIP/TCP are only reachable there (SRS does the same).
+	if res := dlg.InviteResponse; res != nil {
+		if c := res.Contact(); c != nil {
+			c.Address.Host, c.Address.Port = req.Recipient.Host, req.Recipient.Port
+			c.Address.UriParams = req.Recipient.UriParams
+		}
+	}
 	if err := dlg.Ack(ctx); err != nil {
 		dlg.Close()
 		return fmt.Errorf("ack: %w", err)

@@ -173,6 +173,7 @@ type gbDevice struct {
 	wg        sync.WaitGroup
 	streaming atomic.Bool
 	junk      bool // send random bytes as the PS payload
+	tcp       bool // SIP over TCP
 }
 
 func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *gbDevice {
@@ -217,7 +218,12 @@ func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *g
 func (g *gbDevice) port() int { return g.pc.LocalAddr().(*net.UDPAddr).Port }
 
 func (g *gbDevice) request(method sip.RequestMethod, body []byte) *sip.Request {
-	req := sip.NewRequest(method, g.server)
+	to := g.server
+	if g.tcp {
+		to.UriParams = sip.NewParams()
+		to.UriParams.Add("transport", "tcp")
+	}
+	req := sip.NewRequest(method, to)
 	from := sip.Uri{User: g.id, Host: "127.0.0.1", Port: g.port()}
 	params := sip.NewParams()
 	params.Add("tag", sip.GenerateTagN(8))
@@ -557,4 +563,25 @@ func TestGB28181OnDemand(t *testing.T) {
 	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
 		t.Fatalf("rtmp probe: %+v", p.Streams)
 	}
+}
+
+// TestGB28181SIPOverTCP: a device that registers over SIP/TCP gets its
+// Catalog query and INVITE on the same connection, and streams.
+func TestGB28181SIPOverTCP(t *testing.T) {
+	d, addrs, _ := startGB(t, "tcp")
+	ps, _ := d.Plugins()
+	var sipTCP string
+	for _, l := range ps["gb28181"].Listeners {
+		if l.Name == "sip" {
+			sipTCP = l.Addr
+		}
+	}
+	_ = addrs
+	g := newGBDevice(t, sipTCP, "secret", gbAUs(t))
+	g.tcp = true
+	if code := g.register(); code != 200 {
+		t.Fatalf("register over tcp: %d", code)
+	}
+	g.startKeepalive()
+	waitPublished(t, d, "live", gbDeviceID+"_"+gbChanID)
 }
