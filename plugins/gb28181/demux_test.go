@@ -178,3 +178,66 @@ func FuzzDemux(f *testing.F) {
 		}
 	})
 }
+
+// splitHEVC splits an Annex B H.265 stream written with AUD NAL units
+// (x265 aud=1, type 35) into access units, and tells keyframes (IRAP).
+func splitHEVC(b []byte) (aus [][]byte, keys []bool) {
+	start := -1
+	for i := 0; i+4 < len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 0 && b[i+3] == 1 && (b[i+4]>>1)&0x3f == 35 {
+			if start >= 0 {
+				aus = append(aus, b[start:i])
+			}
+			start = i
+		}
+	}
+	if start >= 0 {
+		aus = append(aus, b[start:])
+	}
+	for _, au := range aus {
+		key := false
+		for i := 0; i+3 < len(au); i++ {
+			if au[i] == 0 && au[i+1] == 0 && au[i+2] == 1 {
+				if t := (au[i+3] >> 1) & 0x3f; t >= 16 && t <= 21 {
+					key = true
+				}
+			}
+		}
+		keys = append(keys, key)
+	}
+	return aus, keys
+}
+
+func TestDemuxH265(t *testing.T) {
+	b, err := os.ReadFile("testdata/testsrc.h265")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aus, keys := splitHEVC(b)
+	var seq uint16
+	var c collected
+	d := newDemux(c.emit)
+	for i, au := range aus {
+		ts := uint64(i) * 3600
+		for _, p := range rtpPackets(psPack(au, ts, keys[i], 0x24), &seq, uint32(ts), 99) {
+			if err := d.FeedRTP(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	n, k, configs := c.frames()
+	if n < len(aus)-1 || k != 2 || configs != 1 {
+		t.Fatalf("h265: frames=%d keys=%d configs=%d of %d access units", n, k, configs, len(aus))
+	}
+	for _, p := range c.pkts {
+		if p.Codec != media.CodecH265 {
+			t.Fatalf("codec %v", p.Codec)
+		}
+		if p.IsConfig() && (len(p.Payload) < 23 || p.Payload[0] != 1) {
+			t.Fatalf("config is not an HEVCDecoderConfigurationRecord: % x", p.Payload[:min(8, len(p.Payload))])
+		}
+	}
+}
