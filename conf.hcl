@@ -28,7 +28,24 @@ plugin "hls" {
   dir    = "./objs/nginx/html"
 }
 
+# GB28181 cameras (SRS stream_caster gb28181): SIP on 5060 UDP+TCP, media
+# on 9000 TCP+UDP. Uncomment with the gb28181 {} block in the vhost below.
+# plugin "gb28181" {
+#   listen           = ["0.0.0.0:5060"]   # SIP over TCP
+#   listen_sip_udp   = ["0.0.0.0:5060"]
+#   listen_media     = ["0.0.0.0:9000"]   # PS/RTP over TCP (RFC 4571)
+#   listen_media_udp = ["0.0.0.0:9000"]   # PS/RTP over UDP, one port, streams told apart by SSRC
+#   server_id         = "34020000002000000001"
+#   realm             = "3402000000"
+#   password          = ""                 # global; passwords = { "<device id>" = "..." } per device
+#   candidate         = "127.0.0.1"        # the IP put in INVITE SDP: where cameras send media
+#   transport         = "udp"              # or "tcp" (TCP passive)
+#   keepalive_timeout = "30s"
+#   auto_invite       = true
+# }
+
 vhost "__defaultVhost__" {
+  # gb28181 { enabled = true  app = "live"  stream = "[deviceid]_[channelid]" }
   gop_cache = true
   srt {
     enabled = true

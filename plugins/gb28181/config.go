@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/rill-media/rill/sdk"
+)
+
+// settings is the plugin "gb28181" {} block.
+type settings struct {
+	// ServerID is the SIP server's GB28181 id (SRS sip { serial }).
+	ServerID string `json:"server_id"`
+	// Realm is the SIP domain and digest realm (SRS sip { realm }).
+	Realm string `json:"realm"`
+	// Password is the global device password; Passwords overrides it per
+	// device id. With neither, REGISTER needs no authentication.
+	Password  string            `json:"password"`
+	Passwords map[string]string `json:"passwords"`
+	// Candidate is the IP address put in the SDP of an INVITE: where
+	// devices send media (SRS stream_caster { host } / candidate).
+	Candidate string `json:"candidate"`
+	// KeepaliveTimeout expires a device that sent no keepalive MESSAGE nor
+	// REGISTER for this long; its streams end.
+	KeepaliveTimeout sdk.Duration `json:"keepalive_timeout"`
+	// AutoInvite invites every channel of a device when its catalog
+	// arrives (SRS sip { auto_play }); otherwise channels are invited when
+	// a player wants their stream.
+	AutoInvite bool `json:"auto_invite"`
+	// Transport is how devices send media: "udp" or "tcp" (TCP passive:
+	// the device connects to the media port).
+	Transport string `json:"transport"`
+	// Vhost is the vhost the devices' streams belong to.
+	Vhost string `json:"vhost"`
+	// MaxDevices bounds the registry (REGISTER floods).
+	MaxDevices int `json:"max_devices"`
+}
+
+// vhostSettings is the gb28181 {} block of a vhost.
+type vhostSettings struct {
+	Enabled *bool `json:"enabled"`
+	// App and Stream name a channel's stream; Stream may use [deviceid]
+	// and [channelid].
+	App    string `json:"app"`
+	Stream string `json:"stream"`
+}
+
+type config struct {
+	settings
+	app, stream string
+	enabled     bool
+}
+
+var idRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
+
+func defaultSettings() settings {
+	return settings{
+		ServerID: "34020000002000000001", Realm: "3402000000", Candidate: "127.0.0.1",
+		KeepaliveTimeout: sdk.Duration(30 * time.Second), AutoInvite: true, Transport: "udp",
+		Vhost: "__defaultVhost__", MaxDevices: 1000,
+	}
+}
+
+func parseConfig(cfg sdk.Config) (*config, error) {
+	s := defaultSettings()
+	if err := cfg.DecodeSettings(&s); err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(key, msg string) { errs = append(errs, &sdk.ConfigError{Key: []string{key}, Msg: msg}) }
+	if !idRE.MatchString(s.ServerID) {
+		bad("server_id", fmt.Sprintf("%q is not a GB28181 id", s.ServerID))
+	}
+	if s.Transport != "udp" && s.Transport != "tcp" {
+		bad("transport", fmt.Sprintf("%q: want \"udp\" or \"tcp\"", s.Transport))
+	}
+	if s.KeepaliveTimeout.Std() < time.Second {
+		bad("keepalive_timeout", "must be at least 1s")
+	}
+	if s.MaxDevices < 1 {
+		bad("max_devices", "must be at least 1")
+	}
+	c := &config{settings: s, app: "live", stream: "[deviceid]_[channelid]"}
+	for _, v := range cfg.Vhosts {
+		var vs vhostSettings
+		if err := v.Decode(&vs); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if v.Name != s.Vhost {
+			continue
+		}
+		c.enabled = v.Enabled
+		if vs.App != "" {
+			c.app = vs.App
+		}
+		if vs.Stream != "" {
+			c.stream = vs.Stream
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// streamName maps a device's channel to its stream name.
+func (c *config) streamName(device, channel string) string {
+	return strings.NewReplacer("[deviceid]", device, "[channelid]", channel).Replace(c.stream)
+}
+
+// password returns the password of a device and whether one is required.
+func (c *config) password(device string) (string, bool) {
+	if p, ok := c.Passwords[device]; ok {
+		return p, true
+	}
+	return c.Password, c.Password != ""
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+const catalogXML = `<?xml version="1.0" encoding="GB2312"?>
+<Response>
+<CmdType>Catalog</CmdType>
+<SN>1</SN>
+<DeviceID>34020000001320000001</DeviceID>
+<SumNum>1</SumNum>
+<DeviceList Num="1">
+<Item><DeviceID>34020000001310000001</DeviceID><Name>NAME</Name><Status>ON</Status></Item>
+</DeviceList>
+</Response>`
+
+func TestParseMANSCDPGB2312(t *testing.T) {
+	name, err := simplifiedchinese.GBK.NewEncoder().String("大门")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseMANSCDP([]byte(strings.Replace(catalogXML, "NAME", name, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.CmdType != "Catalog" || len(m.Items) != 1 || m.Items[0].DeviceID != "34020000001310000001" || m.Items[0].Name != "大门" {
+		t.Fatalf("parsed %+v", m)
+	}
+}
+
+func TestParseMANSCDPBad(t *testing.T) {
+	cases := map[string]string{
+		"not xml":         "hello",
+		"no cmdtype":      `<Notify><DeviceID>34020000001320000001</DeviceID></Notify>`,
+		"bad device id":   `<Notify><CmdType>Keepalive</CmdType><DeviceID>../x</DeviceID></Notify>`,
+		"bad channel id":  strings.Replace(catalogXML, "34020000001310000001", "a b", 1),
+		"unknown charset": strings.Replace(catalogXML, "GB2312", "EBCDIC", 1),
+		"huge":            "<Notify>" + strings.Repeat(" ", maxBody) + "</Notify>",
+		"truncated":       catalogXML[:len(catalogXML)/2],
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseMANSCDP([]byte(body)); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func FuzzMANSCDP(f *testing.F) {
+	f.Add([]byte(catalogXML))
+	f.Add([]byte(`<Notify><CmdType>Keepalive</CmdType><SN>3</SN><DeviceID>34020000001320000001</DeviceID><Status>OK</Status></Notify>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseMANSCDP(b)
+		if err != nil {
+			return
+		}
+		if !idRE.MatchString(m.DeviceID) {
+			t.Fatalf("accepted a bad device id %q", m.DeviceID)
+		}
+		for _, it := range m.Items {
+			if !idRE.MatchString(it.DeviceID) {
+				t.Fatalf("accepted a bad channel id %q", it.DeviceID)
+			}
+		}
+	})
+}
