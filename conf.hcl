@@ -18,6 +18,13 @@ plugin "hls" {
   dir    = "./objs/nginx/html"
 }
 
+# WebRTC (WHIP/WHEP, SRS /rtc/v1): media on udp/8000, signalling on the API port.
+# Uncomment, and the rtc block in the vhost below; see README "WebRTC".
+# plugin "webrtc" {
+#   listen    = ["udp://0.0.0.0:8000"]
+#   candidate = "$CANDIDATE"
+# }
+
 vhost "__defaultVhost__" {
   gop_cache = true
   hls {
@@ -26,4 +33,7 @@ vhost "__defaultVhost__" {
     window   = "60s"
     path     = "./objs/nginx/html"
   }
+  # rtc {
+  #   enabled = true
+  # }
 }
