@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,15 +31,17 @@ import (
 type rtcEnv struct {
 	d        *Daemon
 	rtmpAddr string
+	httpAddr string
 	rtcAddr  string
 }
 
 func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 	t.Helper()
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "webrtc"},
+		Plugins: []string{"rtmp", "hls", "webrtc"},
 		Blocks: map[string]string{
 			"rtmp":   `listen = ["127.0.0.1:0"]`,
+			"hls":    `listen = ["127.0.0.1:0"]`,
 			"webrtc": "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\"",
 		},
 		Extra: "vhost \"__defaultVhost__\" {\n  rtc {\n    enabled = true\n    stun_timeout = 10\n  }\n" + vhostBody + "\n}\n",
@@ -48,11 +51,11 @@ func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "webrtc")
+	ps := waitRunning(t, d, "rtmp", "hls", "webrtc")
 	if len(ps["webrtc"].Listeners) == 0 || ps["webrtc"].Listeners[0].Network != "udp" {
 		t.Fatalf("webrtc plugin has no udp listener: %+v", ps["webrtc"])
 	}
-	return &rtcEnv{d: d, rtmpAddr: ps["rtmp"].Listeners[0].Addr, rtcAddr: ps["webrtc"].Listeners[0].Addr}
+	return &rtcEnv{d: d, rtmpAddr: ps["rtmp"].Listeners[0].Addr, httpAddr: ps["hls"].Listeners[0].Addr, rtcAddr: ps["webrtc"].Listeners[0].Addr}
 }
 
 // rtcClientAPI is a pion API for a test peer: loopback host candidates
@@ -177,43 +180,55 @@ func whipPublish(t *testing.T, api, file, app, stream string) *whipPublisher {
 		t.Fatal("whip publisher did not connect")
 	}
 	p := &whipPublisher{pc: pc, location: loc, done: make(chan struct{}), stop: make(chan struct{})}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() {
 		defer close(p.done)
-		defer f.Close()
-		r, err := h264reader.NewReader(f)
-		if err != nil {
-			return
-		}
-		// At most the file's 250 frames, paced at 25 fps.
-		for {
-			nal, err := r.NextNAL()
-			if err != nil {
+		// The file's 250 frames paced at 25 fps, at most 6 times over (60 s).
+		for range 6 {
+			if !p.sendFile(file, video) {
 				return
-			}
-			d := time.Duration(0)
-			vcl := nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr
-			if vcl {
-				d = 40 * time.Millisecond
-			}
-			if err := video.WriteSample(media.Sample{Data: nal.Data, Duration: d}); err != nil {
-				return
-			}
-			if vcl {
-				p.frames.Add(1)
-				select {
-				case <-p.stop:
-					return
-				case <-time.After(d):
-				}
 			}
 		}
 	}()
 	t.Cleanup(p.halt)
 	return p
+}
+
+// sendFile sends the NAL units of an Annex-B file; false: stop or error.
+func (p *whipPublisher) sendFile(file string, video *webrtc.TrackLocalStaticSample) bool {
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		return false
+	}
+	for {
+		nal, err := r.NextNAL()
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		d := time.Duration(0)
+		vcl := nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr
+		if vcl {
+			d = 40 * time.Millisecond
+		}
+		if err := video.WriteSample(media.Sample{Data: nal.Data, Duration: d}); err != nil {
+			return false
+		}
+		if vcl {
+			p.frames.Add(1)
+			select {
+			case <-p.stop:
+				return false
+			case <-time.After(d):
+			}
+		}
+	}
 }
 
 func (p *whipPublisher) halt() {
@@ -385,21 +400,23 @@ func TestWebRTCWHIPPublishPlaysOverRTMP(t *testing.T) {
 	e := startRTC(t, "")
 	pub := whipPublish(t, e.d.API, file, "live", "whip")
 	waitPublished(t, e.d, "live", "whip")
-	p := ffprobe(t, "rtmp://"+e.rtmpAddr+"/live/whip", 2)
-	var codec string
-	var w, h, video int
-	for _, s := range p.Streams {
-		if s.CodecType == "video" {
-			codec, w, h = s.CodecName, s.Width, s.Height
+	for _, u := range []string{"rtmp://" + e.rtmpAddr + "/live/whip", "http://" + e.httpAddr + "/live/whip.flv"} {
+		p := ffprobe(t, u, 2)
+		var codec string
+		var w, h, video int
+		for _, s := range p.Streams {
+			if s.CodecType == "video" {
+				codec, w, h = s.CodecName, s.Width, s.Height
+				for _, pk := range p.Packets {
+					if pk.StreamIndex == s.Index {
+						video++
+					}
+				}
+			}
 		}
-	}
-	for _, pk := range p.Packets {
-		if pk.StreamIndex == 0 {
-			video++
+		if codec != "h264" || w != 320 || h != 240 || video == 0 {
+			t.Fatalf("%s: codec %q %dx%d, %d packets (published %d frames)", u, codec, w, h, video, pub.frames.Load())
 		}
-	}
-	if codec != "h264" || w != 320 || h != 240 || video == 0 {
-		t.Fatalf("over rtmp: codec %q %dx%d, %d packets (published %d frames)", codec, w, h, video, pub.frames.Load())
 	}
 	if st := httpDelete(t, e.d.API+pub.location); st != http.StatusOK {
 		t.Fatalf("DELETE %s: %d", pub.location, st)
@@ -639,4 +656,41 @@ func TestWebRTCHooksKickAndBadSDP(t *testing.T) {
 	if err != nil || status != http.StatusForbidden {
 		t.Fatalf("publish refused by on_publish: status %d err %v %q", status, err, body)
 	}
+
+	// Nothing left: no session, no client.
+	Eventually(t, 20*time.Second, "no webrtc session left", func() error {
+		if n := pluginCounter(t, e.d, "webrtc", "sessions"); n != 0 {
+			return fmt.Errorf("%v sessions", n)
+		}
+		cs, err := rtcClients(e.d)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if strings.HasPrefix(c.Type, "rtc-") {
+				return fmt.Errorf("client left: %+v", c)
+			}
+		}
+		return nil
+	})
+}
+
+// pluginCounter reads one of a plugin's counters from /metrics (-1: none).
+func pluginCounter(t *testing.T, d *Daemon, plugin, name string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(d.API + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "rill_plugin_counter{") && strings.Contains(l, `plugin="`+plugin+`"`) && strings.Contains(l, `name="`+name+`"`) {
+			f := strings.Fields(l)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return -1
 }
