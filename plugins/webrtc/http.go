@@ -345,12 +345,12 @@ func (s *Server) candidates(eip string) ([]string, error) {
 // negotiate checks the offer, asks the core (publish: claim the stream,
 // on_publish; play: security and on_play), and answers the offer.
 func (s *Server) negotiate(ctx context.Context, sig signal) (*session, string, error) {
-	if s.rt == nil || s.mux == nil {
-		return nil, "", &httpError{http.StatusServiceUnavailable, "webrtc plugin not started"}
-	}
 	offer, err := s.checkOffer(sig.offer, sig.publish)
 	if err != nil {
 		return nil, "", err
+	}
+	if s.rt == nil || s.mux == nil {
+		return nil, "", &httpError{http.StatusServiceUnavailable, "webrtc plugin not started"}
 	}
 	if !sdk.ValidApp(sig.ref.App) || !sdk.ValidName(sig.ref.Stream) {
 		return nil, "", badRequest("invalid app or stream name %q/%q", sig.ref.App, sig.ref.Stream)
