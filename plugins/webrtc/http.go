@@ -344,7 +344,7 @@ func (s *Server) candidates(eip string) ([]string, error) {
 
 // negotiate checks the offer, asks the core (publish: claim the stream,
 // on_publish; play: security and on_play), and answers the offer.
-func (s *Server) negotiate(ctx context.Context, sig signal) (*session, string, error) {
+func (s *Server) negotiate(ctx context.Context, sig signal) (_ *session, _ string, err error) {
 	offer, err := s.checkOffer(sig.offer, sig.publish)
 	if err != nil {
 		return nil, "", err
@@ -368,10 +368,10 @@ func (s *Server) negotiate(ctx context.Context, sig signal) (*session, string, e
 	if !s.addSession(ss) {
 		return nil, "", &httpError{http.StatusServiceUnavailable, "too many webrtc sessions"}
 	}
-	ok := false
 	defer func() {
-		if !ok {
-			ss.close("signalling failed")
+		if err != nil {
+			// The session's own log line names its client id and why.
+			ss.close("signalling failed: " + err.Error())
 		}
 	}()
 	cctx, cancel := context.WithTimeout(ctx, 35*time.Second)
@@ -443,7 +443,6 @@ func (s *Server) negotiate(ctx context.Context, sig signal) (*session, string, e
 		return nil, "", ctx.Err()
 	}
 	ss.watch(onConnected)
-	ok = true
 	if sig.publish {
 		s.published.Add(1)
 	} else {

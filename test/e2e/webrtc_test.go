@@ -694,3 +694,34 @@ func pluginCounter(t *testing.T, d *Daemon, plugin, name string) float64 {
 	}
 	return -1
 }
+
+// TestWebRTCSecurityDeniesPlay: the vhost's security rules apply to WHEP
+// and SRS's JSON play, with a 403 and the rule as the reason.
+func TestWebRTCSecurityDeniesPlay(t *testing.T) {
+	file := annexBFile(t)
+	e := startRTC(t, "  security {\n    rules = [\"deny play 127.0.0.0/8\", \"allow play all\", \"allow publish all\"]\n  }\n")
+	whipPublish(t, e.d.API, file, "live", "guarded")
+	waitPublished(t, e.d, "live", "guarded")
+	_, offer := newWHEPPeer(t)
+	status, _, body, err := postSDP(e.d.API+"/rtc/v1/whep/?app=live&stream=guarded", offer)
+	if err != nil || status != http.StatusForbidden || !strings.Contains(body, "deny play 127.0.0.0/8") {
+		t.Fatalf("denied play: status %d err %v body %q", status, err, body)
+	}
+	req, _ := json.Marshal(map[string]any{"api": e.d.API + "/rtc/v1/play/", "streamurl": "webrtc://127.0.0.1/live/guarded", "clientip": nil, "sdp": offer, "tid": "1"})
+	resp, err := http.Post(e.d.API+"/rtc/v1/play/", "application/json", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r struct {
+		Code int    `json:"code"`
+		Msg  string `json:"msg"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.Code != http.StatusForbidden || !strings.Contains(r.Msg, "deny play") {
+		t.Fatalf("/rtc/v1/play/ denied: %v %s", err, b)
+	}
+	if !strings.Contains(e.d.Log(), "signalling failed") {
+		t.Fatal("refusal not logged by the session")
+	}
+}
