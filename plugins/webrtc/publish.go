@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -132,12 +133,20 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 	ss.s.wg.Add(1)
 	go ss.askKeyframes(uint32(track.SSRC()), keyFrames)
 	for {
+		// A publisher whose video stops (its ICE kept alive) is cut after
+		// stun_timeout, as SRS's publish normal_timeout does.
+		_ = track.SetReadDeadline(time.Now().Add(ss.opts.StunTimeout))
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				ss.log.Debug("read rtp", "error", err)
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				ss.close("no video from the publisher within stun_timeout " + ss.opts.StunTimeout.String())
+			case errors.Is(err, io.EOF):
+				ss.close("publisher track ended")
+			default:
+				ss.close("publisher track ended: " + err.Error())
 			}
-			ss.close("publisher track ended")
 			return
 		}
 		ss.recvBytes.Add(uint64(len(pkt.Payload) + 12))

@@ -150,8 +150,11 @@ func (ss *session) watch(onConnected func()) {
 		case <-ss.s.ctx.Done():
 			ss.close("plugin stopping")
 		case <-t.C:
-			if !ss.connected.Load() {
+			switch {
+			case !ss.connected.Load():
 				ss.close("ice and dtls not completed within stun_timeout " + ss.opts.StunTimeout.String())
+			case ss.publish && ss.recvBytes.Load() == 0:
+				ss.close("no media from the publisher within stun_timeout " + ss.opts.StunTimeout.String())
 			}
 		}
 	}()

@@ -733,3 +733,31 @@ func TestWebRTCSecurityDeniesPlay(t *testing.T) {
 		return nil
 	})
 }
+
+// TestWebRTCSilentPublisherCut: a WHIP publisher that stops sending video
+// while its ICE stays up is cut after stun_timeout, and its stream ends.
+func TestWebRTCSilentPublisherCut(t *testing.T) {
+	file := annexBFile(t)
+	e := startRTC(t, "")
+	pub := whipPublish(t, e.d.API, file, "live", "silent")
+	waitPublished(t, e.d, "live", "silent")
+	id := waitClient(t, e.d, "rtc-publish")
+	pub.halt() // the peer connection stays open, no more media
+	Eventually(t, 40*time.Second, "silent publisher cut", func() error {
+		var r streamsReply
+		if err := e.d.GetJSON("/api/v1/streams/", &r); err != nil {
+			return err
+		}
+		for _, s := range r.Streams {
+			if s.Name == "silent" && s.Publish.Active {
+				return errors.New("still published")
+			}
+		}
+		for _, l := range strings.Split(e.d.Log(), "\n") {
+			if strings.Contains(l, id) && strings.Contains(l, "no video from the publisher within stun_timeout") {
+				return nil
+			}
+		}
+		return errors.New("cut not logged with the client id")
+	})
+}
