@@ -248,6 +248,45 @@ type whepPlayer struct {
 	mu       sync.Mutex
 	types    []byte
 	rtp      atomic.Int64
+	pSlices  atomic.Int64
+	bSlices  atomic.Int64
+}
+
+// sliceType reads slice_type from a non-IDR slice header (H.264 §7.3.3):
+// first_mb_in_slice and slice_type are the first two Exp-Golomb codes.
+func sliceType(n []byte) (uint32, bool) {
+	var bits []byte
+	for _, c := range n[1:min(len(n), 16)] {
+		for i := 7; i >= 0; i-- {
+			bits = append(bits, c>>i&1)
+		}
+	}
+	pos := 0
+	ue := func() (uint32, bool) {
+		z := 0
+		for pos < len(bits) && bits[pos] == 0 {
+			z++
+			pos++
+		}
+		if pos >= len(bits) || z > 16 {
+			return 0, false
+		}
+		pos++
+		v := uint32(1)
+		for range z {
+			if pos >= len(bits) {
+				return 0, false
+			}
+			v = v<<1 | uint32(bits[pos])
+			pos++
+		}
+		return v - 1, true
+	}
+	if _, ok := ue(); !ok {
+		return 0, false
+	}
+	st, ok := ue()
+	return st % 5, ok
 }
 
 func (p *whepPlayer) nalTypes() []byte {
@@ -293,6 +332,14 @@ func newWHEPPeer(t *testing.T) (*whepPlayer, string) {
 			for _, n := range bytes.Split(au, []byte{0, 0, 0, 1}) {
 				if len(n) > 0 && len(p.types) < 100000 {
 					p.types = append(p.types, n[0]&0x1f)
+				}
+				if len(n) > 1 && n[0]&0x1f == 1 {
+					switch st, ok := sliceType(n); {
+					case ok && st == 1:
+						p.bSlices.Add(1)
+					case ok && st == 0:
+						p.pSlices.Add(1)
+					}
 				}
 			}
 			p.mu.Unlock()
@@ -760,4 +807,38 @@ func TestWebRTCSilentPublisherCut(t *testing.T) {
 		}
 		return errors.New("cut not logged with the client id")
 	})
+}
+
+// TestWebRTCDropsBframes plays an RTMP stream with B-frames over WHEP:
+// with keep_bframe off (the default) no B slice reaches the peer, P slices
+// do.
+func TestWebRTCDropsBframes(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	e := startRTC(t, "")
+	url := "rtmp://" + e.rtmpAddr + "/live/bframes"
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+		"-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "25", "-pix_fmt", "yuv420p", "-f", "flv", url)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitPublished(t, e.d, "live", "bframes")
+	// The source has B-frames.
+	out, err := exec.Command("ffprobe", "-v", "error", "-rw_timeout", "15000000", "-read_intervals", "%+3", "-select_streams", "v",
+		"-show_entries", "frame=pict_type", "-of", "csv", url).Output()
+	if err != nil || !strings.Contains(string(out), "frame,B") {
+		t.Fatalf("source without B-frames: %v %.300s", err, out)
+	}
+	p := whepPlay(t, e.d.API, "live", "bframes")
+	checkKeyframeStart(t, p)
+	Eventually(t, 30*time.Second, "P slices over webrtc", func() error {
+		if n := p.pSlices.Load(); n < 20 {
+			return fmt.Errorf("%d P slices", n)
+		}
+		return nil
+	})
+	if n := p.bSlices.Load(); n != 0 {
+		t.Fatalf("%d B slices reached the peer with keep_bframe off", n)
+	}
 }
