@@ -44,6 +44,13 @@ plugin "hls" {
 #   auto_invite       = true
 # }
 
+# WebRTC (WHIP/WHEP, SRS /rtc/v1): media on udp/8000, signalling on the API port.
+# Uncomment, and the rtc block in the vhost below; see README "WebRTC".
+# plugin "webrtc" {
+#   listen    = ["udp://0.0.0.0:8000"]
+#   candidate = "$CANDIDATE"
+# }
+
 vhost "__defaultVhost__" {
   # gb28181 { enabled = true  app = "live"  stream = "[deviceid]_[channelid]" }
   gop_cache = true
@@ -56,4 +63,7 @@ vhost "__defaultVhost__" {
     window   = "60s"
     path     = "./objs/nginx/html"
   }
+  # rtc {
+  #   enabled = true
+  # }
 }

@@ -232,6 +232,7 @@ func TestParseAccepts(t *testing.T) {
   publish {}
   cluster {}
   forward {}
+  rtc {}
 }
 `,
 			check: func(t *testing.T, c *Config) {
