@@ -36,45 +36,8 @@ func (s *Server) subscribe(ctx context.Context, client sdk.ClientInfo, ref sdk.S
 	q.OnDrop = func(lost int, why string) {
 		log.Warn("srt player behind, skipping to the next keyframe", "packets", lost, "reason", why)
 	}
-	rd := s.tap.Join(ref, live.Options{
+	return s.tap.Pull(ctx, ref, live.Options{
 		Client: client, Subscribe: sdk.SubscribeOptions{Wait: wait},
 		GopCache: true, GopMaxFrames: gopMaxFrames,
 	}, q)
-	select {
-	case <-rd.Stream().Ready():
-	case <-ctx.Done():
-		rd.Leave()
-		return nil, ctx.Err()
-	}
-	if err := rd.Stream().Err(); err != nil {
-		rd.Leave()
-		return nil, err
-	}
-	return &tapSource{rd: rd, q: q}, nil
-}
-
-// tapSource is one player's reader of the tap.
-type tapSource struct {
-	rd  *live.Reader
-	q   *live.Queue
-	buf []media.Packet
-	i   int
-}
-
-func (t *tapSource) Read(ctx context.Context) (media.Packet, error) {
-	for t.i >= len(t.buf) {
-		ps, err := t.q.Next(ctx, t.buf)
-		if err != nil {
-			return media.Packet{}, err
-		}
-		t.buf, t.i = ps, 0
-	}
-	p := t.buf[t.i]
-	t.i++
-	return p, nil
-}
-
-func (t *tapSource) Close() error {
-	t.rd.Leave()
-	return nil
 }

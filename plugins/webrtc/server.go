@@ -13,6 +13,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
 
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -32,6 +33,7 @@ type Server struct {
 	// src opens the hub streams players read (a subscription per player
 	// for now; see source.go).
 	src sourceOpener
+	tap *live.Tap
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -100,7 +102,8 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	} else {
 		s.mux = ice.NewMultiUDPMuxDefault(muxes...)
 	}
-	s.src = hubSource{host: rt.Host}
+	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
+	s.src = tapSource{tap: s.tap, log: s.log}
 	return nil
 }
 
@@ -214,7 +217,13 @@ func (s *Server) Stop(ctx context.Context) error {
 		ss.close("plugin stopping")
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		if s.tap != nil {
+			s.tap.Wait() // the tap's read loops end with s.ctx
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
@@ -15,16 +18,33 @@ type source interface {
 	Close() error
 }
 
-// sourceOpener opens the stream a player wants. Today every player has a
-// ring subscription of its own (hubSource); the shared per-process tap
-// (plugins/internal/live) will take its place, one ring reader per stream.
+// sourceOpener opens the stream a player wants.
 type sourceOpener interface {
 	Open(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef, wait time.Duration) (source, error)
 }
 
-type hubSource struct{ host *sdk.Host }
+// tapSource reads streams through the process's live tap
+// (plugins/internal/live): every WebRTC player of a stream shares one ring
+// subscription, read loop and GOP cache; each has a bounded queue, and one
+// that falls behind skips to the next keyframe (logged) while the others go
+// on.
+type tapSource struct {
+	tap *live.Tap
+	log hclog.Logger
+}
 
-func (h hubSource) Open(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef, wait time.Duration) (source, error) {
+// gopMaxFrames bounds the tap's GOP cache (SRS's gop_cache_max_frames).
+const gopMaxFrames = 2500
+
+func (t tapSource) Open(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef, wait time.Duration) (source, error) {
+	q := live.NewQueue(0, 0)
+	log := t.log.With("client_id", client.ID, "stream", ref.Key())
+	q.OnDrop = func(lost int, why string) {
+		log.Warn("webrtc player behind, skipping to the next keyframe", "packets", lost, "reason", why)
+	}
 	// Internal: the player is counted once, by Play and the plugin's Stats.
-	return h.host.Subscribe(ctx, client, ref, sdk.SubscribeOptions{Wait: wait, Internal: true})
+	return t.tap.Pull(ctx, ref, live.Options{
+		Client: client, Subscribe: sdk.SubscribeOptions{Wait: wait, Internal: true},
+		GopCache: true, GopMaxFrames: gopMaxFrames,
+	}, q)
 }
