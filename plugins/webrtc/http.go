@@ -277,6 +277,9 @@ func (s *Server) serveDelete(w http.ResponseWriter, q url.Values) {
 		http.Error(w, "no such session", http.StatusNotFound)
 		return
 	}
+	// The resource is gone once DELETE is answered (a second DELETE is a
+	// 404), even while the session's teardown still runs.
+	s.removeSession(ss)
 	ss.close("deleted by the client (DELETE on its resource)")
 	w.WriteHeader(http.StatusOK)
 }
