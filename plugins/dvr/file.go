@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/plugins/internal/flvmux"
 	"github.com/rill-media/rill/plugins/internal/fmp4"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // tmpSuffix marks a file being written; it is renamed when closed.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // packetSource replays packets, then io.EOF.

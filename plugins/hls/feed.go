@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 
+	"github.com/rill-media/rill/internal/flv"
 	fo "github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/plugins/internal/flvmux"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // encoder turns the packets of one stream into one container format. Each

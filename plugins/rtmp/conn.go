@@ -17,9 +17,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // Chunk stream ids and the message stream id we use when writing.

@@ -13,9 +13,9 @@ import (
 	"github.com/q191201771/lal/pkg/base"
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // clusterBlock is SRS's vhost cluster {} section. Mode and Origin are what

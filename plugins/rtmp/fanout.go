@@ -10,11 +10,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/internal/flv"
 	fo "github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // outMsg is one message ready for the wire: its chunks are built once per

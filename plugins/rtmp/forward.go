@@ -17,9 +17,9 @@ import (
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 	"github.com/q191201771/naza/pkg/nazalog"
 
+	"github.com/rill-media/rill/internal/flv"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
-	"github.com/rill-media/rill/internal/flv"
 )
 
 // forwardBlock is SRS's vhost forward {} section. Backend (destinations

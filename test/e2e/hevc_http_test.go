@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // readFLVTags reads an HTTP-FLV body until it has wantVideo video tags or

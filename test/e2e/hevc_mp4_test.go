@@ -17,8 +17,8 @@ import (
 	"github.com/q191201771/lal/pkg/base"
 	lalrtmp "github.com/q191201771/lal/pkg/rtmp"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // This file holds the Go side of the H.265/AV1 tests: FFmpeg writes a

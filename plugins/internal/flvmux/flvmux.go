@@ -7,8 +7,8 @@ package flvmux
 import (
 	"encoding/binary"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // HeaderSize is the size of the FLV file header plus PreviousTagSize0.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 func TestHeader(t *testing.T) {

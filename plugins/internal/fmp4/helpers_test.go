@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // node is a parsed box: its type, payload and children (for containers).

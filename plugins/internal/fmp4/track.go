@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 // ErrUnsupportedCodec is returned for a codec this package cannot put in an

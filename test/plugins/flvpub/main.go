@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk"
 )
 
 type settings struct {
