@@ -74,29 +74,29 @@ func DefaultPublish() Publish {
 }
 
 type playBlock struct {
-	GopCache             *bool    `json:"gop_cache"`
-	GopCacheMaxFrames    *int     `json:"gop_cache_max_frames"`
-	QueueLength          *srsDur  `json:"queue_length"`
-	TimeJitter           *string  `json:"time_jitter"`
-	MixCorrect           *bool    `json:"mix_correct"`
-	ATC                  *bool    `json:"atc"`
-	ATCAuto              *bool    `json:"atc_auto"`
-	MWLatency            *msDur   `json:"mw_latency"`
-	MWMsgs               *int     `json:"mw_msgs"`
-	SendMinInterval      *float64 `json:"send_min_interval"`
-	ReduceSequenceHeader *bool    `json:"reduce_sequence_header"`
-	TCPNoDelay           *bool    `json:"tcp_nodelay"`
-	MinLatency           *bool    `json:"min_latency"`
+	GopCache             *bool         `json:"gop_cache"`
+	GopCacheMaxFrames    *int          `json:"gop_cache_max_frames"`
+	QueueLength          *srsDur       `json:"queue_length"`
+	TimeJitter           *string       `json:"time_jitter"`
+	MixCorrect           *bool         `json:"mix_correct"`
+	ATC                  *bool         `json:"atc"`
+	ATCAuto              *bool         `json:"atc_auto"`
+	MWLatency            *Milliseconds `json:"mw_latency"`
+	MWMsgs               *int          `json:"mw_msgs"`
+	SendMinInterval      *float64      `json:"send_min_interval"`
+	ReduceSequenceHeader *bool         `json:"reduce_sequence_header"`
+	TCPNoDelay           *bool         `json:"tcp_nodelay"`
+	MinLatency           *bool         `json:"min_latency"`
 }
 
 type publishBlock struct {
-	FirstPktTimeout *msDur `json:"firstpkt_timeout"`
-	NormalTimeout   *msDur `json:"normal_timeout"`
-	MR              *bool  `json:"mr"`
-	MRLatency       *msDur `json:"mr_latency"`
-	ParseSPS        *bool  `json:"parse_sps"`
-	TryAnnexbFirst  *bool  `json:"try_annexb_first"`
-	KickoffForIdle  *msDur `json:"kickoff_for_idle"`
+	FirstPktTimeout *Milliseconds `json:"firstpkt_timeout"`
+	NormalTimeout   *Milliseconds `json:"normal_timeout"`
+	MR              *bool         `json:"mr"`
+	MRLatency       *Milliseconds `json:"mr_latency"`
+	ParseSPS        *bool         `json:"parse_sps"`
+	TryAnnexbFirst  *bool         `json:"try_annexb_first"`
+	KickoffForIdle  *Milliseconds `json:"kickoff_for_idle"`
 }
 
 // ResolveShared decodes the vhost's play and publish blocks into
@@ -166,7 +166,7 @@ func (v *VhostConfig) ResolveShared() error {
 	}
 	setKeys(v.Vhost.Blocks["publish"], pub.Set)
 	for _, d := range []struct {
-		src *msDur
+		src *Milliseconds
 		dst *time.Duration
 	}{{ub.FirstPktTimeout, &pub.FirstPktTimeout}, {ub.NormalTimeout, &pub.NormalTimeout}, {ub.MRLatency, &pub.MRLatency}, {ub.KickoffForIdle, &pub.KickoffForIdle}} {
 		if d.src != nil {
@@ -194,15 +194,20 @@ func setKeys(raw json.RawMessage, set map[string]bool) {
 	}
 }
 
-// msDur decodes a Go duration string ("350ms") or a number of
-// milliseconds (SRS's unit for mw_latency and the publish timeouts).
-type msDur time.Duration
+// Milliseconds is a config duration in SRS's style: a Go duration string
+// ("350ms", "2s") or a number of milliseconds (SRS's unit for mw_latency
+// and the publish timeouts).
+type Milliseconds time.Duration
 
-func (d *msDur) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Milliseconds) UnmarshalJSON(b []byte) error {
 	v, err := srsDuration(b, time.Millisecond)
-	*d = msDur(v)
+	*d = Milliseconds(v)
 	return err
 }
+
+// Std returns d as a time.Duration.
+func (d Milliseconds) Std() time.Duration { return time.Duration(d) }
 
 // srsDur is msDur with a number meaning seconds (SRS queue_length).
 type srsDur time.Duration

@@ -215,31 +215,6 @@ func unsupported(vhost, block, key, why string) *sdk.ConfigError {
 		Msg: "not supported yet: " + why + "; remove the key"}
 }
 
-// msDuration decodes a Go duration string ("350ms", "2s") or a number of
-// milliseconds, SRS's unit for mw_latency and the publish timeouts.
-type msDuration time.Duration
-
-func (d *msDuration) UnmarshalJSON(b []byte) error {
-	v, err := parseDuration(b, time.Millisecond)
-	*d = msDuration(v)
-	return err
-}
-
-func parseDuration(b []byte, unit time.Duration) (time.Duration, error) {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 {
-			return time.Duration(f * float64(unit)), nil
-		}
-		v, err := time.ParseDuration(s)
-		if err != nil || v < 0 {
-			return 0, &sdk.ConfigError{Msg: fmt.Sprintf("bad duration %q", s)}
-		}
-		return v, nil
-	}
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil || f < 0 {
-		return 0, &sdk.ConfigError{Msg: fmt.Sprintf("bad duration %s", b)}
-	}
-	return time.Duration(f * float64(unit)), nil
-}
+// msDuration is SRS's duration: a Go duration string or a number of
+// milliseconds (decoded by the SDK, as the shared play/publish blocks are).
+type msDuration = sdk.Milliseconds

@@ -61,12 +61,20 @@ func startRTMP(t *testing.T, pluginBlock, extra string) (*Daemon, string) {
 // seconds; the process is killed at the end of the test.
 func ffmpegPublish(t *testing.T, url string, secs int) *exec.Cmd {
 	t.Helper()
+	cmd, _ := ffmpegPublishAs(t, url, "flv", secs)
+	return cmd
+}
+
+// ffmpegPublishAs is ffmpegPublish in container format (flv, mpegts); it
+// also returns ffmpeg's stderr.
+func ffmpegPublishAs(t *testing.T, url, format string, secs int) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", fmt.Sprint(secs),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k", "-f", "flv", url)
+		"-c:a", "aac", "-b:a", "64k", "-f", format, url)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -76,7 +84,7 @@ func ffmpegPublish(t *testing.T, url string, secs int) *exec.Cmd {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	return cmd
+	return cmd, &stderr
 }
 
 type streamsReply struct {

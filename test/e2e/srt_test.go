@@ -61,22 +61,7 @@ func startSRT(t *testing.T, srtBlock, vhostBody string) (*Daemon, string, string
 // an SRT url for secs seconds; the process is killed at the end of the test.
 func ffmpegSRTPublish(t *testing.T, url string, secs int) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-t", fmt.Sprint(secs),
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k", "-f", "mpegts", url)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd, &stderr
+	return ffmpegPublishAs(t, url, "mpegts", secs)
 }
 
 // checkAV checks that a probe saw h264 640x360 and aac with at least n
