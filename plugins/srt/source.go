@@ -26,18 +26,13 @@ type sourceOpener func(ctx context.Context, client sdk.ClientInfo, ref sdk.Strea
 // drained by its own goroutine: a player that falls behind loses its
 // backlog and resumes at the next keyframe (logged), the others go on.
 
-// gopMaxFrames bounds the tap's GOP cache (SRS's gop_cache_max_frames).
-const gopMaxFrames = 2500
-
 func (s *Server) subscribe(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef) (source, error) {
-	wait := s.cfg.Load().PlayWait.Std()
-	q := live.NewQueue(0, 0)
-	log := s.log.With("client_id", client.ID, "stream", ref.Key())
-	q.OnDrop = func(lost int, why string) {
-		log.Warn("srt player behind, skipping to the next keyframe", "packets", lost, "reason", why)
+	p, err := s.tap.Pull(ctx, ref, live.Options{
+		Client: client, Subscribe: sdk.SubscribeOptions{Wait: s.cfg.Load().PlayWait.Std()},
+		GopCache: true, GopMaxFrames: live.DefaultGopMaxFrames,
+	}, s.log.With("client_id", client.ID, "stream", ref.Key()))
+	if err != nil {
+		return nil, err // not a typed nil in the interface
 	}
-	return s.tap.Pull(ctx, ref, live.Options{
-		Client: client, Subscribe: sdk.SubscribeOptions{Wait: wait},
-		GopCache: true, GopMaxFrames: gopMaxFrames,
-	}, q)
+	return p, nil
 }

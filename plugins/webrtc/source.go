@@ -33,18 +33,14 @@ type tapSource struct {
 	log hclog.Logger
 }
 
-// gopMaxFrames bounds the tap's GOP cache (SRS's gop_cache_max_frames).
-const gopMaxFrames = 2500
-
 func (t tapSource) Open(ctx context.Context, client sdk.ClientInfo, ref sdk.StreamRef, wait time.Duration) (source, error) {
-	q := live.NewQueue(0, 0)
-	log := t.log.With("client_id", client.ID, "stream", ref.Key())
-	q.OnDrop = func(lost int, why string) {
-		log.Warn("webrtc player behind, skipping to the next keyframe", "packets", lost, "reason", why)
-	}
 	// Internal: the player is counted once, by Play and the plugin's Stats.
-	return t.tap.Pull(ctx, ref, live.Options{
+	p, err := t.tap.Pull(ctx, ref, live.Options{
 		Client: client, Subscribe: sdk.SubscribeOptions{Wait: wait, Internal: true},
-		GopCache: true, GopMaxFrames: gopMaxFrames,
-	}, q)
+		GopCache: true, GopMaxFrames: live.DefaultGopMaxFrames,
+	}, t.log.With("client_id", client.ID, "stream", ref.Key()))
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
 }

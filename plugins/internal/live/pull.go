@@ -3,6 +3,8 @@ package live
 import (
 	"context"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
 )
@@ -19,10 +21,20 @@ type Puller struct {
 	i   int
 }
 
-// Pull joins ref with opts behind q (NewQueue(0, 0) for the default
-// bounds) and waits until the stream is subscribed or ctx ends. The error
-// is the subscription's (errors.Is sees sdk.ErrNotFound, sdk.ErrForbidden).
-func (t *Tap) Pull(ctx context.Context, ref sdk.StreamRef, opts Options, q *Queue) (*Puller, error) {
+// DefaultGopMaxFrames bounds a GOP cache as SRS's gop_cache_max_frames.
+const DefaultGopMaxFrames = 2500
+
+// Pull joins ref with opts behind a queue of the default bounds and waits
+// until the stream is subscribed or ctx ends. A drop of the queue (the
+// reader fell behind) is logged to log, with why. The error is the
+// subscription's (errors.Is sees sdk.ErrNotFound, sdk.ErrForbidden).
+func (t *Tap) Pull(ctx context.Context, ref sdk.StreamRef, opts Options, log hclog.Logger) (*Puller, error) {
+	q := NewQueue(0, 0)
+	if log != nil {
+		q.OnDrop = func(lost int, why string) {
+			log.Warn("player behind, skipping to the next keyframe", "packets", lost, "reason", why)
+		}
+	}
 	rd := t.Join(ref, opts, q)
 	select {
 	case <-rd.Stream().Ready():

@@ -20,7 +20,7 @@ func TestPull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := Options{GopCache: true}
-	a, err := tap.Pull(ctx, ref, opts, NewQueue(0, 0))
+	a, err := tap.Pull(ctx, ref, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestPull(t *testing.T) {
 	if got := readN(a, 2); !equal(got, []int{0, 40}) {
 		t.Fatalf("first puller read %v", got)
 	}
-	b, err := tap.Pull(ctx, ref, opts, NewQueue(0, 0))
+	b, err := tap.Pull(ctx, ref, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestPull(t *testing.T) {
 	tap.Wait()
 
 	refused := New(context.Background(), (&opener{err: sdk.ErrForbidden}).open, nil)
-	if _, err := refused.Pull(ctx, ref, opts, NewQueue(0, 0)); !errors.Is(err, sdk.ErrForbidden) {
+	if _, err := refused.Pull(ctx, ref, opts, nil); !errors.Is(err, sdk.ErrForbidden) {
 		t.Fatalf("refused pull: %v", err)
 	}
 	refused.Wait()
