@@ -46,7 +46,7 @@ FUZZTIME ?= 20s
 fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
 
-# bench runs cmd/rill-bench against Rill (bin/rill with the rtmp and hls
+# bench runs cmd/rill-bench against Rill (bin/rill with the rtmp and httpstream
 # plugins), lalserver (built from the lal version in go.mod, see
 # bench/tools.go) and the physical floor (bench/floor), one after the other
 # on loopback, and writes docs/BENCHMARKS.md. bench-quick stops at 500
@@ -56,7 +56,7 @@ fuzz:
 BENCH_FLAGS ?=
 bench bench-quick: $(BIN)/rill
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/rtmp ./plugins/rtmp || rm -f $(BIN)/plugins/rtmp
-	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/hls ./plugins/hls || rm -f $(BIN)/plugins/hls
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/httpstream ./plugins/httpstream || rm -f $(BIN)/plugins/httpstream
 	$(GO) build $(GOFLAGS) -o $(BIN)/rill-bench ./cmd/rill-bench
 	$(GO) build $(GOFLAGS) -o $(BIN)/bench-floor ./bench/floor
 	$(GO) build $(GOFLAGS) -o $(BIN)/lalserver github.com/q191201771/lal/app/lalserver

@@ -23,7 +23,9 @@ plugin "srt" {
   # pbkeylen   = 16
 }
 
-plugin "hls" {
+# HTTP-FLV, HTTP-TS/AAC/MP3, HLS and static files (named "hls" before;
+# plugin "hls" { } is still read as this block). HLS files per vhost: hls { }.
+plugin "httpstream" {
   listen = ["0.0.0.0:8080"]
   dir    = "./objs/nginx/html"
 }

@@ -65,6 +65,8 @@ const (
 
 // Info describes a plugin. Name must equal the binary's file name and the
 // config block name ("rtmp" for bin/plugins/rtmp and plugin "rtmp" {}).
+// Its block in a vhost is named Name too, unless VhostBlock names another:
+// the httpstream plugin reads SRS's vhost "x" { hls { ... } }.
 type Info struct {
 	Name         string
 	Version      string
@@ -74,6 +76,10 @@ type Info struct {
 	// HTTPRoutes are path prefixes of the core's API listener (:1985) that the
 	// core forwards to the plugin's HTTPHandler, e.g. "/rtc/v1/".
 	HTTPRoutes []string
+	// VhostBlock is the name of the plugin's block inside a vhost when it
+	// is not Name (an SRS section name such as "hls"); at most one plugin
+	// of a daemon may read a given block.
+	VhostBlock string
 }
 
 // Plugin is the one interface every plugin implements. Everything else is an

@@ -94,6 +94,7 @@ func toWireInfo(info Info) wire.Info {
 	return wire.Info{
 		Name: info.Name, Version: info.Version, APIVersion: APIVersion, Description: info.Description,
 		Capabilities: info.Capabilities, Listeners: info.Listeners, HTTPRoutes: info.HTTPRoutes,
+		VhostBlock: info.VhostBlock,
 	}
 }
 

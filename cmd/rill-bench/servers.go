@@ -174,7 +174,7 @@ func waitTCP(ctx context.Context, s *server, addr string, timeout time.Duration)
 	}
 }
 
-// rillConfig is the benchmark's conf.hcl: the rtmp and hls plugins on
+// rillConfig is the benchmark's conf.hcl: the rtmp and httpstream plugins on
 // loopback, merged writes at SRS's defaults (350 ms, the plugins'
 // defaults), GOP cache on, HLS off (lalserver's too), plus a vhost with
 // merged writes off for the low-latency row.
@@ -191,7 +191,7 @@ plugin "rtmp" {
   listen = [%q]
 }
 
-plugin "hls" {
+plugin "httpstream" {
   listen = [%q]
 }
 
@@ -244,7 +244,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	return s, nil
 }
 
-// waitRillPlugins polls the API until the rtmp and hls plugins run.
+// waitRillPlugins polls the API until the rtmp and httpstream plugins run.
 func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	cl := &http.Client{Timeout: time.Second}
@@ -269,7 +269,7 @@ func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Du
 				running[p.Name] = p.State == "running"
 				states = append(states, p.Name+"="+p.State+" "+p.LastError)
 			}
-			if err == nil && running["rtmp"] && running["hls"] {
+			if err == nil && running["rtmp"] && running["httpstream"] {
 				return nil
 			}
 			last = strings.Join(states, ", ")

@@ -52,7 +52,7 @@ func headerFromPB(h map[string]*pb.HeaderValues) map[string][]string {
 func infoFromPB(r *pb.DescribeResponse) Info {
 	info := Info{
 		Name: r.Name, Version: r.Version, APIVersion: r.ApiVersion, Description: r.Description,
-		Capabilities: r.Capabilities, HTTPRoutes: r.HttpRoutes,
+		Capabilities: r.Capabilities, HTTPRoutes: r.HttpRoutes, VhostBlock: r.VhostBlock,
 	}
 	for _, l := range r.Listeners {
 		info.Listeners = append(info.Listeners, Listener{Name: l.Name, Network: l.Network, DefaultAddrs: l.DefaultAddrs})
@@ -63,7 +63,7 @@ func infoFromPB(r *pb.DescribeResponse) Info {
 func infoToPB(info Info) *pb.DescribeResponse {
 	r := &pb.DescribeResponse{
 		Name: info.Name, Version: info.Version, ApiVersion: info.APIVersion, Description: info.Description,
-		Capabilities: info.Capabilities, HttpRoutes: info.HTTPRoutes,
+		Capabilities: info.Capabilities, HttpRoutes: info.HTTPRoutes, VhostBlock: info.VhostBlock,
 	}
 	for _, l := range info.Listeners {
 		r.Listeners = append(r.Listeners, &pb.Listener{Name: l.Name, Network: l.Network, DefaultAddrs: l.DefaultAddrs})

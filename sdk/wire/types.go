@@ -32,6 +32,15 @@ type Info struct {
 	Capabilities []string   `json:"capabilities,omitempty"`
 	Listeners    []Listener `json:"listeners,omitempty"`
 	HTTPRoutes   []string   `json:"http_routes,omitempty"`
+	VhostBlock   string     `json:"vhost_block,omitempty"`
+}
+
+// Block is the vhost block the plugin reads: VhostBlock, or else its name.
+func (i Info) Block() string {
+	if i.VhostBlock != "" {
+		return i.VhostBlock
+	}
+	return i.Name
 }
 
 // VhostConfig is a plugin's view of one vhost.
@@ -122,7 +131,7 @@ const CapOnDemandSource = "on-demand-source"
 const CapVhostOptIn = "vhost-opt-in"
 
 // CapOwnEnabled is the capability of a plugin that reads the enabled key of
-// its vhost block itself (the hls plugin: enabled switches HLS files, not
+// its vhost block itself (the httpstream plugin: enabled switches HLS files, not
 // HTTP-FLV); the core then never disables the plugin for that vhost.
 const CapOwnEnabled = "vhost-own-enabled"
 

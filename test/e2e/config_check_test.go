@@ -59,10 +59,10 @@ func posOfKey(t *testing.T, conf, needle string) string {
 // plugins' together; a start refuses the file with the same list.
 func TestConfigCheckAsksThePlugins(t *testing.T) {
 	d := NewDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
+		Plugins: []string{"rtmp", "httpstream"},
 		Blocks: map[string]string{
-			"rtmp": "  listen = [\"127.0.0.1:0\"]\n  chunk_sise = 4096",
-			"hls":  "  listen = [\"127.0.0.1:0\"]",
+			"rtmp":       "  listen = [\"127.0.0.1:0\"]\n  chunk_sise = 4096",
+			"httpstream": "  listen = [\"127.0.0.1:0\"]",
 		},
 		Extra: `vhost "__defaultVhost__" {
   gop_cach = true

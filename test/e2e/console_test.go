@@ -19,10 +19,10 @@ func TestConsoleListsAndPlaysStream(t *testing.T) {
 	needTool(t, "ffmpeg")
 	needTool(t, "chromium")
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
+		Plugins: []string{"rtmp", "httpstream"},
 		Blocks: map[string]string{
-			"rtmp": `  listen = ["127.0.0.1:0"]`,
-			"hls":  `  listen = ["127.0.0.1:0"]`,
+			"rtmp":       `  listen = ["127.0.0.1:0"]`,
+			"httpstream": `  listen = ["127.0.0.1:0"]`,
 		},
 	})
 	t.Cleanup(func() {
@@ -30,7 +30,7 @@ func TestConsoleListsAndPlaysStream(t *testing.T) {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
+	ps := waitRunning(t, d, "rtmp", "httpstream")
 	ffmpegPublish(t, "rtmp://"+ps["rtmp"].Listeners[0].Addr+"/live/console", 60)
 	waitPublished(t, d, "live", "console")
 

@@ -239,12 +239,12 @@ vhost "hls.example.com" {
 `, fragment)
 	}
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
-		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "hls": `  listen = ["127.0.0.1:0"]`},
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
 		Extra:   vhosts("1s"),
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
-	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	ps := waitRunning(t, d, "rtmp", "httpstream")
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["httpstream"].Listeners[0].Addr
 	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/plain", 90)
 	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/segs?vhost=hls.example.com", 90)
 	waitPublished(t, d, "live", "plain")
@@ -302,7 +302,7 @@ vhost "hls.example.com" {
 		return err
 	})
 	ps2, _ := d.Plugins()
-	if ps2["rtmp"].PID != ps["rtmp"].PID || ps2["hls"].PID != ps["hls"].PID {
+	if ps2["rtmp"].PID != ps["rtmp"].PID || ps2["httpstream"].PID != ps["httpstream"].PID {
 		t.Fatalf("reload restarted plugins: %+v -> %+v", ps, ps2)
 	}
 	player.mu.Lock()

@@ -49,11 +49,11 @@ func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs,
   transport = %q
   %s`, transport, strings.Join(extra, "\n  "))
 	d := StartDaemon(t, Config{
-		Plugins: []string{"gb28181", "rtmp", "hls"},
+		Plugins: []string{"gb28181", "rtmp", "httpstream"},
 		Blocks: map[string]string{
-			"gb28181": block,
-			"rtmp":    `listen = ["127.0.0.1:0"]`,
-			"hls":     `listen = ["127.0.0.1:0"]`,
+			"gb28181":    block,
+			"rtmp":       `listen = ["127.0.0.1:0"]`,
+			"httpstream": `listen = ["127.0.0.1:0"]`,
 		},
 		Extra: "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n}\n",
 	})
@@ -62,7 +62,7 @@ func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs,
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "gb28181", "rtmp", "hls")
+	ps := waitRunning(t, d, "gb28181", "rtmp", "httpstream")
 	var a gbAddrs
 	for _, l := range ps["gb28181"].Listeners {
 		switch l.Name {

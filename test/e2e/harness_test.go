@@ -109,6 +109,9 @@ type Config struct {
 	Blocks  map[string]string
 	Extra   string // more top-level HCL
 	ShmDir  string // reuse a shm dir (for restart tests)
+	// Labels writes a plugin's block under another label (an old name:
+	// Labels["httpstream"] = "hls" writes plugin "hls" { }).
+	Labels map[string]string
 }
 
 // StartDaemon starts the daemon with cfg and waits for its API.
@@ -149,7 +152,11 @@ func NewDaemon(t *testing.T, cfg Config) *Daemon {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plugin_dir = %q\nlisten_api = \"127.0.0.1:0\"\nlog_level = \"debug\"\nshm {\n  dir = %q\n  ring_size = \"4MiB\"\n}\n", pdir, shmDir)
 	for _, p := range cfg.Plugins {
-		fmt.Fprintf(&b, "plugin %q {\n%s\n}\n", p, cfg.Blocks[p])
+		label := p
+		if l, ok := cfg.Labels[p]; ok {
+			label = l
+		}
+		fmt.Fprintf(&b, "plugin %q {\n%s\n}\n", label, cfg.Blocks[p])
 	}
 	b.WriteString(cfg.Extra)
 	conf := filepath.Join(dir, "conf.hcl")

@@ -70,8 +70,8 @@ func TestHEVCHTTP(t *testing.T) {
 	c2 := loadClip(t, "hevc", "352x288")
 	dir := t.TempDir()
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
-		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "hls": `  listen = ["127.0.0.1:0"]`},
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
 		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"30s\"\n    path = %q\n  }\n}\n", dir),
 	})
 	t.Cleanup(func() {
@@ -79,7 +79,7 @@ func TestHEVCHTTP(t *testing.T) {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
+	ps := waitRunning(t, d, "rtmp", "httpstream")
 	rtmpURL := "rtmp://" + ps["rtmp"].Listeners[0].Addr + "/live/hevc"
 	base := "http://" + hlsAddr(t, d) + "/live/hevc"
 

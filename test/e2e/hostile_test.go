@@ -21,10 +21,10 @@ import (
 func hostileDaemon(t *testing.T, rtmpExtra, hlsExtra, extra string) (*Daemon, map[string]PluginStatus) {
 	t.Helper()
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
+		Plugins: []string{"rtmp", "httpstream"},
 		Blocks: map[string]string{
-			"rtmp": "  listen = [\"127.0.0.1:0\"]\n" + rtmpExtra,
-			"hls":  "  listen = [\"127.0.0.1:0\"]\n" + hlsExtra,
+			"rtmp":       "  listen = [\"127.0.0.1:0\"]\n" + rtmpExtra,
+			"httpstream": "  listen = [\"127.0.0.1:0\"]\n" + hlsExtra,
 		},
 		Extra: extra,
 	})
@@ -33,7 +33,7 @@ func hostileDaemon(t *testing.T, rtmpExtra, hlsExtra, extra string) (*Daemon, ma
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	return d, waitRunning(t, d, "rtmp", "hls")
+	return d, waitRunning(t, d, "rtmp", "httpstream")
 }
 
 // slowloris sends one byte a second and reports when the server closed it.
@@ -68,7 +68,7 @@ func slowloris(t *testing.T, addr string, payload []byte, closed chan<- string) 
 // are served meanwhile.
 func TestSlowlorisOnEveryPort(t *testing.T) {
 	d, ps := hostileDaemon(t, `  handshake_timeout = "3s"`, `  read_header_timeout = "3s"`, "")
-	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["httpstream"].Listeners[0].Addr
 	apiAddr := strings.TrimPrefix(d.API, "http://")
 	closed := make(chan string, 3)
 	go slowloris(t, rtmpAddr, []byte{3, 0, 0, 0}, closed)
@@ -214,8 +214,8 @@ func TestChaosKillHLSWhileRTMPPlays(t *testing.T) {
 	end := time.Now().Add(30 * time.Second)
 	for time.Now().Before(end) {
 		cur, err := d.Plugins()
-		if err == nil && cur["hls"].State == "running" && cur["hls"].PID > 0 {
-			if syscall.Kill(cur["hls"].PID, syscall.SIGKILL) == nil {
+		if err == nil && cur["httpstream"].State == "running" && cur["httpstream"].PID > 0 {
+			if syscall.Kill(cur["httpstream"].PID, syscall.SIGKILL) == nil {
 				kills++
 			}
 		}
@@ -228,11 +228,11 @@ func TestChaosKillHLSWhileRTMPPlays(t *testing.T) {
 		t.Fatalf("RTMP player stalled for %s while the HLS plugin was killed %d times", g, kills)
 	}
 	t.Logf("%d kills of hls; RTMP player's longest pause between frames: %s", kills, player.gap())
-	ps2 := waitRunning(t, d, "hls")
-	if ps2["hls"].Restarts < kills {
-		t.Fatalf("core reports %d restarts for %d kills", ps2["hls"].Restarts, kills)
+	ps2 := waitRunning(t, d, "httpstream")
+	if ps2["httpstream"].Restarts < kills {
+		t.Fatalf("core reports %d restarts for %d kills", ps2["httpstream"].Restarts, kills)
 	}
-	m3u8 := "http://" + ps2["hls"].Listeners[0].Addr + "/live/chaos.m3u8"
+	m3u8 := "http://" + ps2["httpstream"].Listeners[0].Addr + "/live/chaos.m3u8"
 	var firstSeq string
 	Eventually(t, 30*time.Second, "HLS playlist resumes", func() error {
 		resp, err := http.Get(m3u8)
@@ -265,7 +265,7 @@ func TestChaosKillHLSWhileRTMPPlays(t *testing.T) {
 func TestChaosKillRTMPWhileFLVPlays(t *testing.T) {
 	needTool(t, "ffmpeg")
 	d, ps := hostileDaemon(t, "", "", "")
-	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["httpstream"].Listeners[0].Addr
 	pub := ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/flvchaos", 120)
 	waitPublished(t, d, "live", "flvchaos")
 	url := "http://" + httpAddr + "/live/flvchaos.flv"

@@ -72,18 +72,18 @@ func httpTestFLV(t *testing.T, kind string, seconds int) string {
 	return out
 }
 
-// hlsAddr returns the address of the hls plugin's HTTP listener.
+// hlsAddr returns the address of the httpstream plugin's HTTP listener.
 func hlsAddr(t *testing.T, d *Daemon) string {
 	t.Helper()
 	var addr string
-	Eventually(t, 20*time.Second, "hls plugin listening", func() error {
+	Eventually(t, 20*time.Second, "httpstream plugin listening", func() error {
 		ps, err := d.Plugins()
 		if err != nil {
 			return err
 		}
-		p, ok := ps["hls"]
+		p, ok := ps["httpstream"]
 		if !ok || p.State != "running" || len(p.Listeners) == 0 {
-			return fmt.Errorf("hls plugin: %+v", p)
+			return fmt.Errorf("httpstream plugin: %+v", p)
 		}
 		addr = p.Listeners[0].Addr
 		return nil
@@ -92,13 +92,13 @@ func hlsAddr(t *testing.T, d *Daemon) string {
 }
 
 // httpConfig is a daemon with flvpub publishing file as live/<stream> and
-// the hls plugin; hlsVhost is the body of the default vhost's hls block.
+// the httpstream plugin; hlsVhost is the body of the default vhost's hls block.
 func httpConfig(file, stream, flvpubExtra, hlsPlugin, hlsVhost string) Config {
 	c := Config{
-		Plugins: []string{"flvpub", "hls"},
+		Plugins: []string{"flvpub", "httpstream"},
 		Blocks: map[string]string{
-			"flvpub": fmt.Sprintf("  file = %q\n  app = \"live\"\n  stream = %q\n%s", file, stream, flvpubExtra),
-			"hls":    "  listen = [\"127.0.0.1:0\"]\n" + hlsPlugin,
+			"flvpub":     fmt.Sprintf("  file = %q\n  app = \"live\"\n  stream = %q\n%s", file, stream, flvpubExtra),
+			"httpstream": "  listen = [\"127.0.0.1:0\"]\n" + hlsPlugin,
 		},
 	}
 	if hlsVhost != "" {

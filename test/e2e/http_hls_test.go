@@ -235,7 +235,7 @@ func TestHTTPStaticTraversal(t *testing.T) {
 	must(os.WriteFile(filepath.Join(base, "secret.txt"), []byte("TOP SECRET"), 0o644))
 	must(os.WriteFile(filepath.Join(base, "secret.m3u8"), []byte("#EXTM3U SECRET"), 0o644))
 	must(os.Symlink(filepath.Join(base, "secret.txt"), filepath.Join(www, "link.txt")))
-	d := StartDaemon(t, Config{Plugins: []string{"hls"}, Blocks: map[string]string{"hls": fmt.Sprintf("  listen = [\"127.0.0.1:0\"]\n  dir = %q", www)}})
+	d := StartDaemon(t, Config{Plugins: []string{"httpstream"}, Blocks: map[string]string{"httpstream": fmt.Sprintf("  listen = [\"127.0.0.1:0\"]\n  dir = %q", www)}})
 	addr := hlsAddr(t, d)
 
 	if code, body := rawGet(t, addr, "/"); code != 200 || body != "hello index" {
@@ -260,7 +260,7 @@ func TestHTTPStaticTraversal(t *testing.T) {
 	}
 }
 
-// TestHTTPHLSContinuesAfterPluginKill kills the hls plugin while a stream
+// TestHTTPHLSContinuesAfterPluginKill kills the httpstream plugin while a stream
 // is published: the restarted plugin continues the playlist it left on
 // disk (its segments kept, the media sequence going on, the new segments
 // behind an EXT-X-DISCONTINUITY) and removes the stream's stale .tmp
@@ -296,7 +296,7 @@ func TestHTTPHLSContinuesAfterPluginKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := ps["hls"].PID
+	pid := ps["httpstream"].PID
 	b, err := os.ReadFile(m3u8)
 	if err != nil {
 		t.Fatal(err)
@@ -304,15 +304,15 @@ func TestHTTPHLSContinuesAfterPluginKill(t *testing.T) {
 	last := parsePlaylist(t, string(b))
 	lastSeq := last.Seq + len(last.URIs) - 1
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill hls plugin %d: %v", pid, err)
+		t.Fatalf("kill httpstream plugin %d: %v", pid, err)
 	}
-	Eventually(t, 30*time.Second, "hls plugin restarted", func() error {
+	Eventually(t, 30*time.Second, "httpstream plugin restarted", func() error {
 		ps, err := d.Plugins()
 		if err != nil {
 			return err
 		}
-		if p := ps["hls"]; p.State != "running" || p.PID == 0 || p.PID == pid {
-			return fmt.Errorf("hls plugin: %+v", p)
+		if p := ps["httpstream"]; p.State != "running" || p.PID == 0 || p.PID == pid {
+			return fmt.Errorf("httpstream plugin: %+v", p)
 		}
 		return nil
 	})

@@ -18,8 +18,8 @@ func TestHLSViewerSessions(t *testing.T) {
 	needTool(t, "ffmpeg")
 	hs := NewHookServer(t)
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
-		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "hls": `  listen = ["127.0.0.1:0"]`},
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
 		Extra: fmt.Sprintf(`vhost "__defaultVhost__" {
   hls {
     enabled  = true
@@ -40,10 +40,10 @@ func TestHLSViewerSessions(t *testing.T) {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
+	ps := waitRunning(t, d, "rtmp", "httpstream")
 	ffmpegPublish(t, "rtmp://"+ps["rtmp"].Listeners[0].Addr+"/live/viewers", 90)
 	waitPublished(t, d, "live", "viewers")
-	base := "http://" + ps["hls"].Listeners[0].Addr + "/live/"
+	base := "http://" + ps["httpstream"].Listeners[0].Addr + "/live/"
 	get := func(u string) (int, string) {
 		resp, err := http.Get(u)
 		if err != nil {

@@ -83,7 +83,7 @@ func fdCount(pid int) int {
 }
 
 // TestHTTPIdleKeepAliveBounded opens 3000 keep-alive connections to the
-// HTTP port, each served one request and then left idle: the hls plugin
+// HTTP port, each served one request and then left idle: the httpstream plugin
 // burns no CPU on them, its memory grows by a bounded amount per
 // connection, an RTMP publish still plays over HTTP-FLV, and the idle
 // connections still answer.
@@ -102,8 +102,8 @@ func TestHTTPIdleKeepAliveBounded(t *testing.T) {
 	}
 	// A long idle_timeout, so that nothing is closed during the test.
 	d, ps := hostileDaemon(t, "", fmt.Sprintf("  dir = %q\n  idle_timeout = \"10m\"", static), "")
-	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
-	pid := ps["hls"].PID
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["httpstream"].Listeners[0].Addr
+	pid := ps["httpstream"].PID
 
 	// Warm up the HTTP server before the baseline.
 	warm, err := dialKeepAlive(httpAddr)
@@ -165,7 +165,7 @@ func TestHTTPIdleKeepAliveBounded(t *testing.T) {
 	}
 	fds := fdCount(pid)
 	if fds < fdsBefore+n {
-		t.Fatalf("hls plugin holds %d fds (%d before): the idle connections are not all open", fds, fdsBefore)
+		t.Fatalf("httpstream plugin holds %d fds (%d before): the idle connections are not all open", fds, fdsBefore)
 	}
 
 	// Idle: the plugin must not spin on the connections it holds.
@@ -174,10 +174,10 @@ func TestHTTPIdleKeepAliveBounded(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	cpu := cpuTimeOf(t, pid) - cpu0
 	rss := rssOf(pid)
-	t.Logf("hls plugin with %d idle keep-alive connections: %s CPU over 3s idle; RSS %d KiB before, %d KiB with them (%.1f KiB each); fds %d -> %d",
+	t.Logf("httpstream plugin with %d idle keep-alive connections: %s CPU over 3s idle; RSS %d KiB before, %d KiB with them (%.1f KiB each); fds %d -> %d",
 		n, cpu, rssBefore, rss, float64(rss-rssBefore)/n, fdsBefore, fds)
 	if cpu > 300*time.Millisecond {
-		t.Fatalf("hls plugin used %s of CPU in 3s with %d idle connections", cpu, n)
+		t.Fatalf("httpstream plugin used %s of CPU in 3s with %d idle connections", cpu, n)
 	}
 	if rss > rssBefore+n*40 {
 		t.Fatalf("%d idle connections cost %d KiB (more than 40 KiB each)", n, rss-rssBefore)
@@ -203,7 +203,7 @@ func TestHTTPIdleKeepAliveBounded(t *testing.T) {
 // read_header_timeout = "2s" one that never sends a request.
 func TestHTTPIdleTimeoutClosesKeepAlive(t *testing.T) {
 	_, ps := hostileDaemon(t, "", "  idle_timeout = \"1s\"\n  read_header_timeout = \"2s\"", "")
-	httpAddr := ps["hls"].Listeners[0].Addr
+	httpAddr := ps["httpstream"].Listeners[0].Addr
 
 	start := time.Now()
 	silent, err := net.DialTimeout("tcp", httpAddr, 5*time.Second)

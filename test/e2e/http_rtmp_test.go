@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,8 +14,8 @@ func TestHTTPFromRTMPPublisher(t *testing.T) {
 	httpNeedFFmpeg(t)
 	dir := t.TempDir()
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
-		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "hls": `  listen = ["127.0.0.1:0"]`},
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
 		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"5s\"\n    path = %q\n  }\n}\n", dir),
 	})
 	t.Cleanup(func() {
@@ -22,7 +23,7 @@ func TestHTTPFromRTMPPublisher(t *testing.T) {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
+	ps := waitRunning(t, d, "rtmp", "httpstream")
 	if len(ps["rtmp"].Listeners) == 0 {
 		t.Fatalf("rtmp plugin has no listener: %+v", ps["rtmp"])
 	}
@@ -58,4 +59,69 @@ func TestHTTPFromRTMPPublisher(t *testing.T) {
 		}
 	}
 	httpWantCodecs(t, "m3u8", httpProbe(t, base+".m3u8", 3), "h264", "aac")
+}
+
+// TestHTTPStreamOldPluginName: a config written for the plugin's old name,
+// plugin "hls" { }, still starts the httpstream plugin with its settings
+// (its listen key), says so once at its file:line:col, and the vhost's
+// SRS-named hls { } block still switches HLS on; `rill -t` passes it with
+// the same warning. A file with both names is refused.
+func TestHTTPStreamOldPluginName(t *testing.T) {
+	httpNeedFFmpeg(t)
+	dir := t.TempDir()
+	cfg := Config{
+		Plugins: []string{"rtmp", "httpstream"},
+		Labels:  map[string]string{"httpstream": "hls"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
+		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"5s\"\n    path = %q\n  }\n}\n", dir),
+	}
+	chk := NewDaemon(t, cfg)
+	code, out := runCheck(t, chk.Dir, chk.Conf)
+	note := `plugin "hls" is the old name of plugin "httpstream"`
+	if code != 0 || !strings.Contains(out, note) || !strings.Contains(out, posOfKey(t, chk.Conf, `"hls" {`)) {
+		t.Fatalf("rill -t of a file with plugin \"hls\": exit %d, want 0 and the note %q at its position:\n%s", code, note, out)
+	}
+	d := StartDaemon(t, cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.Log())
+		}
+	})
+	ps := waitRunning(t, d, "rtmp", "httpstream")
+	if !strings.HasPrefix(ps["httpstream"].Listeners[0].Addr, "127.0.0.1:") {
+		t.Fatalf("httpstream listens on %s, not the old block's listen address", ps["httpstream"].Listeners[0].Addr)
+	}
+	if !strings.Contains(d.Log(), note) {
+		t.Errorf("the daemon log does not say %q", note)
+	}
+	ffmpegPublish(t, "rtmp://"+ps["rtmp"].Listeners[0].Addr+"/live/old", 60)
+	base := "http://" + hlsAddr(t, d) + "/live/old"
+	httpWaitStream(t, d, base+".flv")
+	httpWantCodecs(t, "flv", httpProbe(t, base+".flv", 3), "h264", "aac")
+	waitPlaylist(t, base+".m3u8", 30*time.Second, "hls segments", func(p hlsPlaylist) error {
+		if len(p.URIs) < 2 {
+			return fmt.Errorf("%d segments", len(p.URIs))
+		}
+		return nil
+	})
+	var vhosts struct {
+		Vhosts []struct {
+			Name string         `json:"name"`
+			HLS  map[string]any `json:"hls"`
+		} `json:"vhosts"`
+	}
+	if err := d.GetJSON("/api/v1/vhosts/", &vhosts); err != nil {
+		t.Fatal(err)
+	}
+	if len(vhosts.Vhosts) == 0 || vhosts.Vhosts[0].HLS["enabled"] != true {
+		t.Errorf("/api/v1/vhosts/ does not show hls enabled: %+v", vhosts)
+	}
+
+	both := cfg
+	both.Extra += "plugin \"httpstream\" {\n  listen = [\"127.0.0.1:0\"]\n}\n"
+	bd := NewDaemon(t, both)
+	code, out = runCheck(t, bd.Dir, bd.Conf)
+	if code == 0 || !strings.Contains(out, "keep one block") {
+		t.Fatalf("rill -t of a file with plugin \"hls\" and plugin \"httpstream\": exit %d, want a refusal saying to keep one:\n%s", code, out)
+	}
 }

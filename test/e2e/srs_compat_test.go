@@ -91,8 +91,8 @@ func TestSRSCompatAPIAndCallbacks(t *testing.T) {
 	}
 	vb.WriteString("    timeout = \"5s\"\n  }\n}\n")
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls"},
-		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "hls": `  listen = ["127.0.0.1:0"]`},
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
 		Extra:   vb.String(),
 	})
 	t.Cleanup(func() {
@@ -100,8 +100,8 @@ func TestSRSCompatAPIAndCallbacks(t *testing.T) {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls")
-	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["hls"].Listeners[0].Addr
+	ps := waitRunning(t, d, "rtmp", "httpstream")
+	rtmpAddr, httpAddr := ps["rtmp"].Listeners[0].Addr, ps["httpstream"].Listeners[0].Addr
 
 	pub := ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/compat?token=abc", 90)
 	onPublish := hookBody(t, hs, "on_publish", nil)

@@ -38,11 +38,11 @@ type rtcEnv struct {
 func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 	t.Helper()
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "hls", "webrtc"},
+		Plugins: []string{"rtmp", "httpstream", "webrtc"},
 		Blocks: map[string]string{
-			"rtmp":   `listen = ["127.0.0.1:0"]`,
-			"hls":    `listen = ["127.0.0.1:0"]`,
-			"webrtc": "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\"",
+			"rtmp":       `listen = ["127.0.0.1:0"]`,
+			"httpstream": `listen = ["127.0.0.1:0"]`,
+			"webrtc":     "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\"",
 		},
 		Extra: "vhost \"__defaultVhost__\" {\n  rtc {\n    enabled = true\n    stun_timeout = 10\n  }\n" + vhostBody + "\n}\n",
 	})
@@ -51,11 +51,11 @@ func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "hls", "webrtc")
+	ps := waitRunning(t, d, "rtmp", "httpstream", "webrtc")
 	if len(ps["webrtc"].Listeners) == 0 || ps["webrtc"].Listeners[0].Network != "udp" {
 		t.Fatalf("webrtc plugin has no udp listener: %+v", ps["webrtc"])
 	}
-	return &rtcEnv{d: d, rtmpAddr: ps["rtmp"].Listeners[0].Addr, httpAddr: ps["hls"].Listeners[0].Addr, rtcAddr: ps["webrtc"].Listeners[0].Addr}
+	return &rtcEnv{d: d, rtmpAddr: ps["rtmp"].Listeners[0].Addr, httpAddr: ps["httpstream"].Listeners[0].Addr, rtcAddr: ps["webrtc"].Listeners[0].Addr}
 }
 
 // rtcClientAPI is a pion API for a test peer: loopback host candidates

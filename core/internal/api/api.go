@@ -286,7 +286,7 @@ func VhostID(name string) string {
 // VhostInfo is what the API reports of a vhost's config.
 type VhostInfo struct {
 	Enabled     bool
-	HLS         bool          // hls { enabled = true } with the hls plugin running
+	HLS         bool          // hls { enabled = true } with the plugin reading it (httpstream) running
 	HLSFragment time.Duration // hls fragment, when HLS is on
 }
 

@@ -65,7 +65,17 @@ type Config struct {
 	Vhosts map[string]*Vhost
 	// Pos locates every key of the file; see PosOf.
 	Pos Positions
+	// Notes are warnings about a file that loads: old names read as their
+	// new ones ("file:line:col: ..."), for the daemon to log and rill -t to
+	// print.
+	Notes []string
 }
+
+// RenamedPlugins maps the old name of a first-party plugin to its name now:
+// a plugin "hls" { } block of an older file configures the httpstream
+// plugin (which serves HTTP-FLV, TS, AAC, MP3 and HLS, and reads the vhost's
+// SRS-named hls { } block).
+var RenamedPlugins = map[string]string{"hls": "httpstream"}
 
 // ShmConfig is the shm { } block.
 type ShmConfig struct {

@@ -706,3 +706,31 @@ vhost "Bad_Name" {
 		t.Errorf("syntax error: config %v, error %v", c, err)
 	}
 }
+
+// TestRenamedPlugin: plugin "hls" { } of an older file is read as plugin
+// "httpstream" { } with its keys located where the file has them, and a
+// note says so; both names in one file are refused.
+func TestRenamedPlugin(t *testing.T) {
+	src := "plugin \"hls\" {\n  listen = [\"127.0.0.1:0\"]\n  mw_latency = \"100ms\"\n}\n"
+	c, err := Parse("conf.hcl", []byte(src), []string{"httpstream", "hls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Plugins["httpstream"]
+	if p == nil || c.Plugins["hls"] != nil {
+		t.Fatalf("plugins %v: want httpstream only", c.Plugins)
+	}
+	if p.Name != "httpstream" || p.Settings["mw_latency"] != "100ms" || len(p.Listen) != 1 || filepath.Base(p.Path) != "httpstream" {
+		t.Errorf("plugin read as %+v", p)
+	}
+	if got := c.PosOf("plugin", "httpstream", "mw_latency"); got != "conf.hcl:3:3" {
+		t.Errorf("mw_latency located at %s, want conf.hcl:3:3", got)
+	}
+	if len(c.Notes) != 1 || !strings.HasPrefix(c.Notes[0], "conf.hcl:1:8: plugin \"hls\" is the old name of plugin \"httpstream\"") {
+		t.Errorf("notes %q", c.Notes)
+	}
+	_, err = Parse("conf.hcl", []byte(src+"plugin \"httpstream\" {}\n"), []string{"httpstream", "hls"})
+	if err == nil || !strings.Contains(err.Error(), "keep one block") {
+		t.Errorf("both names: %v, want a refusal", err)
+	}
+}

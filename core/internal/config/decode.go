@@ -335,6 +335,22 @@ func (d *decoder) plugins(c *Config) {
 			d.fail(path, scope, ErrInvalidValue, "plugin name %q is reserved: it is a key of vhost blocks", name)
 			continue
 		}
+		if now, ok := RenamedPlugins[name]; ok {
+			if slices.Contains(names, now) {
+				d.fail(path, scope, ErrInvalidValue, "plugin %q is the old name of plugin %q, which the file also has: keep one block", name, now)
+				continue
+			}
+			// Read as the new name; keys are located where the file has them.
+			c.Plugins[now] = d.plugin(c, path, scope, now)
+			old, renamed := KeyPath(path...), KeyPath("plugin", now)
+			for k, pos := range d.pos {
+				if k == old || strings.HasPrefix(k, old+Delim) {
+					d.pos[renamed+k[len(old):]] = pos
+				}
+			}
+			c.Notes = append(c.Notes, fmt.Sprintf("%s: plugin %q is the old name of plugin %q: read as plugin %q { } (rename the block)", c.PosOf(path...), name, now, now))
+			continue
+		}
 		c.Plugins[name] = d.plugin(c, path, scope, name)
 	}
 }

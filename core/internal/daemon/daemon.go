@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ func Run(confPath string, testOnly bool) error {
 			}
 		}
 	}
+	for _, n := range cfg.Notes {
+		fmt.Fprintf(os.Stderr, "rill: warning: %s\n", n)
+	}
 	ctlCfg, ctlErr := parseControl(cfg)
 	if testOnly || err != nil || ctlErr != nil {
 		// Every problem at once, the same list for -t and for a start
@@ -104,7 +108,7 @@ func checkPlugins(ctx context.Context, cfg *config.Config, infos map[string]wire
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "rill", Level: hclog.Warn, Output: os.Stderr})
 	host := pluginhost.New(pluginhost.Options{LogLevel: "warn", Logger: log.Named("plugin")})
-	return locate(cfg, host.Validate(ctx, specs))
+	return locate(cfg, infos, host.Validate(ctx, specs))
 }
 
 // loadConfig reads the config, discovers the plugins and describes the
@@ -130,7 +134,7 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 		return nil, nil, err
 	}
 	infos := map[string]wire.Info{}
-	errs := []error{err}
+	var errs []error
 	for _, name := range sortedKeys(cfg.Plugins) {
 		p := cfg.Plugins[name]
 		if !p.Enabled {
@@ -146,7 +150,25 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 			continue
 		}
 		infos[name] = info
-		if err := checkListenKeys(cfg, p, info); err != nil {
+	}
+	// A plugin whose vhost block is not named after it (httpstream reads
+	// SRS's hls { }) makes that block a known one: the vhosts are read
+	// again knowing every block the running plugins read.
+	again := false
+	for _, name := range sortedKeys(infos) {
+		if b := blockOf(name, infos[name]); !slices.Contains(known, b) {
+			known = append(known, b)
+			again = true
+		}
+	}
+	if again {
+		if cfg, err = config.ParseAll(path, src, known); cfg == nil {
+			return nil, nil, err
+		}
+	}
+	errs = append([]error{err}, errs...)
+	for _, name := range sortedKeys(infos) {
+		if err := checkListenKeys(cfg, cfg.Plugins[name], infos[name]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -221,7 +243,7 @@ func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
 	if !v.Enabled {
 		return false
 	}
-	block, ok := v.Blocks[name]
+	block, ok := v.Blocks[blockOf(name, info)]
 	if hasCap(info, wire.CapOwnEnabled) {
 		// The plugin reads its block's enabled key itself.
 		return ok || !hasCap(info, capOptIn)
@@ -238,6 +260,15 @@ func pluginEnabledIn(v *config.Vhost, name string, info wire.Info) bool {
 		return e
 	}
 	return true
+}
+
+// blockOf is the name of the plugin's block inside a vhost: its own name
+// unless it says another (SRS's section name, as httpstream reads hls).
+func blockOf(name string, info wire.Info) string {
+	if info.VhostBlock != "" {
+		return info.VhostBlock
+	}
+	return name
 }
 
 func policyOf(cfg *config.Config, infos map[string]wire.Info) *hub.Policy {
@@ -291,7 +322,7 @@ func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec,
 		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info}
 		for _, vn := range sortedKeys(cfg.Vhosts) {
 			v := cfg.Vhosts[vn]
-			block := v.Blocks[name]
+			block := v.Blocks[blockOf(name, info)]
 			if block == nil {
 				block = map[string]any{}
 			}
@@ -319,14 +350,14 @@ func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec,
 // locate turns plugin config problems into file:line:col errors, each at
 // its key (or the nearest enclosing key the file has); other errors, also
 // those joined with the problems, are kept as they are.
-func locate(cfg *config.Config, err error) error {
+func locate(cfg *config.Config, infos map[string]wire.Info, err error) error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error
 		for _, e := range j.Unwrap() {
-			errs = append(errs, locate(cfg, e))
+			errs = append(errs, locate(cfg, infos, e))
 		}
 		return errors.Join(errs...)
 	}
@@ -356,13 +387,17 @@ func locate(cfg *config.Config, err error) error {
 		} else if p.VhostRelative {
 			path = append([]string{"vhost", p.Vhost}, p.KeyPath...)
 		} else {
-			path = append([]string{"vhost", p.Vhost, p.Plugin}, p.KeyPath...)
+			path = append([]string{"vhost", p.Vhost, blockOf(p.Plugin, infos[p.Plugin])}, p.KeyPath...)
 		}
 		where := fmt.Sprintf("plugin %q", p.Plugin)
 		if p.Vhost != "" && p.VhostRelative {
 			where = fmt.Sprintf("vhost %q (checked by plugin %q)", p.Vhost, p.Plugin)
 		} else if p.Vhost != "" {
-			where = fmt.Sprintf("vhost %q block %q", p.Vhost, p.Plugin)
+			b := blockOf(p.Plugin, infos[p.Plugin])
+			where = fmt.Sprintf("vhost %q block %q", p.Vhost, b)
+			if b != p.Plugin {
+				where += fmt.Sprintf(" (checked by plugin %q)", p.Plugin)
+			}
 		}
 		key := ""
 		if len(p.KeyPath) > 0 {
@@ -450,7 +485,7 @@ func (d *daemon) serve() error {
 	if err := d.plugins.Start(ctx, specs); err != nil {
 		apiLn.Close()
 		d.hub.Close()
-		return locate(d.cfg, err)
+		return locate(d.cfg, d.infos, err)
 	}
 	apiErr := make(chan error, 2)
 	go func() { apiErr <- d.api.Serve(apiLn) }()
@@ -505,7 +540,7 @@ func (d *daemon) vhostNames() []string {
 }
 
 // vhostInfo is what the API reports of a vhost's config: SRS's enabled and
-// hls { enabled fragment } (fragment defaults to 10 s, as in the hls plugin
+// hls { enabled fragment } (fragment defaults to 10 s, as in the httpstream plugin
 // and SRS).
 func (d *daemon) vhostInfo(name string) api.VhostInfo {
 	d.mu.Lock()
@@ -515,9 +550,17 @@ func (d *daemon) vhostInfo(name string) api.VhostInfo {
 		return api.VhostInfo{}
 	}
 	out := api.VhostInfo{Enabled: v.Enabled}
-	info, running := d.infos["hls"]
+	// The plugin that reads SRS's hls block (httpstream, or a third
+	// party's), if one runs.
+	name, info, running := "", wire.Info{}, false
+	for _, n := range sortedKeys(d.infos) {
+		if blockOf(n, d.infos[n]) == "hls" {
+			name, info, running = n, d.infos[n], true
+			break
+		}
+	}
 	block, ok := v.Blocks["hls"]
-	if !running || !ok || !pluginEnabledIn(v, "hls", info) {
+	if !running || !ok || !pluginEnabledIn(v, name, info) {
 		return out
 	}
 	if on, _ := block["enabled"].(bool); !on {
@@ -550,6 +593,9 @@ func (d *daemon) reload() error {
 	if err != nil {
 		return err
 	}
+	for _, n := range cfg.Notes {
+		d.log.Warn("config: " + n)
+	}
 	ctlCfg, err := parseControl(cfg)
 	if err != nil {
 		return err
@@ -575,7 +621,7 @@ func (d *daemon) reload() error {
 	ch, err := d.plugins.Apply(ctx, specs)
 	if err != nil {
 		d.hub.SetPolicy(prevPol)
-		return locate(cfg, err)
+		return locate(cfg, infos, err)
 	}
 	d.hub.SetPolicy(pol)
 	d.ctl.vhosts.Store(&ctlCfg)

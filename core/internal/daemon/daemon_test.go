@@ -15,7 +15,7 @@ const enableConf = `plugin "rtmp" {
   listen_admin = ["127.0.0.1:0"]
   chunk_size   = 4096
 }
-plugin "hls" {}
+plugin "web" {}
 plugin "dvr" {}
 plugin "own" {}
 vhost "off.example.com" {
@@ -44,7 +44,7 @@ vhost "b.example.com" {
 
 var enableInfos = map[string]wire.Info{
 	"rtmp": {Name: "rtmp", Listeners: []wire.Listener{{Name: "rtmp", Network: "tcp"}, {Name: "admin", Network: "tcp"}}},
-	"hls":  {Name: "hls"},
+	"web":  {Name: "web", VhostBlock: "hls"},
 	"dvr":  {Name: "dvr", Capabilities: []string{wire.CapVhostOptIn, wire.CapOwnEnabled}},
 	"own":  {Name: "own", Capabilities: []string{wire.CapOwnEnabled}},
 }
@@ -61,14 +61,15 @@ func parseEnableConf(t *testing.T) *config.Config {
 // TestPluginEnabledIn is the one rule deciding which plugins serve a vhost:
 // never in a disabled vhost; a plugin's enabled key decides; an opt-in
 // plugin serves only vhosts with its block; a plugin that reads enabled
-// itself is handed every vhost it may serve.
+// itself is handed every vhost it may serve; a plugin whose vhost block has
+// another name (web reads SRS's hls { }) is switched by that block.
 func TestPluginEnabledIn(t *testing.T) {
 	cfg := parseEnableConf(t)
 	want := map[string]map[string]bool{
-		"off.example.com":   {"rtmp": false, "hls": false, "dvr": false, "own": false},
-		"a.example.com":     {"rtmp": true, "hls": false, "dvr": true, "own": true},
-		"b.example.com":     {"rtmp": true, "hls": true, "dvr": false, "own": true},
-		config.DefaultVhost: {"rtmp": true, "hls": true, "dvr": false, "own": true},
+		"off.example.com":   {"rtmp": false, "web": false, "dvr": false, "own": false},
+		"a.example.com":     {"rtmp": true, "web": false, "dvr": true, "own": true},
+		"b.example.com":     {"rtmp": true, "web": true, "dvr": false, "own": true},
+		config.DefaultVhost: {"rtmp": true, "web": true, "dvr": false, "own": true},
 	}
 	for vn, plugins := range want {
 		v := cfg.Vhosts[vn]

@@ -56,7 +56,7 @@ func TestLocatePluginProblemsAtTheirKeys(t *testing.T) {
 		prob("hls", "live.example.com", true, "cluster", "coworkers"), // the same shared-block problem from another plugin
 	}}
 	other := errors.New("plugin dvr: launch: no such file")
-	got := locate(cfg, errors.Join(pe, other)).Error()
+	got := locate(cfg, nil, errors.Join(pe, other)).Error()
 	want := []string{
 		`conf.hcl:3:3: plugin "rtmp" key "chunk_sise": bad`,
 		`conf.hcl:6:3: vhost "live.example.com" block "hls" key "window": bad`,
@@ -69,10 +69,10 @@ func TestLocatePluginProblemsAtTheirKeys(t *testing.T) {
 	if lines := strings.Split(got, "\n"); strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", got, strings.Join(want, "\n"))
 	}
-	if locate(cfg, nil) != nil {
+	if locate(cfg, nil, nil) != nil {
 		t.Fatal("locate(nil) is not nil")
 	}
-	if e := locate(cfg, other); e != other {
+	if e := locate(cfg, nil, other); e != other {
 		t.Fatalf("a plain error changed: %v", e)
 	}
 }

@@ -254,14 +254,17 @@ func (x *DescribeRequest) GetCoreApiVersion() uint32 {
 }
 
 type DescribeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	ApiVersion    uint32                 `protobuf:"varint,3,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
-	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Listeners     []*Listener            `protobuf:"bytes,6,rep,name=listeners,proto3" json:"listeners,omitempty"`
-	HttpRoutes    []string               `protobuf:"bytes,7,rep,name=http_routes,json=httpRoutes,proto3" json:"http_routes,omitempty"` // path prefixes served on the API listener
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version      string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	ApiVersion   uint32                 `protobuf:"varint,3,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	Description  string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Capabilities []string               `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Listeners    []*Listener            `protobuf:"bytes,6,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	HttpRoutes   []string               `protobuf:"bytes,7,rep,name=http_routes,json=httpRoutes,proto3" json:"http_routes,omitempty"` // path prefixes served on the API listener
+	// vhost_block is the block of a vhost the plugin reads (its settings
+	// there and whether it is enabled there); empty means the plugin's name.
+	VhostBlock    string `protobuf:"bytes,8,opt,name=vhost_block,json=vhostBlock,proto3" json:"vhost_block,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +346,13 @@ func (x *DescribeResponse) GetHttpRoutes() []string {
 		return x.HttpRoutes
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetVhostBlock() string {
+	if x != nil {
+		return x.VhostBlock
+	}
+	return ""
 }
 
 type VhostConfig struct {
@@ -2225,7 +2235,7 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\anetwork\x18\x02 \x01(\tR\anetwork\x12#\n" +
 	"\rdefault_addrs\x18\x03 \x03(\tR\fdefaultAddrs\";\n" +
 	"\x0fDescribeRequest\x12(\n" +
-	"\x10core_api_version\x18\x01 \x01(\rR\x0ecoreApiVersion\"\x80\x02\n" +
+	"\x10core_api_version\x18\x01 \x01(\rR\x0ecoreApiVersion\"\xa1\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1f\n" +
@@ -2235,7 +2245,9 @@ const file_rill_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x126\n" +
 	"\tlisteners\x18\x06 \x03(\v2\x18.rill.plugin.v1.ListenerR\tlisteners\x12\x1f\n" +
 	"\vhttp_routes\x18\a \x03(\tR\n" +
-	"httpRoutes\"\x7f\n" +
+	"httpRoutes\x12\x1f\n" +
+	"\vvhost_block\x18\b \x01(\tR\n" +
+	"vhostBlock\"\x7f\n" +
 	"\vVhostConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12#\n" +

@@ -16,7 +16,7 @@ import (
 	"github.com/rill-media/rill/sdk"
 )
 
-// Server is the hls plugin: HTTP-FLV/TS/AAC/MP3 live streams, HLS
+// Server is the httpstream plugin: HTTP-FLV/TS/AAC/MP3 live streams, HLS
 // playlists and segments, and static files on one HTTP listener.
 type Server struct {
 	cfg atomic.Pointer[config]
@@ -87,8 +87,11 @@ func (s *Server) isWriting(path string) bool {
 // vhosts whose hls block says enabled = true.
 func (s *Server) Info() sdk.Info {
 	return sdk.Info{
-		Name:        "hls",
-		Version:     "0.1.0",
+		Name:    "httpstream",
+		Version: "0.1.0",
+		// Its vhost block is SRS's hls { } (a config's old plugin "hls" { }
+		// block is read as plugin "httpstream" by the core).
+		VhostBlock:  "hls",
 		Description: "HLS, HTTP-FLV, HTTP-TS, HTTP-AAC/MP3 and static files over HTTP",
 		Listeners:   []sdk.Listener{{Name: "http", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:8080"}}},
 		// enabled in a vhost's hls block switches HLS files, not the plugin:

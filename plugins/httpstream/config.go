@@ -11,7 +11,8 @@ import (
 
 const defaultVhost = sdk.DefaultVhost
 
-// settings is the plugin block: plugin "hls" { ... }.
+// settings is the plugin block: plugin "httpstream" { ... } (or, in an older
+// file, plugin "hls" { ... }).
 type settings struct {
 	// Dir is the static file root (SRS http_server.dir); "" serves no
 	// static files.

@@ -1,4 +1,5 @@
-// Command hls is Rill's HTTP delivery plugin (binary bin/plugins/hls,
+// Command httpstream is Rill's HTTP delivery plugin (binary
+// bin/plugins/httpstream, plugin "httpstream" { }, formerly named hls;
 // default listener 0.0.0.0:8080): every stream of the hub as HTTP-FLV,
 // HTTP-TS, HTTP-AAC and HTTP-MP3 live streams, HLS playlists and MPEG-TS
 // segments for vhosts with hls { enabled = true }, and static files, with
