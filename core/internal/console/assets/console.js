@@ -7,9 +7,9 @@ const esc = s => String(s == null ? '' : s).replace(/[&<>"']/g, c => ({ '&': '&a
 
 const state = { httpBase: null, player: null };
 
-// The HTTP streaming plugin (hls) serves .flv and .m3u8; find its port.
+// The HTTP streaming plugin (httpstream) serves .flv and .m3u8; find its port.
 function httpBase(plugins) {
-  const p = plugins.find(p => p.name === 'hls' && p.state === 'running');
+  const p = plugins.find(p => p.name === 'httpstream' && p.state === 'running');
   if (!p || !p.listeners || !p.listeners.length) return null;
   const port = p.listeners[0].addr.split(':').pop();
   return `${location.protocol}//${location.hostname}:${port}`;
