@@ -75,7 +75,7 @@ func (h *Host) checkRing(path string) error {
 // publisher and ErrForbidden when security rules or a callback refuse it.
 func (h *Host) Publish(ctx context.Context, client ClientInfo, stream StreamRef) (*Publication, error) {
 	client.Plugin = h.plugin
-	p, err := h.rpc.Publish(ctx, wire.PublishRequest{Client: client, Stream: stream})
+	p, err := h.rpc.Publish(ctx, wire.PublishRequest{Client: client.wire(), Stream: stream.wire()})
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", stream.Key(), err)
 	}
@@ -108,7 +108,7 @@ type SubscribeOptions struct {
 // subscription per stream per process is enough: fan packets out in-process.
 func (h *Host) Subscribe(ctx context.Context, client ClientInfo, stream StreamRef, opts SubscribeOptions) (*Subscription, error) {
 	client.Plugin = h.plugin
-	s, err := h.rpc.Subscribe(ctx, wire.SubscribeRequest{Client: client, Stream: stream, Wait: opts.Wait, Internal: opts.Internal})
+	s, err := h.rpc.Subscribe(ctx, wire.SubscribeRequest{Client: client.wire(), Stream: stream.wire(), Wait: opts.Wait, Internal: opts.Internal})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", stream.Key(), err)
 	}
@@ -152,33 +152,33 @@ func (h *Host) Subscribe(ctx context.Context, client ClientInfo, stream StreamRe
 // (errors.Is ErrForbidden) means refuse the player.
 func (h *Host) Play(ctx context.Context, client ClientInfo, stream StreamRef) error {
 	client.Plugin = h.plugin
-	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientPlay, Client: client, Stream: stream})
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientPlay, Client: client.wire(), Stream: stream.wire()})
 }
 
 // PlayStopped reports that a player allowed by Play stopped (on_stop).
 func (h *Host) PlayStopped(ctx context.Context, client ClientInfo, stream StreamRef) error {
 	client.Plugin = h.plugin
-	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientStop, Client: client, Stream: stream})
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientStop, Client: client.wire(), Stream: stream.wire()})
 }
 
 // ClientConnected reports a new connection (for the API and on_connect).
 // An error (errors.Is ErrForbidden) means an on_connect callback refused it.
 func (h *Host) ClientConnected(ctx context.Context, client ClientInfo, stream StreamRef) error {
 	client.Plugin = h.plugin
-	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientConnect, Client: client, Stream: stream})
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientConnect, Client: client.wire(), Stream: stream.wire()})
 }
 
 // ClientClosed reports a closed connection with its byte counts (on_close).
 func (h *Host) ClientClosed(ctx context.Context, client ClientInfo, stream StreamRef, sendBytes, recvBytes uint64) error {
 	client.Plugin = h.plugin
-	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientClose, Client: client, Stream: stream, SendBytes: sendBytes, RecvBytes: recvBytes})
+	return h.rpc.ClientEvent(ctx, wire.ClientEvent{Type: wire.ClientClose, Client: client.wire(), Stream: stream.wire(), SendBytes: sendBytes, RecvBytes: recvBytes})
 }
 
 // Notify reports a plugin event that the core turns into callbacks, such as
 // "on_hls" or "on_dvr" with their fields.
 func (h *Host) Notify(ctx context.Context, event string, client ClientInfo, stream StreamRef, fields map[string]string) error {
 	client.Plugin = h.plugin
-	return h.rpc.Notify(ctx, wire.Notification{Event: event, Client: client, Stream: stream, Fields: fields})
+	return h.rpc.Notify(ctx, wire.Notification{Event: event, Client: client.wire(), Stream: stream.wire(), Fields: fields})
 }
 
 // Publication is a claimed stream. Write is for one goroutine at a time.

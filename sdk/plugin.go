@@ -25,37 +25,6 @@ var (
 	ErrInvalid     = wire.ErrInvalid     // a malformed request (bad stream name, ...)
 )
 
-// Listener is a socket the plugin wants; the core binds it (so the port
-// survives plugin restarts) and passes the descriptor at launch.
-type Listener = wire.Listener
-
-// StreamRef names a stream: vhost/app/stream plus the client's parameters.
-type StreamRef = wire.StreamRef
-
-// ClientInfo identifies a connection. ID is the client id shown by the API,
-// the callbacks and every log line about the connection.
-type ClientInfo = wire.ClientInfo
-
-// ClientStat is one client as the plugin reports it to the core.
-type ClientStat = wire.ClientStat
-
-// Stats is a plugin's report of its clients and counters.
-type Stats = wire.Stats
-
-// StreamEvent tells a plugin that a stream of one of its vhosts was published or unpublished.
-type StreamEvent = wire.StreamEvent
-
-// Stream event types.
-const (
-	StreamPublished   = wire.StreamPublished
-	StreamUnpublished = wire.StreamUnpublished
-	// StreamWanted: a player waits for a stream nobody publishes. Only
-	// plugins with CapOnDemandSource get it (an edge starts pulling).
-	StreamWanted = wire.StreamWanted
-	// StreamUnwanted: the last player of the stream left (stop pulling).
-	StreamUnwanted = wire.StreamUnwanted
-)
-
 // Capabilities a plugin may declare in Info.Capabilities.
 const (
 	CapOnDemandSource = wire.CapOnDemandSource

@@ -93,7 +93,7 @@ func watchCore(log hclog.Logger) {
 func toWireInfo(info Info) wire.Info {
 	return wire.Info{
 		Name: info.Name, Version: info.Version, APIVersion: APIVersion, Description: info.Description,
-		Capabilities: info.Capabilities, Listeners: info.Listeners, HTTPRoutes: info.HTTPRoutes,
+		Capabilities: info.Capabilities, Listeners: listenersWire(info.Listeners), HTTPRoutes: info.HTTPRoutes,
 		VhostBlock: info.VhostBlock,
 	}
 }
@@ -266,7 +266,7 @@ func (a *adapter) shutdown(ctx context.Context) error {
 
 func (a *adapter) StreamEvent(ctx context.Context, ev wire.StreamEvent) error {
 	if w, ok := a.p.(StreamWatcher); ok {
-		w.StreamEvent(ctx, ev)
+		w.StreamEvent(ctx, eventFromWire(ev))
 	}
 	return nil
 }
@@ -307,7 +307,7 @@ func (a *adapter) ServeHTTP(ctx context.Context, req wire.HTTPRequest) (wire.HTT
 
 func (a *adapter) Stats(ctx context.Context) (wire.Stats, error) {
 	if s, ok := a.p.(StatsReporter); ok {
-		return s.Stats(ctx), nil
+		return s.Stats(ctx).wire(), nil
 	}
 	return wire.Stats{}, nil
 }

@@ -116,7 +116,7 @@ func (h *Harness) Start(t testing.TB) {
 // tells the plugin it was published; write packets to the returned writer.
 func (h *Harness) Publish(t testing.TB, ref sdk.StreamRef) *Publication {
 	t.Helper()
-	pub, err := h.Host.Publish(context.Background(), wire.PublishRequest{Client: wire.ClientInfo{ID: "sdktestpub"}, Stream: ref})
+	pub, err := h.Host.Publish(context.Background(), wire.PublishRequest{Client: wire.ClientInfo{ID: "sdktestpub"}, Stream: wire.StreamRef{Vhost: ref.Vhost, App: ref.App, Stream: ref.Stream, Param: ref.Param, TcURL: ref.TcURL}})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
