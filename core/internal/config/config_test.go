@@ -391,9 +391,9 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "address bound twice",
-			src:  "listen_api = \"0.0.0.0:8080\"\nplugin \"hls\" {\n  listen = [\"0.0.0.0:8080\"]\n}\nplugin \"rtmp\" {\n  listen = [\"tcp://0.0.0.0:8080\"]\n}\n",
+			src:  "listen_api = \"0.0.0.0:8080\"\nplugin \"httpstream\" {\n  listen = [\"0.0.0.0:8080\"]\n}\nplugin \"rtmp\" {\n  listen = [\"tcp://0.0.0.0:8080\"]\n}\n",
 			want: []string{
-				`conf.hcl:3:13: plugin "hls" key "listen[0]": address tcp://0.0.0.0:8080 is already bound by listen_api at conf.hcl:1:1`,
+				`conf.hcl:3:13: plugin "httpstream" key "listen[0]": address tcp://0.0.0.0:8080 is already bound by listen_api at conf.hcl:1:1`,
 				`conf.hcl:6:13: plugin "rtmp" key "listen[0]": address tcp://0.0.0.0:8080 is already bound by listen_api at conf.hcl:1:1`,
 			},
 			class: ErrDuplicate,
