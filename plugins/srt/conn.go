@@ -15,6 +15,7 @@ import (
 	srt "github.com/datarhei/gosrt"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rill-media/rill/plugins/internal/tsdemux"
 	"github.com/rill-media/rill/plugins/internal/tsmux"
 	"github.com/rill-media/rill/sdk"
 	"github.com/rill-media/rill/sdk/media"
@@ -90,7 +91,7 @@ func (c *conn) serve() {
 	c.close(errReason(err))
 	reason, _ := c.reason.Load().(string)
 	level := hclog.Info
-	if errors.Is(err, errMalformedTS) {
+	if errors.Is(err, tsdemux.ErrMalformed) {
 		level = hclog.Warn
 	}
 	c.mu.Lock()
@@ -228,7 +229,7 @@ func (c *conn) publish(ref sdk.StreamRef) error {
 		return err
 	}
 	c.log.Info("publish started", "stream", ref.Key(), "type", "srt-publish", "param", ref.Param, "stream_id", pub.StreamID)
-	dm := newDemuxer(pub.Write)
+	dm := tsdemux.New(pub.Write)
 	defer c.logWarnings(dm)
 	// gosrt's read deadlines do nothing: a timer cuts a silent publisher.
 	timeout := c.cfg.PublishTimeout.Std()
@@ -251,12 +252,12 @@ func (c *conn) publish(ref sdk.StreamRef) error {
 }
 
 // logWarnings logs the tolerated problems of the stream once, at the end.
-func (c *conn) logWarnings(dm *demuxer) {
-	if len(dm.warnings) == 0 {
+func (c *conn) logWarnings(dm *tsdemux.Demuxer) {
+	if len(dm.Warnings()) == 0 {
 		return
 	}
-	args := make([]any, 0, 2*len(dm.warnings))
-	for k, v := range dm.warnings {
+	args := make([]any, 0, 2*len(dm.Warnings()))
+	for k, v := range dm.Warnings() {
 		args = append(args, strings.ReplaceAll(k, " ", "_"), v)
 	}
 	c.log.Info("mpeg-ts problems tolerated", args...)

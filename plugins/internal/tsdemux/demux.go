@@ -1,4 +1,18 @@
-package main
+// Package tsdemux turns an MPEG-TS byte stream (what an SRT publisher or a
+// UDP/TS caster sends) into hub packets:
+// H.264 and H.265 (Annex B to length-prefixed NAL units, parameter sets to
+// a configuration record) and AAC (ADTS to raw frames and an
+// AudioSpecificConfig). lal parses the TS packet headers and the PES
+// headers and builds the AAC and H.265 configurations; lal has no TS
+// demuxer (its ParsePat/ParsePmt check no lengths and misread ES
+// descriptors), so the PSI sections and PES reassembly are done here, with
+// every length checked before lal reads a byte (docs/THREATS.md row 12).
+//
+// Hostile input either is dropped (continuity gaps: the damaged PES is
+// discarded; unknown PIDs and stream types: ignored) or ends the
+// connection with ErrMalformed (lost sync, bogus lengths). A panic in a
+// parser is recovered by Feed and reported as ErrMalformed too.
+package tsdemux
 
 import (
 	"bytes"
@@ -15,27 +29,13 @@ import (
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// The demuxer turns the MPEG-TS an SRT publisher sends into hub packets:
-// H.264 and H.265 (Annex B to length-prefixed NAL units, parameter sets to
-// a configuration record) and AAC (ADTS to raw frames and an
-// AudioSpecificConfig). lal parses the TS packet headers and the PES
-// headers and builds the AAC and H.265 configurations; lal has no TS
-// demuxer (its ParsePat/ParsePmt check no lengths and misread ES
-// descriptors), so the PSI sections and PES reassembly are done here, with
-// every length checked before lal reads a byte (THREATS.md row 12).
-//
-// Hostile input either is dropped (continuity gaps: the damaged PES is
-// discarded; unknown PIDs and stream types: ignored) or ends the
-// connection with errMalformedTS (lost sync, bogus lengths). A panic in a
-// parser is recovered by Feed and reported as errMalformedTS too.
-
-var errMalformedTS = errors.New("malformed mpeg-ts")
+var ErrMalformed = errors.New("malformed mpeg-ts")
 
 // errParserPanic is a recovered panic: a bug, which the fuzz target hunts.
-var errParserPanic = fmt.Errorf("%w: parser panic", errMalformedTS)
+var errParserPanic = fmt.Errorf("%w: parser panic", ErrMalformed)
 
 func tsErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errMalformedTS, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
 const (
@@ -63,7 +63,7 @@ type esStream struct {
 	broken     bool // a gap damaged the PES in buf: discard it
 }
 
-type demuxer struct {
+type Demuxer struct {
 	onPacket func(media.Packet) error
 
 	carry    []byte // a partial TS packet from the previous Feed
@@ -84,19 +84,19 @@ type demuxer struct {
 	out   []byte
 }
 
-func newDemuxer(onPacket func(media.Packet) error) *demuxer {
-	return &demuxer{
+func New(onPacket func(media.Packet) error) *Demuxer {
+	return &Demuxer{
 		onPacket: onPacket, pmtPID: -1,
 		psi: map[uint16][]byte{}, streams: map[uint16]*esStream{}, warnings: map[string]int{},
 	}
 }
 
 // warn counts a tolerated problem; the connection logs the counts.
-func (d *demuxer) warn(what string) { d.warnings[what]++ }
+func (d *Demuxer) warn(what string) { d.warnings[what]++ }
 
 // Feed demuxes b, any number of bytes of the TS byte stream (SRT carries
 // 1316-byte messages of seven TS packets, but nothing relies on it).
-func (d *demuxer) Feed(b []byte) (err error) {
+func (d *Demuxer) Feed(b []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", errParserPanic, r)
@@ -148,7 +148,7 @@ func (d *demuxer) Feed(b []byte) (err error) {
 	return nil
 }
 
-func (d *demuxer) packet(pkt []byte) error {
+func (d *Demuxer) packet(pkt []byte) error {
 	h := mpegts.ParseTsPacketHeader(pkt)
 	if h.Err != 0 {
 		d.warn("transport error")
@@ -226,7 +226,7 @@ func (d *demuxer) packet(pkt []byte) error {
 
 // psiPacket reassembles a PAT or PMT section (one per PID, up to 1024
 // bytes) and parses it when complete.
-func (d *demuxer) psiPacket(pid uint16, pusi bool, payload []byte) error {
+func (d *Demuxer) psiPacket(pid uint16, pusi bool, payload []byte) error {
 	if pusi {
 		ptr := int(payload[0])
 		if 1+ptr > len(payload) {
@@ -276,7 +276,7 @@ func (d *demuxer) psiPacket(pid uint16, pusi bool, payload []byte) error {
 	return nil
 }
 
-func (d *demuxer) pat(body []byte) error {
+func (d *Demuxer) pat(body []byte) error {
 	if len(body)%4 != 0 {
 		return tsErr("PAT: %d bytes of programs is not a multiple of 4", len(body))
 	}
@@ -295,7 +295,7 @@ func (d *demuxer) pat(body []byte) error {
 	return nil
 }
 
-func (d *demuxer) pmt(body []byte) error {
+func (d *Demuxer) pmt(body []byte) error {
 	if len(body) < 4 {
 		return tsErr("PMT: %d bytes", len(body))
 	}
@@ -355,7 +355,7 @@ func (d *demuxer) pmt(body []byte) error {
 }
 
 // flush hands the PES in es.buf on and empties it.
-func (d *demuxer) flush(es *esStream) error {
+func (d *Demuxer) flush(es *esStream) error {
 	buf := es.buf
 	es.buf = es.buf[:0]
 	if len(buf) == 0 {
@@ -443,7 +443,7 @@ func (c *tsClock) at(raw uint64) time.Duration {
 	return time.Duration(t) * time.Second / 90000
 }
 
-func (d *demuxer) video(codec media.Codec, data []byte, dts, pts time.Duration) error {
+func (d *Demuxer) video(codec media.Codec, data []byte, dts, pts time.Duration) error {
 	hevcCodec := codec == media.CodecH265
 	nalus, err := avc.SplitNaluAnnexb(data)
 	if err != nil || len(nalus) == 0 {
@@ -529,7 +529,7 @@ func setParam(dst *[]byte, n []byte) bool {
 	return true
 }
 
-func (d *demuxer) buildVideoConfig(hevcCodec bool) ([]byte, bool) {
+func (d *Demuxer) buildVideoConfig(hevcCodec bool) ([]byte, bool) {
 	if hevcCodec {
 		if d.vps == nil || d.sps == nil || d.pps == nil {
 			return nil, false
@@ -556,7 +556,7 @@ func (d *demuxer) buildVideoConfig(hevcCodec bool) ([]byte, bool) {
 
 var aacRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
 
-func (d *demuxer) aac(data []byte, dts time.Duration) error {
+func (d *Demuxer) aac(data []byte, dts time.Duration) error {
 	for i := 0; len(data) > 0; i++ {
 		if len(data) < 7 || data[0] != 0xff || data[1]&0xf6 != 0xf0 {
 			d.warn("aac pes without adts sync")
@@ -598,3 +598,8 @@ func (d *demuxer) aac(data []byte, dts time.Duration) error {
 	}
 	return nil
 }
+
+// Warnings are the tolerated problems seen so far (continuity gaps,
+// unknown stream types, ...) by what, with their counts; the caller logs
+// them once when its input ends.
+func (d *Demuxer) Warnings() map[string]int { return d.warnings }

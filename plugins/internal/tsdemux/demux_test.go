@@ -1,4 +1,4 @@
-package main
+package tsdemux
 
 import (
 	"bytes"
@@ -82,9 +82,9 @@ type collected struct {
 	videoConfig, audioConfig []media.Packet
 }
 
-func demuxAll(t testing.TB, ts []byte, chunk int) (collected, *demuxer, error) {
+func demuxAll(t testing.TB, ts []byte, chunk int) (collected, *Demuxer, error) {
 	var c collected
-	d := newDemuxer(func(p media.Packet) error {
+	d := New(func(p media.Packet) error {
 		p = p.Clone()
 		switch {
 		case p.Kind == media.KindVideo && p.IsConfig():
@@ -327,8 +327,8 @@ func TestDemuxRefusesMalformed(t *testing.T) {
 		}),
 	} {
 		_, _, err := demuxAll(t, ts, 1316)
-		if !errors.Is(err, errMalformedTS) || errors.Is(err, errParserPanic) {
-			t.Errorf("%s: %v, want errMalformedTS", name, err)
+		if !errors.Is(err, ErrMalformed) || errors.Is(err, errParserPanic) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
 	}
 }
@@ -390,7 +390,7 @@ func FuzzDemux(f *testing.F) {
 	f.Add(st.ts[:188*40])
 	f.Add([]byte{0x47, 0x40, 0, 0x10, 0, 0, 0xb0, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d := newDemuxer(func(p media.Packet) error {
+		d := New(func(p media.Packet) error {
 			if len(p.Payload) == 0 {
 				t.Fatalf("empty payload %v", p)
 			}
@@ -405,7 +405,7 @@ func FuzzDemux(f *testing.F) {
 		if err == nil {
 			err = d.Feed(b) // again: the state after a whole stream
 		}
-		if err != nil && (!errors.Is(err, errMalformedTS) || errors.Is(err, errParserPanic)) {
+		if err != nil && (!errors.Is(err, ErrMalformed) || errors.Is(err, errParserPanic)) {
 			t.Fatalf("Feed: %v", err)
 		}
 	})
