@@ -287,6 +287,9 @@ type PluginStatus struct {
 	State     string `json:"state"`
 	Restarts  int    `json:"restarts"`
 	LastError string `json:"last_error"`
+	Failures  int    `json:"failures"`
+	CrashLoop bool   `json:"crash_loop"`
+	BackoffMS int64  `json:"backoff_ms"`
 	Listeners []struct {
 		Name    string `json:"name"`
 		Network string `json:"network"`

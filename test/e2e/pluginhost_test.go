@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +102,100 @@ func TestCrashingPluginIsolated(t *testing.T) {
 	if !strings.Contains(d.Log(), "exit status 2") && !strings.Contains(d.Log(), "process exited") {
 		t.Fatalf("crash not logged:\n%s", d.Log())
 	}
+	// The crash loop and its backoff show in the API and in /metrics.
+	Eventually(t, 30*time.Second, "crash loop reported", func() error {
+		ps, err := d.Plugins()
+		if err != nil {
+			return err
+		}
+		if b := ps["testbad"]; !b.CrashLoop || b.Failures < 3 || b.State != "restarting" || b.BackoffMS < 1000 {
+			return fmt.Errorf("%+v", b)
+		}
+		if v := metricValue(t, d, "rill_plugin_crash_loop", `plugin="testbad"`); v != 1 {
+			return fmt.Errorf("rill_plugin_crash_loop = %v", v)
+		}
+		if v := metricValue(t, d, "rill_plugin_restart_backoff_seconds", `plugin="testbad"`); v < 1 {
+			return fmt.Errorf("rill_plugin_restart_backoff_seconds = %v", v)
+		}
+		return nil
+	})
+	ps3, _ := d.Plugins()
+	if w := ps3["testwriter"]; w.CrashLoop || w.Failures != 0 || w.BackoffMS != 0 {
+		t.Fatalf("a healthy plugin reported failing: %+v", w)
+	}
+	if v := metricValue(t, d, "rill_plugin_crash_loop", `plugin="testwriter"`); v != 0 {
+		t.Fatalf("rill_plugin_crash_loop{testwriter} = %v", v)
+	}
 	checkClean(t, d, ps2["testwriter"].PID, ps2["testreader"].PID)
+}
+
+// metricValue reads the first sample of a metric whose labels contain
+// label from /metrics (-1: none).
+func metricValue(t *testing.T, d *Daemon, name, label string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(d.API + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) {
+			f := strings.Fields(l)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// A plugin pinned by sha256 runs when its binary matches; a binary that is
+// not the pinned one is refused at start and by rill -t, the message naming
+// both sums and the key's position.
+func TestPluginChecksumPinning(t *testing.T) {
+	probe := NewDaemon(t, patternConfig())
+	sum, err := fileSHA256(filepath.Join(probe.Dir, "plugins", "testwriter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := patternConfig()
+	good.Blocks["testwriter"] = fmt.Sprintf("  sha256 = %q", sum)
+	d := StartDaemon(t, good)
+	waitRunning(t, d, "testwriter", "testreader")
+
+	wrong := strings.Repeat("ab", 32)
+	bad := patternConfig()
+	bad.Blocks["testwriter"] = fmt.Sprintf("  sha256 = %q", wrong)
+	for _, check := range []bool{true, false} {
+		b := NewDaemon(t, bad)
+		var out string
+		if check {
+			code, o := runCheck(t, b.Dir, b.Conf)
+			if code == 0 {
+				t.Fatalf("rill -t passed a mismatching binary:\n%s", o)
+			}
+			out = o
+		} else {
+			if err := b.Start(); err == nil {
+				t.Fatal("daemon started with a binary that is not the pinned one")
+			}
+			_ = b.Wait(10 * time.Second)
+			out = b.Log()
+		}
+		for _, w := range []string{"checksum mismatch", sum, wrong, `plugin "testwriter"`, "conf.hcl:"} {
+			if !strings.Contains(out, w) {
+				t.Fatalf("-t=%v: output lacks %q:\n%s", check, w, out)
+			}
+		}
+	}
+}
+
+func fileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
 }

@@ -34,6 +34,7 @@ type collector struct {
 
 	streams, clients, recvBytes, sendBytes, clientsTotal *prometheus.Desc
 	pluginUp, pluginRestarts, pluginCPU, pluginRSS       *prometheus.Desc
+	pluginBackoff, pluginCrashLoop                       *prometheus.Desc
 	pluginCounter, build                                 *prometheus.Desc
 	streamRecv, streamSendBytes, streamPlayers           *prometheus.Desc
 	streamFrames, streamFPSDesc                          *prometheus.Desc
@@ -69,6 +70,8 @@ func newCollector(s *Server) *collector {
 		sendBytes:       prometheus.NewDesc("rill_send_bytes_total", "Bytes sent to clients, as the plugins report them.", nil, nil),
 		pluginUp:        prometheus.NewDesc("rill_plugin_up", "1 when the plugin process is running.", []string{"plugin"}, nil),
 		pluginRestarts:  prometheus.NewDesc("rill_plugin_restarts_total", "Restarts of the plugin process since start.", []string{"plugin"}, nil),
+		pluginBackoff:   prometheus.NewDesc("rill_plugin_restart_backoff_seconds", "Delay before the next launch of a plugin that ended (0 while it runs).", []string{"plugin"}, nil),
+		pluginCrashLoop: prometheus.NewDesc("rill_plugin_crash_loop", "1 while the plugin has ended quickly or failed to launch 3 times or more in a row.", []string{"plugin"}, nil),
 		pluginCPU:       prometheus.NewDesc("rill_plugin_cpu_seconds_total", "CPU time of the plugin process (the current one).", []string{"plugin"}, nil),
 		pluginRSS:       prometheus.NewDesc("rill_plugin_resident_memory_bytes", "Resident memory of the plugin process.", []string{"plugin"}, nil),
 		pluginCounter:   prometheus.NewDesc("rill_plugin_counter", "A counter a plugin reports (e.g. ring_drops).", []string{"plugin", "name"}, nil),
@@ -77,7 +80,7 @@ func newCollector(s *Server) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.streams, c.clients, c.clientsTotal, c.recvBytes, c.sendBytes, c.pluginUp, c.pluginRestarts, c.pluginCPU, c.pluginRSS, c.pluginCounter, c.build,
+	for _, d := range []*prometheus.Desc{c.streams, c.clients, c.clientsTotal, c.recvBytes, c.sendBytes, c.pluginUp, c.pluginRestarts, c.pluginBackoff, c.pluginCrashLoop, c.pluginCPU, c.pluginRSS, c.pluginCounter, c.build,
 		c.streamRecv, c.streamSendBytes, c.streamPlayers, c.streamFrames, c.streamFPSDesc} {
 		ch <- d
 	}
@@ -197,6 +200,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.pluginUp, prometheus.GaugeValue, up, st.Name)
 		ch <- prometheus.MustNewConstMetric(c.pluginRestarts, prometheus.CounterValue, float64(st.Restarts), st.Name)
+		ch <- prometheus.MustNewConstMetric(c.pluginBackoff, prometheus.GaugeValue, float64(st.BackoffMS)/1000, st.Name)
+		loop := 0.0
+		if st.CrashLoop {
+			loop = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.pluginCrashLoop, prometheus.GaugeValue, loop, st.Name)
 		if st.PID > 0 {
 			pid := fmt.Sprint(st.PID)
 			if b, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil {

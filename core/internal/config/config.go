@@ -112,6 +112,9 @@ type Plugin struct {
 	Listen []string
 	// Env (env) is added to the plugin's environment. Never nil.
 	Env map[string]string
+	// SHA256 (sha256) pins the binary: 64 hex digits, lower case; the core
+	// refuses to run a binary whose SHA-256 differs. Empty: not pinned.
+	SHA256 string
 	// Settings holds every other key of the block, as parsed, for the
 	// plugin to validate. Never nil.
 	Settings map[string]any

@@ -355,6 +355,8 @@ func (d *decoder) plugins(c *Config) {
 	}
 }
 
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
 func (d *decoder) plugin(c *Config, path []string, scope, name string) *Plugin {
 	pl := &Plugin{
 		Name:     name,
@@ -378,6 +380,14 @@ func (d *decoder) plugin(c *Config, path []string, scope, name string) *Plugin {
 			pl.Listen = d.listen(p, scope, key)
 		case "env":
 			pl.Env = d.env(p, scope, key)
+		case "sha256":
+			if s, ok := d.str(p, desc); ok {
+				if !sha256RE.MatchString(s) {
+					d.fail(p, desc, ErrInvalidValue, "want 64 hex digits (sha256sum of the binary), got %q", s)
+				} else {
+					pl.SHA256 = strings.ToLower(s)
+				}
+			}
 		default:
 			pl.Settings[key] = d.get(p)
 		}

@@ -144,7 +144,7 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 		if bin == "" {
 			bin = filepath.Join(cfg.PluginDir, name)
 		}
-		info, err := pluginhost.Describe(ctx, bin, p.Env)
+		info, err := pluginhost.Describe(ctx, bin, p.Env, p.SHA256)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: plugin %q: %w", cfg.PosOf("plugin", name), name, err))
 			continue
@@ -319,7 +319,7 @@ func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec,
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s settings: %w", name, err)
 		}
-		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info}
+		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info, SHA256: p.SHA256}
 		for _, vn := range sortedKeys(cfg.Vhosts) {
 			v := cfg.Vhosts[vn]
 			block := v.Blocks[blockOf(name, info)]

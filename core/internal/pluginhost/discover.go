@@ -5,13 +5,18 @@ package pluginhost
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/rill-media/rill/sdk/wire"
@@ -57,7 +62,11 @@ func Discover(dir string) (found []Found, skipped map[string]string, err error) 
 // Describe runs a plugin binary with --rill-describe and returns its Info.
 // It is how the core learns which sockets to bind before the launch.
 // env is added to the environment, as it will be for the launch.
-func Describe(ctx context.Context, path string, env map[string]string) (wire.Info, error) {
+// A non-empty sum (hex SHA-256) pins the binary: another one is not run.
+func Describe(ctx context.Context, path string, env map[string]string, sum string) (wire.Info, error) {
+	if err := VerifyBinary(path, sum); err != nil {
+		return wire.Info{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, wire.DescribeFlag)
@@ -81,4 +90,37 @@ func Describe(ctx context.Context, path string, env map[string]string) (wire.Inf
 		return wire.Info{}, fmt.Errorf("describe plugin %q: plugin calls itself %q; binary, config block and Info.Name must match", path, info.Name)
 	}
 	return info, nil
+}
+
+// FileSHA256 is the hex SHA-256 of the file at path.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ErrChecksum says a plugin binary is not the one its config pins.
+var ErrChecksum = errors.New("plugin binary checksum mismatch")
+
+// VerifyBinary checks the binary at path against the pinned hex SHA-256
+// sum; an empty sum pins nothing.
+func VerifyBinary(path, sum string) error {
+	if sum == "" {
+		return nil
+	}
+	got, err := FileSHA256(path)
+	if err != nil {
+		return fmt.Errorf("checksum plugin %q: %w", path, err)
+	}
+	if !strings.EqualFold(got, sum) {
+		return fmt.Errorf("%w: %s has sha256 %s, the config pins sha256 = %q", ErrChecksum, path, got, sum)
+	}
+	return nil
 }

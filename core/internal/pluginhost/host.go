@@ -32,6 +32,8 @@ type Spec struct {
 	Vhosts   []wire.VhostConfig
 	// Info is the plugin's self-description (from Describe).
 	Info wire.Info
+	// SHA256 (hex) pins the binary; each launch checks it. Empty: not pinned.
+	SHA256 string
 }
 
 // Options configures a Host.
@@ -73,7 +75,22 @@ type Status struct {
 	Since     time.Time    `json:"since"`
 	LastError string       `json:"last_error,omitempty"`
 	Listeners []ListenAddr `json:"listeners"`
+	// Failures counts the launches in a row that ended within 30 s of
+	// their start (or failed outright); CrashLoop is Failures >= 3.
+	Failures  int  `json:"failures"`
+	CrashLoop bool `json:"crash_loop"`
+	// BackoffMS is how long the core waits before its next launch attempt
+	// (0 while running); NextRestart is when that attempt is due.
+	BackoffMS   int64      `json:"backoff_ms"`
+	NextRestart *time.Time `json:"next_restart,omitempty"`
 }
+
+// crashLoopAfter failures in a row make a plugin "in a crash loop"; a
+// process that ends within quickDeath of its start counts as a failure.
+const (
+	crashLoopAfter = 3
+	quickDeath     = 30 * time.Second
+)
 
 // ListenAddr is a socket bound for a plugin.
 type ListenAddr struct {
@@ -115,6 +132,9 @@ type proc struct {
 	restarts  int
 	since     time.Time
 	lastError string
+	failures  int           // quick deaths or failed launches in a row
+	backoff   time.Duration // delay before the next launch, 0 while running
+	nextTry   time.Time
 
 	events chan eventItem
 	cancel context.CancelFunc
@@ -286,6 +306,11 @@ func (p *proc) configReq(dry bool, gen uint64) wire.ConfigRequest {
 
 // launch starts the process and completes the go-plugin handshake.
 func (p *proc) launch(ctx context.Context) error {
+	// A pinned binary is checked at every launch: a restart after the file
+	// was replaced by another build is refused, not run.
+	if err := VerifyBinary(p.spec.Path, p.spec.SHA256); err != nil {
+		return err
+	}
 	cmd := exec.Command(p.spec.Path)
 	var listeners []wire.BoundListener
 	for i, b := range p.bound {
@@ -400,12 +425,16 @@ func (p *proc) supervise(ctx context.Context) {
 		p.mu.Lock()
 		ranFor := time.Since(p.since)
 		p.mu.Unlock()
-		if ranFor > 30*time.Second {
+		if ranFor > quickDeath {
 			backoff = 250 * time.Millisecond
+			p.setFailures(0)
+		} else {
+			p.setFailures(-1)
 		}
 		p.log.Error("plugin process ended, restarting", "pid", pid, "reason", reason, "backoff", backoff)
 		p.setState(StateRestarting, reason)
 		for {
+			p.waiting(backoff)
 			select {
 			case <-ctx.Done():
 				p.setState(StateStopped, "")
@@ -426,6 +455,7 @@ func (p *proc) supervise(ctx context.Context) {
 				}
 			}
 			if err == nil {
+				p.waiting(0)
 				p.log.Info("plugin restarted", "pid", p.currentPID(), "restarts", p.restartCount())
 				if p.h.opts.Started != nil {
 					p.h.opts.Started(p.spec.Name)
@@ -438,6 +468,7 @@ func (p *proc) supervise(ctx context.Context) {
 			}
 			p.log.Error("plugin restart failed", "error", err, "backoff", backoff)
 			p.setState(StateRestarting, err.Error())
+			p.setFailures(-1)
 		}
 	}
 }
@@ -532,7 +563,32 @@ func (p *proc) setState(s State, lastErr string) {
 	p.mu.Unlock()
 }
 
-func (p *proc) currentPID() int   { p.mu.Lock(); defer p.mu.Unlock(); return p.pid }
+func (p *proc) currentPID() int { p.mu.Lock(); defer p.mu.Unlock(); return p.pid }
+
+// waiting records the delay before the next launch (0: none due) and, for
+// a delay, counts one more failure in a row.
+func (p *proc) waiting(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backoff = d
+	if d == 0 {
+		p.nextTry = time.Time{}
+		return
+	}
+	p.nextTry = time.Now().Add(d)
+}
+
+// setFailures sets the failures in a row; -1 adds one.
+func (p *proc) setFailures(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n < 0 {
+		p.failures++
+	} else {
+		p.failures = n
+	}
+}
+
 func (p *proc) restartCount() int { p.mu.Lock(); defer p.mu.Unlock(); return p.restarts }
 
 // Send queues a stream event for plugin name (dropped with a warning when
@@ -604,6 +660,14 @@ func (h *Host) Statuses() []Status {
 		st := Status{
 			Name: p.spec.Name, Version: p.spec.Info.Version, Path: p.spec.Path, PID: p.pid, State: p.state,
 			Restarts: p.restarts, Since: p.since, LastError: p.lastError, Listeners: []ListenAddr{},
+			Failures: p.failures, CrashLoop: p.failures >= crashLoopAfter, BackoffMS: p.backoff.Milliseconds(),
+		}
+		if p.state == StateRunning && time.Since(p.since) > quickDeath {
+			st.Failures, st.CrashLoop = 0, false // it has run long enough
+		}
+		if !p.nextTry.IsZero() {
+			t := p.nextTry
+			st.NextRestart = &t
 		}
 		if p.state != StateRunning && p.state != StateStarting {
 			st.PID = 0
