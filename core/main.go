@@ -12,6 +12,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "plugins" {
+		if err := daemon.Plugins(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "rill: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	conf := flag.String("c", "conf.hcl", "config file")
 	test := flag.Bool("t", false, "check the config and the plugins, then exit")
 	showVersion := flag.Bool("v", false, "print the version and exit")

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -198,4 +202,78 @@ func fileSHA256(path string) (string, error) {
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:]), nil
+}
+
+// runRill runs the rill binary with args and extra environment and returns
+// its exit code and combined output.
+func runRill(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "rill"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		return ee.ExitCode(), string(out)
+	}
+	t.Fatalf("rill %v: %v\n%s", args, err, out)
+	return 0, ""
+}
+
+// `rill plugins list|describe|check` tell an operator what is in the plugin
+// directory, and refuse a plugin of another API version naming both.
+func TestPluginsCommand(t *testing.T) {
+	d := NewDaemon(t, badConfig("crash-after"))
+	pdir := filepath.Join(d.Dir, "plugins")
+	if err := os.WriteFile(filepath.Join(pdir, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runRill(t, nil, "plugins", "list", "-d", pdir)
+	if code != 0 {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	sum, err := fileSHA256(filepath.Join(pdir, "testwriter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"NAME", "testwriter", "testreader", "testbad", "0.0.1", sum[:12], "notes.txt", "skipped: not executable"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("list lacks %q:\n%s", w, out)
+		}
+	}
+	// The config's plugin_dir is found the same way a start finds it.
+	code, out = runRill(t, nil, "plugins", "describe", "-c", d.Conf, "testwriter")
+	var desc struct {
+		Name, Version, SHA256 string
+		APIVersion            int  `json:"api_version"`
+		Compatible            bool `json:"api_compatible"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &desc) != nil || desc.Name != "testwriter" || desc.SHA256 != sum || desc.APIVersion != 1 || !desc.Compatible {
+		t.Fatalf("describe: exit %d %+v\n%s", code, desc, out)
+	}
+	code, out = runRill(t, nil, "plugins", "check", filepath.Join(pdir, "testbad"))
+	if code != 0 || !strings.Contains(out, "ok: testbad 0.0.1, plugin API v1") {
+		t.Fatalf("check of a good plugin: exit %d\n%s", code, out)
+	}
+	// The same binary claiming API version 99 is refused by each command.
+	bad := []string{"RILL_TESTBAD=api-version"}
+	for _, args := range [][]string{
+		{"plugins", "check", filepath.Join(pdir, "testbad")},
+		{"plugins", "describe", filepath.Join(pdir, "testbad")},
+		{"plugins", "list", "-d", pdir},
+	} {
+		code, out := runRill(t, bad, args...)
+		if code == 0 || !strings.Contains(out, "plugin API version 99, core speaks 1") {
+			t.Fatalf("%v with API 99: exit %d\n%s", args, code, out)
+		}
+	}
+	// check launches the plugin as a start does: a broken handshake fails it.
+	code, out = runRill(t, []string{"RILL_TESTBAD=junk-stdout"}, "plugins", "check", filepath.Join(pdir, "testbad"))
+	if code == 0 || !strings.Contains(out, "testbad") {
+		t.Fatalf("check of a plugin that breaks the handshake: exit %d\n%s", code, out)
+	}
 }

@@ -69,6 +69,19 @@ func Describe(ctx context.Context, path string, env map[string]string, sum strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	info, err := DescribeRaw(ctx, path, env)
+	if err != nil {
+		return wire.Info{}, err
+	}
+	if err := CheckInfo(path, info); err != nil {
+		return wire.Info{}, err
+	}
+	return info, nil
+}
+
+// DescribeRaw runs path --rill-describe and parses what it prints, without
+// judging it (see CheckInfo).
+func DescribeRaw(ctx context.Context, path string, env map[string]string) (wire.Info, error) {
 	cmd := exec.CommandContext(ctx, path, wire.DescribeFlag)
 	cmd.Env = os.Environ()
 	for k, v := range env {
@@ -83,13 +96,19 @@ func Describe(ctx context.Context, path string, env map[string]string, sum strin
 	if err := json.Unmarshal(out.Bytes(), &info); err != nil {
 		return wire.Info{}, fmt.Errorf("describe plugin %q: not a Rill plugin (bad describe output: %v)", path, err)
 	}
+	return info, nil
+}
+
+// CheckInfo refuses a plugin the core cannot run: another plugin API
+// version (the message names both), or a name that is not its file's.
+func CheckInfo(path string, info wire.Info) error {
 	if info.APIVersion != wire.APIVersion {
-		return wire.Info{}, fmt.Errorf("describe plugin %q: plugin API version %d, core speaks %d", path, info.APIVersion, wire.APIVersion)
+		return fmt.Errorf("describe plugin %q: plugin API version %d, core speaks %d", path, info.APIVersion, wire.APIVersion)
 	}
 	if info.Name != filepath.Base(path) {
-		return wire.Info{}, fmt.Errorf("describe plugin %q: plugin calls itself %q; binary, config block and Info.Name must match", path, info.Name)
+		return fmt.Errorf("describe plugin %q: plugin calls itself %q; binary, config block and Info.Name must match", path, info.Name)
 	}
-	return info, nil
+	return nil
 }
 
 // FileSHA256 is the hex SHA-256 of the file at path.
