@@ -27,8 +27,12 @@ run: build
 deps:
 	@./scripts/deps.sh
 
+EXAMPLES  := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
+
 test: deps build
 	$(GO) vet ./...
+	@# the out-of-tree example plugins: modules of their own, against sdk/ only
+	@for m in $(EXAMPLES); do echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) test -count=1 ./...) || exit 1; done
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -count=1 -race -timeout $(TEST_TIMEOUT) ./sdk/... ./core/...
 

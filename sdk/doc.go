@@ -3,6 +3,9 @@
 //
 // # A plugin in five minutes
 //
+// docs/plugins.md in the repository is the tutorial, around a complete
+// out-of-tree example (examples/streamstats, its own module).
+//
 // A plugin is an executable in the core's plugin directory whose file name
 // is its name. Its main hands an implementation to Serve:
 //

@@ -72,6 +72,18 @@ func buildAll(dir string) error {
 			buildErrs[name] = err
 		}
 	}
+	// The out-of-tree example plugins are modules of their own, built in
+	// their own directory as a third party builds them.
+	examples, _ := os.ReadDir(filepath.Join(root, "examples"))
+	for _, e := range examples {
+		mod := filepath.Join(root, "examples", e.Name())
+		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err != nil || !e.IsDir() {
+			continue
+		}
+		if err := goBuild(mod, filepath.Join(dir, "plugins", e.Name()), "."); err != nil {
+			buildErrs[e.Name()] = err
+		}
+	}
 	return nil
 }
 
