@@ -29,6 +29,9 @@ type Runtime struct {
 	Logger     hclog.Logger
 	ServerID   string
 	InstanceID string
+	// ServiceID is the core process's service_id, as its SRS callbacks
+	// send it (for a plugin that calls an HTTP backend itself).
+	ServiceID string
 
 	listeners   map[string][]net.Listener
 	packetConns map[string][]net.PacketConn
@@ -202,6 +205,7 @@ func (a *adapter) Start(ctx context.Context, req wire.StartRequest, host wire.Ho
 		Logger:      a.log,
 		ServerID:    req.ServerID,
 		InstanceID:  req.InstanceID,
+		ServiceID:   os.Getenv(wire.EnvServiceID),
 		listeners:   map[string][]net.Listener{},
 		packetConns: map[string][]net.PacketConn{},
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -65,8 +66,13 @@ type vhostOptions struct {
 	TCPNoDelay        bool
 	FirstPktTimeout   time.Duration
 	NormalTimeout     time.Duration
-	// Forward lists the host:port destinations of vhost forward {}.
+	// Forward lists the destinations of vhost forward {}: host:port (the
+	// same app and stream there) or an rtmp:// URL with the variables
+	// [vhost], [app], [stream] and [param] (SRS #1342).
 	Forward []string
+	// ForwardBackend is forward { backend }: an HTTP service asked at each
+	// publish for more destinations (SRS 5's on_forward).
+	ForwardBackend string
 	// Origins is cluster { origin } of a vhost in mode "remote" (an edge).
 	Origins []string
 }
@@ -160,14 +166,17 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		}
 		if fwd.Enabled == nil || *fwd.Enabled {
 			for i, d := range fwd.Destination {
-				if _, _, err := net.SplitHostPort(d); err != nil {
-					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"forward", "destination", strconv.Itoa(i)}, Msg: fmt.Sprintf("%q is not host:port", d), VhostRelative: true})
+				if err := checkDestination(d); err != nil {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"forward", "destination", strconv.Itoa(i)}, Msg: err.Error(), VhostRelative: true})
 				}
 			}
 			o.Forward = fwd.Destination
-		}
-		if len(fwd.Backend) > 0 {
-			errs = append(errs, unsupported(v.Name, "forward", "backend", "destinations from an HTTP backend are not implemented (list them in destination)"))
+			if fwd.Backend != "" {
+				if u, err := url.Parse(fwd.Backend); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"forward", "backend"}, Msg: fmt.Sprintf("%q is not an http:// or https:// URL", fwd.Backend), VhostRelative: true})
+				}
+				o.ForwardBackend = fwd.Backend
+			}
 		}
 		var cl clusterBlock
 		if err := v.DecodeBlock("cluster", &cl); err != nil {

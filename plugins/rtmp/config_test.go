@@ -60,7 +60,8 @@ func TestScaleOutKeysRefused(t *testing.T) {
 		{"edge extras", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"token_traverse":true,"vhost":"x","debug_srs_upnode":false,"follow_client":true}`},
 			[]string{"cluster.debug_srs_upnode", "cluster.follow_client", "cluster.token_traverse", "cluster.vhost"}},
 		{"protocol", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"protocol":"flv"}`}, []string{"cluster.protocol"}},
-		{"backend", map[string]string{"forward": `{"backend":"http://127.0.0.1:8085/api/v1/forward"}`}, []string{"forward.backend"}},
+		{"backend", map[string]string{"forward": `{"backend":"http://127.0.0.1:8085/api/v1/forward"}`}, nil},
+		{"variables", map[string]string{"forward": `{"destination":["rtmp://127.0.0.1:1936/[app]/[stream]?k=[param]&v=[vhost]"]}`}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,5 +83,39 @@ func TestScaleOutKeysRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Forward destinations and the backend are checked at their key.
+func TestForwardKeysChecked(t *testing.T) {
+	for _, tc := range []struct{ block, key, msg string }{
+		{`{"destination":["no-port"]}`, "forward.destination.0", "neither host:port nor an rtmp:// URL"},
+		{`{"destination":["http://x/a/b"]}`, "forward.destination.0", "not an rtmp://"},
+		{`{"destination":["rtmp://x/[app]/[strem]"]}`, "forward.destination.0", "unknown variable [strem]"},
+		{`{"destination":["rtmp://x/onlyapp"]}`, "forward.destination.0", "needs an app and a stream"},
+		{`{"backend":"127.0.0.1:8085/api"}`, "forward.backend", "not an http:// or https:// URL"},
+	} {
+		ps := problems(t, map[string]string{"forward": tc.block})
+		if len(ps) != 1 || !strings.HasPrefix(ps[0], tc.key+": ") || !strings.Contains(ps[0], tc.msg) {
+			t.Errorf("%s: problems %q, want %s: ...%s...", tc.block, ps, tc.key, tc.msg)
+		}
+	}
+}
+
+func TestDestinationURL(t *testing.T) {
+	ref := sdk.StreamRef{Vhost: "v.example.com", App: "live", Stream: "cam", Param: "?token=abc&x=1"}
+	for _, tc := range []struct{ dest, want string }{
+		{"127.0.0.1:1936", "rtmp://127.0.0.1:1936/live/cam?vhost=v.example.com"},
+		{"rtmp://10.0.0.1/[app]/[stream]?k=[param]", "rtmp://10.0.0.1:1935/live/cam?k=token=abc&x=1"},
+		{"rtmp://10.0.0.1:19350/[vhost]/[app]_[stream]", "rtmp://10.0.0.1:19350/v.example.com/live_cam"},
+	} {
+		got, err := destinationURL(tc.dest, ref)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.dest, got, err, tc.want)
+		}
+	}
+	def := sdk.StreamRef{Vhost: defaultVhost, App: "live", Stream: "cam"}
+	if got, _ := destinationURL("127.0.0.1:1936", def); got != "rtmp://127.0.0.1:1936/live/cam" {
+		t.Errorf("default vhost: %q", got)
 	}
 }

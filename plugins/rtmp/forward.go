@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +21,12 @@ import (
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// forwardBlock is SRS's vhost forward {} section. Backend (destinations
-// asked of an HTTP service) is not done yet: decoded only to be refused.
+// forwardBlock is SRS's vhost forward {} section: static destinations
+// and a backend asked for more at each publish.
 type forwardBlock struct {
-	Enabled     *bool           `json:"enabled"`
-	Destination []string        `json:"destination"`
-	Backend     json.RawMessage `json:"backend"`
+	Enabled     *bool    `json:"enabled"`
+	Destination []string `json:"destination"`
+	Backend     string   `json:"backend"`
 }
 
 func init() {
@@ -59,7 +58,8 @@ type forwarders struct {
 // liveStream is a published stream as the core announced it.
 type liveStream struct {
 	ref sdk.StreamRef
-	id  string // the publication's stream id
+	id  string         // the publication's stream id
+	pub sdk.ClientInfo // its publisher, for forward { backend }
 }
 
 // forwarder is the forward of one publication. Its destinations change
@@ -69,9 +69,24 @@ type forwarder struct {
 	id     string
 	cancel context.CancelFunc
 
+	pub     sdk.ClientInfo
+	backend string // forward { backend } of the vhost when started
+
 	mu      sync.Mutex
-	dests   [][]string    // wanted now; guarded by mu
+	dests   [][]string    // wanted now by the config; guarded by mu
+	extra   [][]string    // what the backend answered; guarded by mu
 	changed chan struct{} // a send (cap 1) says dests changed
+}
+
+// setExtra sets the destinations the backend answered.
+func (f *forwarder) setExtra(dests [][]string) {
+	f.mu.Lock()
+	f.extra = dests
+	f.mu.Unlock()
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
 }
 
 // setDests sets the destinations the forwarder must push to.
@@ -89,7 +104,7 @@ func (f *forwarder) setDests(dests [][]string) {
 func (f *forwarder) wanted() [][]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.dests
+	return append(append([][]string(nil), f.dests...), f.extra...)
 }
 
 var _ sdk.StreamWatcher = (*Server)(nil)
@@ -114,7 +129,7 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	}
 	switch ev.Type {
 	case sdk.StreamPublished:
-		s.fwd.live[key] = liveStream{ref: ev.Stream, id: ev.StreamID}
+		s.fwd.live[key] = liveStream{ref: ev.Stream, id: ev.StreamID, pub: ev.Publisher}
 	case sdk.StreamUnpublished:
 		if l, ok := s.fwd.live[key]; ok && (ev.StreamID == "" || l.id == ev.StreamID) {
 			delete(s.fwd.live, key)
@@ -170,15 +185,19 @@ func (s *Server) reconcileForwardLocked(key string) {
 	l, live := s.fwd.live[key]
 	f := s.fwd.byKey[key]
 	var dests [][]string
+	backend := ""
 	if live {
 		dests = s.forwardDests(l.ref)
+		_, opts := s.cfg.Load().vhost(l.ref.Vhost)
+		backend = opts.ForwardBackend
 	}
-	if f != nil && (len(dests) == 0 || f.id != l.id) {
+	wanted := len(dests) > 0 || backend != ""
+	if f != nil && (!wanted || f.id != l.id || f.backend != backend) {
 		f.cancel() // its goroutine forgets it
 		delete(s.fwd.byKey, key)
 		f = nil
 	}
-	if len(dests) == 0 || s.ctx.Err() != nil {
+	if !wanted || s.ctx.Err() != nil {
 		return
 	}
 	if f != nil {
@@ -186,7 +205,7 @@ func (s *Server) reconcileForwardLocked(key string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	f = &forwarder{ref: l.ref, id: l.id, cancel: cancel, changed: make(chan struct{}, 1)}
+	f = &forwarder{ref: l.ref, id: l.id, pub: l.pub, backend: backend, cancel: cancel, changed: make(chan struct{}, 1)}
 	f.setDests(dests)
 	s.fwd.byKey[key] = f
 	run := s.fwd.run
@@ -223,6 +242,22 @@ func (s *Server) forward(ctx context.Context, f *forwarder) {
 			log.Error("panic in rtmp forward", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
+	if f.backend != "" {
+		// SRS 5's on_forward: the backend names more destinations for
+		// this publication, asked once before the first packet.
+		urls, err := s.askBackend(ctx, f.backend, f.pub, ref)
+		if err != nil {
+			log.Warn("forward backend answer refused", "backend", f.backend, "client_id", f.pub.ID, "error", err, "usable", len(urls))
+		}
+		var extra [][]string
+		for _, u := range urls {
+			extra = append(extra, []string{u})
+		}
+		if len(urls) > 0 {
+			log.Info("forward backend answered", "backend", f.backend, "client_id", f.pub.ID, "urls", strings.Join(urls, " "))
+		}
+		f.setExtra(extra)
+	}
 	client := sdk.ClientInfo{ID: sdk.NewClientID(), IP: "127.0.0.1", Type: "rtmp-forward"}
 	sub, err := s.rt.Host.Subscribe(ctx, client, ref, sdk.SubscribeOptions{Wait: 5 * time.Second, Internal: true})
 	if err != nil {
@@ -281,11 +316,15 @@ func (ps *pushers) apply(want [][]string) (added, removed []string) {
 		}
 		p := &pusher{log: ps.log.With("destination", id), hdr: &ps.hdr}
 		for _, a := range addrs {
-			url := "rtmp://" + a + "/" + ps.ref.App + "/" + ps.ref.Stream
-			if ps.ref.Vhost != defaultVhost {
-				url += "?vhost=" + ps.ref.Vhost
+			url, err := destinationURL(a, ps.ref)
+			if err != nil {
+				ps.log.Warn("forward destination refused", "destination", a, "error", err)
+				continue
 			}
 			p.urls = append(p.urls, url)
+		}
+		if len(p.urls) == 0 {
+			continue
 		}
 		ps.byID[id] = p
 		added = append(added, id)

@@ -18,5 +18,6 @@ const (
 	EnvLogLevel  = "RILL_LOG_LEVEL"  // trace, debug, info, warn, error
 	EnvListeners = "RILL_LISTENERS"  // JSON []BoundListener of the inherited sockets
 	EnvCorePID   = "RILL_CORE_PID"   // the plugin exits when its core is gone
+	EnvServiceID = "RILL_SERVICE_ID" // the core process's service_id, as its callbacks send it
 	DescribeFlag = "--rill-describe" // prints Info as JSON on stdout and exits
 )

@@ -76,7 +76,7 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
   }
   forward {
     destination = ["127.0.0.1:1936"]
-    backend     = "http://127.0.0.1:8085/api/v1/forward"
+    backend     = "ftp://127.0.0.1:8085/api/v1/forward"
   }
 }
 `,
@@ -86,7 +86,7 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
 		"chunk_sise": "unknown key",
 		"fragment":   `bad duration "banana"`,
 		"coworkers":  "not supported yet",
-		"backend":    "not supported yet",
+		"backend":    "is not an http:// or https:// URL",
 	}
 	code, out := runCheck(t, d.Dir, d.Conf)
 	if code == 0 {

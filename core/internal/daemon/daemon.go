@@ -460,7 +460,7 @@ func (d *daemon) serve() error {
 	d.ctl.vhosts.Store(&d.ctlCfg)
 	d.hub.SetGate(d.ctl)
 	d.plugins = pluginhost.New(pluginhost.Options{
-		InstanceID: inst.ID, ShmDir: inst.Dir, ServerID: serverID, LogLevel: d.cfg.LogLevel,
+		InstanceID: inst.ID, ShmDir: inst.Dir, ServerID: serverID, ServiceID: serviceID, LogLevel: d.cfg.LogLevel,
 		Logger: d.log.Named("plugin"), HostFor: d.hostFor, Exited: d.pluginExited, Started: d.pluginStarted,
 	})
 	apiLn, err := net.Listen("tcp", d.cfg.ListenAPI)

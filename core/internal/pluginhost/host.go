@@ -41,8 +41,11 @@ type Options struct {
 	InstanceID string
 	ShmDir     string
 	ServerID   string
-	LogLevel   string
-	Logger     hclog.Logger
+	// ServiceID is the core process's id in SRS callbacks (service_id);
+	// plugins that call an HTTP backend themselves send the same.
+	ServiceID string
+	LogLevel  string
+	Logger    hclog.Logger
 	// HostFor returns the Host service the named plugin calls.
 	HostFor func(plugin string) wire.Host
 	// Exited is called after a plugin process ended (crash or stop).
@@ -324,6 +327,7 @@ func (p *proc) launch(ctx context.Context) error {
 		wire.EnvLogLevel+"="+p.h.opts.LogLevel,
 		wire.EnvListeners+"="+string(lj),
 		wire.EnvCorePID+"="+strconv.Itoa(os.Getpid()),
+		wire.EnvServiceID+"="+p.h.opts.ServiceID,
 	)
 	for k, v := range p.spec.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
