@@ -9,9 +9,16 @@ import (
 	"os"
 
 	"github.com/rill-media/rill/core/internal/daemon"
+	"github.com/rill-media/rill/core/internal/pluginhost"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == pluginhost.ExecFlag {
+		// The core as a plugin's launcher (rlimits): see pluginhost.RunAs.
+		err := pluginhost.ExecWithLimits(os.Args[2:])
+		fmt.Fprintf(os.Stderr, "rill: %v\n", err)
+		os.Exit(1)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "plugins" {
 		if err := daemon.Plugins(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "rill: %v\n", err)

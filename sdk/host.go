@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,6 +60,18 @@ func (h *Host) processBell() (*shm.Bell, error) {
 	h.bellOnce.Do(func() {
 		name := fmt.Sprintf("rill-%s-bell-%d", h.inst, os.Getpid())
 		h.bell, h.bellErr = shm.OpenBell(h.shmDir, name)
+		// Plugins running as other users share the rings through a group
+		// the core names: writers of other users must ring this bell.
+		if g := os.Getenv(wire.EnvShmGID); g != "" && h.bellErr == nil {
+			gid, err := strconv.Atoi(g)
+			if err == nil {
+				err = h.bell.ShareWithGroup(gid)
+			}
+			if err != nil {
+				h.bell.Close()
+				h.bell, h.bellErr = nil, fmt.Errorf("%s=%q: %w", wire.EnvShmGID, g, err)
+			}
+		}
 	})
 	return h.bell, h.bellErr
 }

@@ -136,3 +136,18 @@ func mapExisting(path string, minSize, maxSize int64) ([]byte, error) {
 	}
 	return mem, nil
 }
+
+// ShareWithGroup gives the bell's file and wake-up pipe to group gid,
+// read-write (0660), so that writers running as other users of that group
+// can ring it. The process must be a member of gid.
+func (b *Bell) ShareWithGroup(gid int) error {
+	for _, p := range []string{b.path, b.path + BellFIFO} {
+		if err := os.Chown(p, -1, gid); err != nil {
+			return fmt.Errorf("share bell %q with group %d: %w", p, gid, err)
+		}
+		if err := os.Chmod(p, 0o660); err != nil {
+			return fmt.Errorf("share bell %q with group %d: %w", p, gid, err)
+		}
+	}
+	return nil
+}

@@ -45,3 +45,6 @@ func (b *Bell) Close() error { return nil }
 func (w *waker) ring(dir string, name []byte, id uint64) {}
 
 func (w *waker) close() {}
+
+// ShareWithGroup is not supported on this platform.
+func (b *Bell) ShareWithGroup(gid int) error { return errUnsupported }

@@ -19,5 +19,6 @@ const (
 	EnvListeners = "RILL_LISTENERS"  // JSON []BoundListener of the inherited sockets
 	EnvCorePID   = "RILL_CORE_PID"   // the plugin exits when its core is gone
 	EnvServiceID = "RILL_SERVICE_ID" // the core process's service_id, as its callbacks send it
+	EnvShmGID    = "RILL_SHM_GID"    // the group rings are shared with (plugins as other users)
 	DescribeFlag = "--rill-describe" // prints Info as JSON on stdout and exits
 )

@@ -115,6 +115,15 @@ type Plugin struct {
 	// SHA256 (sha256) pins the binary: 64 hex digits, lower case; the core
 	// refuses to run a binary whose SHA-256 differs. Empty: not pinned.
 	SHA256 string
+	// User and Group (user, group) run the plugin process as that user
+	// (name or number) and primary group (default: the user's); the core
+	// must run as root for them, binds the ports and keeps them. Empty:
+	// the core's own user.
+	User, Group string
+	// MaxOpenFiles (max_open_files) and MaxMemory (max_memory, a size:
+	// the address space) are the plugin process's rlimits; 0: inherited.
+	MaxOpenFiles int64
+	MaxMemory    int64
 	// Settings holds every other key of the block, as parsed, for the
 	// plugin to validate. Never nil.
 	Settings map[string]any

@@ -380,6 +380,35 @@ func (d *decoder) plugin(c *Config, path []string, scope, name string) *Plugin {
 			pl.Listen = d.listen(p, scope, key)
 		case "env":
 			pl.Env = d.env(p, scope, key)
+		case "user", "group":
+			if s, ok := d.nonEmpty(p, desc); ok {
+				if key == "user" {
+					pl.User = s
+				} else {
+					pl.Group = s
+				}
+			}
+		case "max_open_files":
+			v := d.get(p)
+			if n, ok := v.(int64); !ok {
+				d.typeError(p, desc, "an integer", v)
+			} else if n < 16 || n > 1<<20 {
+				d.fail(p, desc, ErrInvalidValue, "max_open_files %d out of range: want 16 to 1048576", n)
+			} else {
+				pl.MaxOpenFiles = n
+			}
+		case "max_memory":
+			if v, ok := d.get(p).(string); ok {
+				if n, err := ParseSize(v); err != nil {
+					d.fail(p, desc, ErrInvalidValue, "%v", err)
+				} else if n < 64<<20 {
+					d.fail(p, desc, ErrInvalidValue, "max_memory %s is below 64MiB: a Go process cannot start in less", v)
+				} else {
+					pl.MaxMemory = n
+				}
+			} else {
+				d.typeError(p, desc, `a size such as "1GiB"`, d.get(p))
+			}
 		case "sha256":
 			if s, ok := d.str(p, desc); ok {
 				if !sha256RE.MatchString(s) {

@@ -48,6 +48,7 @@ type daemon struct {
 	ctlCfg   map[string]*vhostControl
 	log      hclog.Logger
 	inst     *hub.Instance
+	share    shmShare // the rings' group, when plugins run as other users
 	hub      *hub.Hub
 	plugins  *pluginhost.Host
 	api      *api.Server
@@ -135,6 +136,10 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 	}
 	infos := map[string]wire.Info{}
 	var errs []error
+	runAs, _, err := runAsOf(cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, name := range sortedKeys(cfg.Plugins) {
 		p := cfg.Plugins[name]
 		if !p.Enabled {
@@ -144,7 +149,7 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 		if bin == "" {
 			bin = filepath.Join(cfg.PluginDir, name)
 		}
-		info, err := pluginhost.Describe(ctx, bin, p.Env, p.SHA256)
+		info, err := pluginhost.Describe(ctx, bin, p.Env, p.SHA256, runAs[name].Cred)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: plugin %q: %w", cfg.PosOf("plugin", name), name, err))
 			continue
@@ -289,6 +294,10 @@ func policyOf(cfg *config.Config, infos map[string]wire.Info) *hub.Policy {
 
 func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec, error) {
 	var specs []pluginhost.Spec
+	runAs, _, err := runAsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range sortedKeys(infos) {
 		info := infos[name]
 		p := cfg.Plugins[name]
@@ -319,7 +328,7 @@ func specsOf(cfg *config.Config, infos map[string]wire.Info) ([]pluginhost.Spec,
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s settings: %w", name, err)
 		}
-		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info, SHA256: p.SHA256}
+		spec := pluginhost.Spec{Name: name, Path: path, Listen: listen, Env: p.Env, Settings: sj, Info: info, SHA256: p.SHA256, RunAs: runAs[name]}
 		for _, vn := range sortedKeys(cfg.Vhosts) {
 			v := cfg.Vhosts[vn]
 			block := v.Blocks[blockOf(name, info)]
@@ -442,6 +451,13 @@ func (d *daemon) serve() error {
 	if err != nil {
 		return err
 	}
+	if _, d.share, err = runAsOf(d.cfg); err != nil {
+		inst.Close()
+		return err
+	}
+	if d.share.on {
+		inst.ShareWith(d.share.gid)
+	}
 	d.inst = inst
 	defer inst.Close()
 	for _, r := range removed {
@@ -461,6 +477,7 @@ func (d *daemon) serve() error {
 	d.hub.SetGate(d.ctl)
 	d.plugins = pluginhost.New(pluginhost.Options{
 		InstanceID: inst.ID, ShmDir: inst.Dir, ServerID: serverID, ServiceID: serviceID, LogLevel: d.cfg.LogLevel,
+		ShareShm: d.share.on, ShmGID: d.share.gid,
 		Logger: d.log.Named("plugin"), HostFor: d.hostFor, Exited: d.pluginExited, Started: d.pluginStarted,
 	})
 	apiLn, err := net.Listen("tcp", d.cfg.ListenAPI)
@@ -605,6 +622,9 @@ func (d *daemon) reload() error {
 	d.mu.Unlock()
 	if cfg.Shm.Dir != old.Shm.Dir {
 		return fmt.Errorf("%s: shm.dir cannot change on reload (restart the daemon)", cfg.PosOf("shm", "dir"))
+	}
+	if _, share, err := runAsOf(cfg); err == nil && share != d.share {
+		return fmt.Errorf("plugin users: the group the rings are shared with changes (%+v -> %+v): restart the daemon for it", d.share, share)
 	}
 	if cfg.ListenAPI != old.ListenAPI {
 		d.log.Warn("listen_api changes on restart only; the API stays where it is", "listen_api", old.ListenAPI)

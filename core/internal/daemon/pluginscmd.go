@@ -114,7 +114,7 @@ func describe(ctx context.Context, path string) (Described, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
 	defer cancel()
-	info, err := pluginhost.DescribeRaw(ctx, path, nil)
+	info, err := pluginhost.DescribeRaw(ctx, path, nil, nil)
 	if err != nil {
 		return Described{}, err
 	}

@@ -237,6 +237,12 @@ func (h *Hub) Publish(ctx context.Context, plugin string, req wire.PublishReques
 	path := h.inst.Path(fmt.Sprintf("s%d-%d", h.seq+1, s.gen))
 	h.seq++
 	seg, err := shm.Create(path, vp.Ring)
+	if err == nil {
+		if err = h.inst.shareFile(path); err != nil {
+			seg.Close()
+			os.Remove(path)
+		}
+	}
 	if err != nil {
 		h.mu.Unlock()
 		return wire.Publication{}, fmt.Errorf("create ring for %s: %w", ref.Key(), err)

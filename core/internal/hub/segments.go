@@ -22,6 +22,27 @@ type Instance struct {
 	ID   string
 	Dir  string
 	lock *os.File
+	// share >= 0 is the group the rings are given (mode 0660), for plugins
+	// that run as other users; -1: rings stay 0600, the core's user's.
+	share int
+}
+
+// ShareWith makes the rings created from now on group gid's, read-write
+// (0660), for plugin processes that run as other users in that group.
+func (in *Instance) ShareWith(gid int) { in.share = gid }
+
+// shareFile gives path to the shared group, when there is one.
+func (in *Instance) shareFile(path string) error {
+	if in.share < 0 {
+		return nil
+	}
+	if err := os.Chown(path, -1, in.share); err != nil {
+		return fmt.Errorf("share ring %s with group %d: %w", path, in.share, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		return fmt.Errorf("share ring %s with group %d: %w", path, in.share, err)
+	}
+	return nil
 }
 
 // NewInstance picks a fresh instance id, takes its lock and sweeps the
@@ -34,7 +55,7 @@ func NewInstance(dir string) (*Instance, []string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, nil, err
 	}
-	inst := &Instance{ID: hex.EncodeToString(b[:]), Dir: dir}
+	inst := &Instance{ID: hex.EncodeToString(b[:]), Dir: dir, share: -1}
 	f, err := os.OpenFile(inst.lockPath(inst.ID), os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create instance lock: %w", err)

@@ -18,7 +18,7 @@ type Change struct {
 // under the new spec (only its settings and vhosts changed).
 func sameProcess(a, b Spec) bool {
 	return a.Path == b.Path && reflect.DeepEqual(a.Listen, b.Listen) && reflect.DeepEqual(a.Env, b.Env) &&
-		reflect.DeepEqual(a.Info.Listeners, b.Info.Listeners)
+		reflect.DeepEqual(a.Info.Listeners, b.Info.Listeners) && a.SHA256 == b.SHA256 && reflect.DeepEqual(a.RunAs, b.RunAs)
 }
 
 func sameConfig(a, b Spec) bool {

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rill-media/rill/sdk/wire"
@@ -63,13 +64,14 @@ func Discover(dir string) (found []Found, skipped map[string]string, err error) 
 // It is how the core learns which sockets to bind before the launch.
 // env is added to the environment, as it will be for the launch.
 // A non-empty sum (hex SHA-256) pins the binary: another one is not run.
-func Describe(ctx context.Context, path string, env map[string]string, sum string) (wire.Info, error) {
+// A non-nil cred runs it as that user, as its launch will be.
+func Describe(ctx context.Context, path string, env map[string]string, sum string, cred *syscall.Credential) (wire.Info, error) {
 	if err := VerifyBinary(path, sum); err != nil {
 		return wire.Info{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	info, err := DescribeRaw(ctx, path, env)
+	info, err := DescribeRaw(ctx, path, env, cred)
 	if err != nil {
 		return wire.Info{}, err
 	}
@@ -81,8 +83,11 @@ func Describe(ctx context.Context, path string, env map[string]string, sum strin
 
 // DescribeRaw runs path --rill-describe and parses what it prints, without
 // judging it (see CheckInfo).
-func DescribeRaw(ctx context.Context, path string, env map[string]string) (wire.Info, error) {
+func DescribeRaw(ctx context.Context, path string, env map[string]string, cred *syscall.Credential) (wire.Info, error) {
 	cmd := exec.CommandContext(ctx, path, wire.DescribeFlag)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

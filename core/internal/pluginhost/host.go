@@ -34,6 +34,8 @@ type Spec struct {
 	Info wire.Info
 	// SHA256 (hex) pins the binary; each launch checks it. Empty: not pinned.
 	SHA256 string
+	// RunAs is the user and rlimits of the process (zero: the core's).
+	RunAs RunAs
 }
 
 // Options configures a Host.
@@ -44,8 +46,12 @@ type Options struct {
 	// ServiceID is the core process's id in SRS callbacks (service_id);
 	// plugins that call an HTTP backend themselves send the same.
 	ServiceID string
-	LogLevel  string
-	Logger    hclog.Logger
+	// ShareShm says rings are shared with group ShmGID (plugins run as
+	// other users); plugins make their doorbells that group's too.
+	ShareShm bool
+	ShmGID   int
+	LogLevel string
+	Logger   hclog.Logger
 	// HostFor returns the Host service the named plugin calls.
 	HostFor func(plugin string) wire.Host
 	// Exited is called after a plugin process ended (crash or stop).
@@ -335,6 +341,22 @@ func (p *proc) launch(ctx context.Context) error {
 	// Own process group (a Ctrl-C on the terminal reaches the core, which
 	// stops plugins in order) and death with the core.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if p.h.opts.ShareShm {
+		cmd.Env = append(cmd.Env, wire.EnvShmGID+"="+strconv.Itoa(p.h.opts.ShmGID))
+	}
+	if err := p.spec.RunAs.apply(cmd); err != nil {
+		return err
+	}
+	var sockets *plugin.UnixSocketConfig
+	if c := p.spec.RunAs.Cred; c != nil {
+		// The sockets between core and plugin (the Host service's through
+		// the broker too) must be the plugin user's group's.
+		gid := int(c.Gid)
+		if p.h.opts.ShareShm {
+			gid = p.h.opts.ShmGID
+		}
+		sockets = &plugin.UnixSocketConfig{Group: strconv.Itoa(gid)}
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		Plugins:          plugin.PluginSet{wire.PluginKey: &wire.GRPCPlugin{}},
@@ -342,6 +364,7 @@ func (p *proc) launch(ctx context.Context) error {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newPluginLogger(p.log),
 		StartTimeout:     15 * time.Second,
+		UnixSocketConfig: sockets,
 	})
 	cp, err := client.Client()
 	if err != nil {
