@@ -89,7 +89,7 @@ func TestPythonPlugin(t *testing.T) {
 	ps := waitRunning(t, d, "rtmp", "pystats")
 	pid := ps["pystats"].PID
 	addr := ps["rtmp"].Listeners[0].Addr
-	ffmpegPublish(t, "rtmp://"+addr+"/live/py", 120)
+	pub := ffmpegPublish(t, "rtmp://"+addr+"/live/py", 120)
 	ffmpegPublish(t, "rtmp://"+addr+"/live/quiet?vhost=quiet.example.com", 120)
 	waitPublished(t, d, "live", "py")
 
@@ -142,6 +142,21 @@ func TestPythonPlugin(t *testing.T) {
 	Eventually(t, 20*time.Second, "the restarted plugin reads the ring again", func() error {
 		_, err := pyStreamOf(d, "py", newPID)
 		return err
+	})
+
+	// The publisher leaves: the core ends the ring, and the reader sees the end.
+	_ = pub.Process.Kill()
+	Eventually(t, 20*time.Second, "the Python reader sees the end of the ring", func() error {
+		var one struct {
+			Stream pyStream `json:"stream"`
+		}
+		if err := d.GetJSON("/api/v1/pystats/live/py", &one); err != nil {
+			return err
+		}
+		if s := one.Stream; s.Live || s.State != "ended" || s.Error != "" || s.Records == 0 {
+			return fmt.Errorf("%+v", s)
+		}
+		return nil
 	})
 
 	code, out := runRill(t, nil, "plugins", "check", filepath.Join(d.Dir, "plugins", "pystats"))
