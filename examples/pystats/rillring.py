@@ -127,8 +127,12 @@ def geometry(data_size, slots, config_size):
     return config_off, index_off, data_off, total
 
 
+MAX_PID = 1 << 22  # Linux's largest pid_max
+
+
 def pid_alive(pid):
-    if pid <= 0:
+    """Whether pid (read from shared memory: any u32) is a live process."""
+    if pid <= 0 or pid > MAX_PID:
         return False
     try:
         os.kill(pid, 0)
