@@ -7,6 +7,12 @@ command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 # headless Chromium for the console test (Debian's package)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# the Python example plugin (examples/pystats): Debian's python3 with its
+# grpcio and protobuf packages, and protoc to generate its message classes
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || need+=(python3-protobuf)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -77,7 +77,19 @@ func buildAll(dir string) error {
 	examples, _ := os.ReadDir(filepath.Join(root, "examples"))
 	for _, e := range examples {
 		mod := filepath.Join(root, "examples", e.Name())
-		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err != nil || !e.IsDir() {
+		if !e.IsDir() {
+			continue
+		}
+		// A plugin in another language (examples/pystats) has a build.sh
+		// that writes the plugin executable to the path it is given.
+		if _, err := os.Stat(filepath.Join(mod, "build.sh")); err == nil {
+			out := filepath.Join(dir, "plugins", e.Name())
+			if b, err := exec.Command(filepath.Join(mod, "build.sh"), out).CombinedOutput(); err != nil {
+				buildErrs[e.Name()] = fmt.Errorf("%s/build.sh: %v\n%s", mod, err, b)
+			}
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err != nil {
 			continue
 		}
 		if err := goBuild(mod, filepath.Join(dir, "plugins", e.Name()), "."); err != nil {
