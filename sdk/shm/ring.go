@@ -13,9 +13,10 @@ import (
 // sets it on video keyframes, or on every record of an audio-only stream.
 const FlagSync uint32 = 1
 
-// ConfigSlots is the number of config slots in the ring header. By
-// convention slot 0 holds the video sequence header, 1 the audio sequence
-// header and 2 the stream metadata.
+// ConfigSlots is the number of config slots in the ring header. The SDK's
+// publisher (sdk/host.go) keeps the stream metadata in slot 0, the video
+// sequence header in slot 1 and the audio sequence header in slot 2
+// (docs/ring.md); shm itself gives the slots no meaning.
 const ConfigSlots = 4
 
 // Sentinel errors. Functions wrap them with context; test with errors.Is.
