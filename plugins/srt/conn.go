@@ -246,6 +246,10 @@ func (c *conn) publish(ref sdk.StreamRef) error {
 			}
 		}
 		if err != nil {
+			// The input ended: hand on what the interleaver still holds.
+			if ferr := dm.Flush(); ferr != nil {
+				return ferr
+			}
 			return err
 		}
 	}
