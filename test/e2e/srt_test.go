@@ -600,3 +600,33 @@ func TestSRTMP3AndOpus(t *testing.T) {
 	want("opus over srt", ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "opus")
 	httpWantCodecs(t, "opus over srt", httpProbe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "h264", "opus")
 }
+
+// TestSRTPBKeyLen: a vhost with pbkeylen = 32 refuses a caller with the
+// right passphrase but a 16-byte key, logging why with its client id, and
+// takes a caller with a 32-byte key.
+func TestSRTPBKeyLen(t *testing.T) {
+	const pass = "rill-secret-0123"
+	d, rtmpAddr, srtAddr := startSRT(t, "", "  srt {\n    enabled = true\n    passphrase = \""+pass+"\"\n    pbkeylen = 32\n  }\n")
+	url := "srt://" + srtAddr + "?streamid=#!::r=live/k,m=publish&passphrase=" + pass
+	cmd, stderr := ffmpegSRTPublish(t, url+"&pbkeylen=16", 20)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("publisher with a 16-byte key exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("publisher with a 16-byte key still running: %s", stderr)
+	}
+	refusal := regexp.MustCompile(`srt caller refused: caller uses a 16-byte key, the vhost wants pbkeylen 32.*client_id=\S+`)
+	Eventually(t, 10*time.Second, "refusal logged", func() error {
+		if !refusal.MatchString(d.Log()) {
+			return fmt.Errorf("no pbkeylen refusal with a client id in the log")
+		}
+		return nil
+	})
+	ffmpegSRTPublish(t, url+"&pbkeylen=32", 60)
+	waitPublished(t, d, "live", "k")
+	checkAV(t, "rtmp", ffprobe(t, "rtmp://"+rtmpAddr+"/live/k", 3), 10)
+}
