@@ -85,6 +85,7 @@ func (s *suite) report() string {
 		}
 		s.rows(&b, srtLatencyPlayers, "srt/latency", "", "SRT publish, RTMP play")
 		s.rows(&b, srtLatencyPlayers, "srt/latency-rtmp", "", "RTMP publish, RTMP play")
+		w("\nThe SRT players lost TS sync (and resynchronised) %d times in the fan-out rows.\n", s.srtResyncs)
 	}
 
 	w("\n## HLS: keyframe published to segment listed\n\n")

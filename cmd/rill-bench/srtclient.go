@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	srt "github.com/datarhei/gosrt"
@@ -45,6 +46,9 @@ type srtPull struct {
 	done chan error
 	once sync.Once
 }
+
+// srtResyncs counts TS resynchronisations of every SRT player (reported).
+var srtResyncs atomic.Int64
 
 func dialSRTPlay(ctx context.Context, rawURL string, onTag func(typ uint8, payload []byte)) (*srtPull, error) {
 	c, err := dialSRT(rawURL)
@@ -114,11 +118,21 @@ func (s *srtPull) read(onTag func(typ uint8, payload []byte)) error {
 			carry = carry[:0]
 		}
 		for len(b) >= 188 {
+			if b[0] != 0x47 {
+				// Lost sync: resynchronise on the next sync byte, drop
+				// the PES being reassembled, count it.
+				srtResyncs.Add(1)
+				pes = pes[:0]
+				i := bytes.IndexByte(b, 0x47)
+				if i < 0 {
+					b = b[:0]
+					break
+				}
+				b = b[i:]
+				continue
+			}
 			pkt := b[:188]
 			b = b[188:]
-			if pkt[0] != 0x47 {
-				return errors.New("srt play: lost TS sync")
-			}
 			h := mpegts.ParseTsPacketHeader(pkt)
 			payload := pkt[4:]
 			if h.Adaptation&2 != 0 {

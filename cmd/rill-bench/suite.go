@@ -38,6 +38,8 @@ type suite struct {
 	only    map[string]bool
 	hlsFor  time.Duration
 	errs    []string
+
+	srtResyncs int64 // TS resynchronisations of the SRT players
 }
 
 const (
@@ -328,6 +330,8 @@ func (s *suite) srtSession(ctx context.Context) {
 			row(keys[i], pub.stream(srv.srtURL("", "bench", "request", 120), n), s.fanout(n))
 		}
 	})
+	s.srtResyncs = srtResyncs.Load()
+	logf("srt players: %d TS resynchronisations", s.srtResyncs)
 	// The SRT publisher's send clock is its SRT write: the latency
 	// includes the 120 ms of SRT latency (TSBPD holds each packet that
 	// long at the receiver) and the demuxer's A/V interleaving.
