@@ -106,6 +106,7 @@ func TestAACTimestampsFromSamples(t *testing.T) {
 func FuzzMuxer(f *testing.F) {
 	f.Add(avcConfig, avcc([]byte{0x65, 1, 2}), []byte{0x12, 0x10}, []byte{1, 2, 3})
 	f.Add([]byte{1, 1, 1, 1, 0xff, 0xe1, 0, 0}, []byte{0, 0, 0, 9, 1}, []byte{0xf8, 0, 0, 0, 0}, []byte{})
+	f.Add([]byte{}, []byte{}, []byte("OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00"), []byte{0xfc, 1, 2})
 	f.Fuzz(func(t *testing.T, vcfg, frame, asc, aframe []byte) {
 		for _, hevc := range []bool{false, true} {
 			m := New()
@@ -121,6 +122,8 @@ func FuzzMuxer(f *testing.F) {
 				{Kind: media.KindVideo, Codec: c, Payload: frame, DTS: -time.Second, PTS: -2 * time.Second},
 				{Kind: media.KindAudio, Codec: media.CodecAAC, Payload: aframe},
 				{Kind: media.KindAudio, Codec: media.CodecMP3, Payload: aframe},
+				{Kind: media.KindAudio, Codec: media.CodecOpus, Flags: media.FlagConfig, Payload: asc},
+				{Kind: media.KindAudio, Codec: media.CodecOpus, Payload: aframe},
 			} {
 				var err error
 				if out, err = m.AppendPacket(out, p); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) {
