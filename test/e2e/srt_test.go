@@ -599,6 +599,8 @@ func TestSRTMP3AndOpus(t *testing.T) {
 	httpWantCodecs(t, "mp3 over http-flv", httpProbe(t, base+"mp3.flv", 3), "h264", "mp3")
 	want("opus over srt", ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "opus")
 	httpWantCodecs(t, "opus over srt", httpProbe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "h264", "opus")
+	// HTTP-TS uses the same muxer.
+	httpWantCodecs(t, "opus over http-ts", httpProbe(t, base+"opus.ts", 3), "h264", "opus")
 }
 
 // TestSRTPBKeyLen: a vhost with pbkeylen = 32 refuses a caller with the
