@@ -191,6 +191,11 @@ func (d *Demuxer) mp3(data []byte, dts time.Duration) error {
 		}
 		if h.layer != 3 {
 			d.warn(fmt.Sprintf("mpeg audio layer %d dropped: only layer III (MP3) is carried", h.layer))
+			if d.audioOn { // no audio will come: video must not wait for it
+				d.audioOn = false
+				d.il.tracks(d.videoOn, false)
+				return d.il.drain(false)
+			}
 			return nil
 		}
 		n := h.length

@@ -249,3 +249,32 @@ func TestOpusDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestDemuxMP2DoesNotHoldVideo: MPEG audio layer II (FFmpeg's default
+// audio in mpegts) is dropped; the video must not wait in the interleaver
+// for audio that never comes. testdata/mp2.ts: 1 s, 25 frames, -c:a mp2.
+func TestDemuxMP2DoesNotHoldVideo(t *testing.T) {
+	ts, err := os.ReadFile("testdata/mp2.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var video, audio int
+	d := New(func(p media.Packet) error {
+		if p.Kind == media.KindVideo && !p.IsConfig() {
+			video++
+		} else if p.Kind == media.KindAudio {
+			audio++
+		}
+		return nil
+	})
+	if err := d.Feed(ts); err != nil {
+		t.Fatal(err)
+	}
+	// Before Flush: every frame but the last (its PES ends with the input).
+	if video < 24 || audio != 0 {
+		t.Fatalf("%d video frames handed on before the end, want 24; %d audio packets, want 0 (warnings %v)", video, audio, d.Warnings())
+	}
+	if d.Warnings()["mpeg audio layer 2 dropped: only layer III (MP3) is carried"] == 0 {
+		t.Fatalf("warnings %v", d.Warnings())
+	}
+}

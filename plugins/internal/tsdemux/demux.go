@@ -91,6 +91,9 @@ type Demuxer struct {
 	opusConfig    []byte
 
 	il         interleaver
+	// videoOn and audioOn: the PMT lists a track of the kind that can go
+	// into the hub (audioOn turns false on MPEG audio layer I/II).
+	videoOn, audioOn bool
 	emitDirect bool // tests: bypass the interleaver
 	nalus      [][]byte
 	out        []byte
@@ -387,7 +390,8 @@ func (d *Demuxer) pmt(body []byte) error {
 	}
 	// Packets queued for interleaving wait for both tracks: with a track
 	// gone they go out now.
-	d.il.tracks(video != 0, audio != 0)
+	d.videoOn, d.audioOn = video != 0, audio != 0
+	d.il.tracks(d.videoOn, d.audioOn)
 	return d.il.drain(false)
 }
 
