@@ -90,13 +90,13 @@ type Demuxer struct {
 	aacConfig     []byte
 	opusConfig    []byte
 
-	il         interleaver
+	il interleaver
 	// videoOn and audioOn: the PMT lists a track of the kind that can go
 	// into the hub (audioOn turns false on MPEG audio layer I/II).
 	videoOn, audioOn bool
-	emitDirect bool // tests: bypass the interleaver
-	nalus      [][]byte
-	out        []byte
+	emitDirect       bool // tests: bypass the interleaver
+	nalus            [][]byte
+	out              []byte
 }
 
 func New(onPacket func(media.Packet) error) *Demuxer {
