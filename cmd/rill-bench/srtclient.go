@@ -33,6 +33,9 @@ func dialSRT(rawURL string) (srt.Conn, error) {
 		return nil, fmt.Errorf("srt url %q: %w", rawURL, err)
 	}
 	cfg.ConnectionTimeout = 10 * time.Second
+	// gosrt's default of 2 s ended players whenever the loaded load tool
+	// stalled that long; the server's peer_idle_timeout is 10 s.
+	cfg.PeerIdleTimeout = 10 * time.Second
 	c, err := srt.Dial("srt", addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("srt dial %s: %w", addr, err)
