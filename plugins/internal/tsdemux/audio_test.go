@@ -278,3 +278,26 @@ func TestDemuxMP2DoesNotHoldVideo(t *testing.T) {
 		t.Fatalf("warnings %v", d.Warnings())
 	}
 }
+
+// TestInterleaverBounded: audio stamped an hour ahead of the video must not
+// queue without bound while video flows.
+func TestInterleaverBounded(t *testing.T) {
+	var out int
+	il := interleaver{out: func(media.Packet) error { out++; return nil }}
+	il.tracks(true, true)
+	for i := 0; i < 5000; i++ {
+		at := time.Duration(i) * 20 * time.Millisecond
+		if err := il.push(media.Packet{Kind: media.KindVideo, Codec: media.CodecH264, DTS: at, PTS: at, Payload: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := il.push(media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, DTS: at + time.Hour, PTS: at + time.Hour, Payload: []byte{2}}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(il.q[0]) + len(il.q[1]); n > 2*maxQueued+2 {
+			t.Fatalf("after %d pairs %d packets queued", i+1, n)
+		}
+	}
+	if out < 2*5000-2*maxQueued-2 {
+		t.Fatalf("%d packets handed on", out)
+	}
+}

@@ -57,7 +57,15 @@ func (il *interleaver) drain(force bool) error {
 		var t int
 		switch {
 		case len(v) > 0 && len(a) > 0:
-			if a[0].DTS < v[0].DTS {
+			switch {
+			// A track whose timestamps jumped far ahead of the other's
+			// (a discontinuity, a hostile publisher) would wait, and
+			// grow, for ever: its queue is bounded too.
+			case overdue(a):
+				t = 1
+			case overdue(v):
+				t = 0
+			case a[0].DTS < v[0].DTS:
 				t = 1
 			}
 		case len(v) == 0 && len(a) == 0:
