@@ -61,6 +61,7 @@ BENCH_FLAGS ?=
 bench bench-quick: $(BIN)/rill
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/rtmp ./plugins/rtmp || rm -f $(BIN)/plugins/rtmp
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/httpstream ./plugins/httpstream || rm -f $(BIN)/plugins/httpstream
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/srt ./plugins/srt || rm -f $(BIN)/plugins/srt
 	$(GO) build $(GOFLAGS) -o $(BIN)/rill-bench ./cmd/rill-bench
 	$(GO) build $(GOFLAGS) -o $(BIN)/bench-floor ./bench/floor
 	$(GO) build $(GOFLAGS) -o $(BIN)/lalserver github.com/q191201771/lal/app/lalserver

@@ -58,6 +58,8 @@ vhost "__defaultVhost__" {
   gop_cache = true
   srt {
     enabled = true
+    # passphrase = "at-least-10-chars"  # this vhost's callers only (overrides the plugin's)
+    # pbkeylen   = 32                   # callers with another key length are refused
   }
   hls {
     enabled  = true

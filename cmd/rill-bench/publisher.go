@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,9 @@ func (p *publisher) sentAt(i int, now int64) (int64, bool) {
 // start connects and publishes; the replay goes on in the background until
 // ctx ends or the connection fails (see failed).
 func (p *publisher) start(ctx context.Context) error {
+	if strings.HasPrefix(p.url, "srt://") {
+		return p.startSRT(ctx)
+	}
 	s := rtmp.NewPushSession(func(o *rtmp.PushSessionOption) {
 		o.PushTimeoutMs = 10000
 		o.WriteAvTimeoutMs = 10000
@@ -56,7 +60,24 @@ func (p *publisher) start(ctx context.Context) error {
 	go func() {
 		defer close(p.done)
 		defer s.Dispose()
-		if err := p.run(ctx, s); err != nil {
+		if err := p.run(ctx, func(t replay.Tag, ts uint32) error { return writeRTMP(s, t, ts) }); err != nil {
+			p.err.Store(&err)
+		}
+	}()
+	return nil
+}
+
+// startSRT publishes over SRT as MPEG-TS (srtclient.go).
+func (p *publisher) startSRT(ctx context.Context) error {
+	s, err := newSRTSink(p.url)
+	if err != nil {
+		close(p.done)
+		return fmt.Errorf("publish %s: %w", p.url, err)
+	}
+	go func() {
+		defer close(p.done)
+		defer s.close()
+		if err := p.run(ctx, s.write); err != nil {
 			p.err.Store(&err)
 		}
 	}()
@@ -71,7 +92,7 @@ func (p *publisher) failed() error {
 	return nil
 }
 
-func (p *publisher) run(ctx context.Context, s *rtmp.PushSession) error {
+func (p *publisher) run(ctx context.Context, write func(t replay.Tag, ts uint32) error) error {
 	f := p.file
 	start := time.Now()
 	sched := replay.Schedule{File: f, Start: start}
@@ -97,24 +118,8 @@ func (p *publisher) run(ctx context.Context, s *rtmp.PushSession) error {
 			if late := int64(now.Sub(due)); late > p.maxLate.Load() {
 				p.maxLate.Store(late)
 			}
-			h := base.RtmpHeader{
-				Csid:         csid(t.Type),
-				MsgLen:       uint32(len(t.Payload)),
-				MsgTypeId:    t.Type,
-				MsgStreamId:  rtmp.Msid1,
-				TimestampAbs: t.TS + uint32(loop)*f.Loop,
-			}
-			chunks := rtmp.Message2Chunks(t.Payload, &h)
 			p.lastSent[i].Store(now.UnixNano())
-			if err := s.Write(chunks); err != nil {
-				return fmt.Errorf("publish %s: %w", p.url, err)
-			}
-			// lal's push session writes through a 4 KiB bufio.Writer
-			// (WriteBufSize 0 still gets one, of the default size) that
-			// nothing flushes: without this, a message's tail waited in it
-			// for the next messages, up to a frame interval, and counted as
-			// the server's latency.
-			if err := s.Flush(); err != nil {
+			if err := write(t, t.TS+uint32(loop)*f.Loop); err != nil {
 				return fmt.Errorf("publish %s: %w", p.url, err)
 			}
 			if t.Frame {
@@ -122,6 +127,26 @@ func (p *publisher) run(ctx context.Context, s *rtmp.PushSession) error {
 			}
 		}
 	}
+}
+
+// writeRTMP sends one tag as an RTMP message and flushes it.
+func writeRTMP(s *rtmp.PushSession, t replay.Tag, ts uint32) error {
+	h := base.RtmpHeader{
+		Csid:         csid(t.Type),
+		MsgLen:       uint32(len(t.Payload)),
+		MsgTypeId:    t.Type,
+		MsgStreamId:  rtmp.Msid1,
+		TimestampAbs: ts,
+	}
+	if err := s.Write(rtmp.Message2Chunks(t.Payload, &h)); err != nil {
+		return err
+	}
+	// lal's push session writes through a 4 KiB bufio.Writer
+	// (WriteBufSize 0 still gets one, of the default size) that
+	// nothing flushes: without this, a message's tail waited in it
+	// for the next messages, up to a frame interval, and counted as
+	// the server's latency.
+	return s.Flush()
 }
 
 func csid(typ uint8) int {

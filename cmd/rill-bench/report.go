@@ -75,6 +75,19 @@ func (s *suite) report() string {
 	s.tableHeader(&b)
 	s.rows(&b, s.streams*s.perStr, "many", "")
 
+	if s.only["srt"] {
+		w("\n## SRT (Rill only: lalserver has no SRT server)\n\n")
+		w("A fresh Rill with the srt plugin, SRT latency 120 ms. Fan-out: the file published over RTMP, N gosrt players of `m=request` (MPEG-TS), joining over the same ramp as the fan-out tables; compare with the RTMP fan-out table's rows of the same N. ")
+		w("Latency: the file published over SRT as MPEG-TS (lal's RTMP-to-TS remuxer in the load tool) and played by %d RTMP players of the `lowlat` vhost (no merged writes), beside an RTMP publish of the same file to the same players: the difference is what SRT adds (its 120 ms TSBPD latency, the TS demuxer's A/V interleaving).\n\n", srtLatencyPlayers)
+		s.tableHeader(&b)
+		for _, n := range srtNs {
+			s.rows(&b, n, fmt.Sprintf("srt/%d", n), "", "SRT players")
+		}
+		s.rows(&b, srtLatencyPlayers, "srt/latency", "", "SRT publish, RTMP play")
+		s.rows(&b, srtLatencyPlayers, "srt/latency-rtmp", "", "RTMP publish, RTMP play")
+		w("\nThe SRT players lost TS sync (and resynchronised) %d times in the fan-out rows.\n", s.srtResyncs)
+	}
+
 	w("\n## HLS: keyframe published to segment listed\n\n")
 	w("A fresh server with HLS on (2 s fragments) and one publisher; the playlist is polled every 20 ms for %v. ", s.hlsFor)
 	w("A segment is closed by the first keyframe after the fragment duration: the time from that keyframe's send to the first poll listing the segment is what the server adds (plus up to 20 ms of polling).\n\n")

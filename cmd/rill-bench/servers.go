@@ -23,6 +23,7 @@ type server struct {
 	name     string
 	rtmpAddr string // host:port, "" if it has no RTMP
 	httpAddr string // host:port of HTTP-FLV
+	srtAddr  string // host:port (UDP) of SRT, "" without
 	procs    procSet
 	cmd      *exec.Cmd
 	logPath  string
@@ -34,6 +35,17 @@ type server struct {
 
 func (s *server) rtmpURL(stream string) string {
 	return "rtmp://" + s.rtmpAddr + "/live/" + stream
+}
+
+// srtURL is the SRT URL of live/stream on vhost ("" for the default) in
+// mode (publish or request), with the SRT latency in ms, as gosrt's
+// options read it.
+func (s *server) srtURL(vhost, stream, mode string, latencyMS int) string {
+	h := ""
+	if vhost != "" {
+		h = "h=" + vhost + ","
+	}
+	return fmt.Sprintf("srt://%s?streamid=%%23!::%sr=live/%s,m=%s&latency=%d", s.srtAddr, h, stream, mode, latencyMS)
 }
 
 func (s *server) flvURL(stream string) string {
@@ -194,7 +206,7 @@ plugin "rtmp" {
 plugin "httpstream" {
   listen = [%q]
 }
-
+%s
 vhost "__defaultVhost__" {
   gop_cache = true
 %s}
@@ -204,7 +216,7 @@ vhost "lowlat" {
   play {
     min_latency = true
   }
-}
+%s}
 `
 
 // startRill starts bin/rill with a temporary config and waits until both
@@ -213,11 +225,30 @@ vhost "lowlat" {
 // With hlsDir set, HLS is on in the default vhost (2 s fragments) and
 // writes under hlsDir.
 func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
+	return startRillWith(ctx, dir, bin, pluginDir, hlsDir, false)
+}
+
+// startRillWith is startRill, with the srt plugin too (SRT latency 120 ms,
+// on a free loopback UDP port) when withSRT.
+func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, withSRT bool) (*server, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1]}
+	srtPlugin, srtVhost := "", ""
+	want := []string{"rtmp", "httpstream"}
+	if withSRT {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		s.srtAddr = pc.LocalAddr().String()
+		pc.Close()
+		srtPlugin = fmt.Sprintf("\nplugin \"srt\" {\n  bind    = [%q]\n  latency = \"120ms\"\n}\n", s.srtAddr)
+		srtVhost = "  srt {\n    enabled = true\n  }\n"
+		want = append(want, "srt")
+	}
 	pluginDir, err = filepath.Abs(pluginDir)
 	if err != nil {
 		return nil, err
@@ -227,7 +258,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if hlsDir != "" {
 		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n  }\n", hlsDir)
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], srtPlugin, hls+srtVhost, srtVhost), 0o644); err != nil {
 		return nil, err
 	}
 	bin, err = filepath.Abs(bin)
@@ -237,15 +268,15 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if err := s.launch(dir, bin, "-c", conf); err != nil {
 		return nil, err
 	}
-	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second); err != nil {
+	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second, want...); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-// waitRillPlugins polls the API until the rtmp and httpstream plugins run.
-func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration) error {
+// waitRillPlugins polls the API until the named plugins run.
+func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration, names ...string) error {
 	deadline := time.Now().Add(timeout)
 	cl := &http.Client{Timeout: time.Second}
 	var last string
@@ -269,7 +300,11 @@ func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Du
 				running[p.Name] = p.State == "running"
 				states = append(states, p.Name+"="+p.State+" "+p.LastError)
 			}
-			if err == nil && running["rtmp"] && running["httpstream"] {
+			all := err == nil
+			for _, n := range names {
+				all = all && running[n]
+			}
+			if all {
 				return nil
 			}
 			last = strings.Join(states, ", ")

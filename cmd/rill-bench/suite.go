@@ -38,6 +38,8 @@ type suite struct {
 	only    map[string]bool
 	hlsFor  time.Duration
 	errs    []string
+
+	srtResyncs int64 // TS resynchronisations of the SRT players
 }
 
 const (
@@ -61,7 +63,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt", "scenarios to run against Rill and lalserver (srt: Rill only)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 	)
@@ -285,6 +287,60 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	if s.only["hls"] {
 		s.hlsSession(ctx, name)
 	}
+	if s.only["srt"] && name == srvRill {
+		s.srtSession(ctx)
+	}
+}
+
+// srtNs are the SRT fan-out rows; srtLatencyPlayers play the latency rows.
+var srtNs = []int{100, 500}
+
+const srtLatencyPlayers = 10
+
+// srtSession runs the SRT rows on a fresh Rill with the srt plugin (SRT
+// latency 120 ms on both sides): the HD file published over RTMP to N SRT
+// players (gosrt), then published over SRT (as MPEG-TS, lal's remuxer) to
+// RTMP players of the lowlat vhost (no merged writes), beside the same
+// players of an RTMP publish of the file, for the latency SRT adds.
+// lalserver has no SRT server: these rows are Rill's alone.
+func (s *suite) srtSession(ctx context.Context) {
+	var keys []string
+	for _, n := range srtNs {
+		keys = append(keys, fmt.Sprintf("srt/%d", n))
+	}
+	latKeys := []string{"srt/latency", "srt/latency-rtmp"}
+	all := append(append([]string(nil), keys...), latKeys...)
+	if ctx.Err() != nil {
+		for _, k := range all {
+			s.fail(k, srvRill, ctx.Err().Error())
+		}
+		return
+	}
+	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", true)
+	if err != nil {
+		for _, k := range all {
+			s.fail(k, srvRill, err.Error())
+		}
+		return
+	}
+	defer srv.stop()
+	logf("rill started: rtmp %s, srt %s", srv.rtmpAddr, srv.srtAddr)
+	s.published(ctx, srv, "bench", keys, func(pub *publisher, row rowFunc) {
+		for i, n := range srtNs {
+			row(keys[i], pub.stream(srv.srtURL("", "bench", "request", 120), n), s.fanout(n))
+		}
+	})
+	s.srtResyncs = srtResyncs.Load()
+	logf("srt players: %d TS resynchronisations", s.srtResyncs)
+	// The SRT publisher's send clock is its SRT write: the latency
+	// includes the 120 ms of SRT latency (TSBPD holds each packet that
+	// long at the receiver) and the demuxer's A/V interleaving.
+	s.publishedURL(ctx, srv, srv.srtURL("lowlat", "srtpub", "publish", 120), latKeys[:1], func(pub *publisher, row rowFunc) {
+		row(latKeys[0], pub.stream(srv.rtmpURL("srtpub?vhost=lowlat"), srtLatencyPlayers), s.tm)
+	})
+	s.publishedURL(ctx, srv, srv.rtmpURL("rtmppub?vhost=lowlat"), latKeys[1:], func(pub *publisher, row rowFunc) {
+		row(latKeys[1], pub.stream(srv.rtmpURL("rtmppub?vhost=lowlat"), srtLatencyPlayers), s.tm)
+	})
 }
 
 // hlsSession measures keyframe-to-playlist time on a server with HLS on.
@@ -372,12 +428,17 @@ type rowFunc func(key string, st stream, tm timing)
 // then stops publishing. A publisher that cannot publish or fails fails the
 // rows.
 func (s *suite) published(ctx context.Context, srv *server, streamName string, keys []string, body func(*publisher, rowFunc)) {
+	s.publishedURL(ctx, srv, srv.rtmpURL(streamName), keys, body)
+}
+
+// publishedURL is published to a publish URL (rtmp:// or srt://).
+func (s *suite) publishedURL(ctx context.Context, srv *server, pubURL string, keys []string, body func(*publisher, rowFunc)) {
 	if len(keys) == 0 {
 		return
 	}
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
-	pub, err := publishOne(pctx, s.hd, srv.rtmpURL(streamName))
+	pub, err := publishOne(pctx, s.hd, pubURL)
 	if err != nil {
 		for _, k := range keys {
 			s.fail(k, srv.name, err.Error())

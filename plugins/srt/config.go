@@ -38,7 +38,9 @@ type settings struct {
 	// without it or with another one is refused (SRS passphrase).
 	Passphrase string `json:"passphrase"`
 	// PBKeyLen is the key length in bytes when encrypting: 16, 24 or 32
-	// (SRS pbkeylen; 0 lets the caller choose).
+	// (SRS pbkeylen; 0 lets the caller choose). Set, a caller whose key
+	// material has another length is refused (the caller chooses the key
+	// in SRT, for both directions).
 	PBKeyLen int `json:"pbkeylen"`
 	// DefaultApp is the app of a stream id that names none (SRS default_app).
 	DefaultApp string `json:"default_app"`
@@ -73,6 +75,16 @@ func defaultSettings() settings {
 type vhostSRT struct {
 	Enabled   *bool `json:"enabled"`
 	SRTToRTMP *bool `json:"srt_to_rtmp"`
+	// Passphrase and PBKeyLen override the plugin block's for the callers
+	// of this vhost.
+	Passphrase *string `json:"passphrase"`
+	PBKeyLen   *int    `json:"pbkeylen"`
+}
+
+// security is what a vhost asks of its callers' encryption.
+type security struct {
+	Passphrase string
+	PBKeyLen   int // 0: any key length
 }
 
 // config is one generation of the plugin's configuration.
@@ -80,6 +92,16 @@ type config struct {
 	settings
 	// vhosts are the vhosts that enable SRT.
 	vhosts map[string]bool
+	// sec is each vhost's encryption (the plugin block's unless it sets its own).
+	sec map[string]security
+}
+
+// security returns the encryption rules of a resolved vhost.
+func (c *config) security(vhost string) security {
+	if s, ok := c.sec[vhost]; ok {
+		return s
+	}
+	return security{Passphrase: c.Passphrase, PBKeyLen: c.PBKeyLen}
 }
 
 // vhost resolves a caller's vhost as the hub does: an unknown name is the
@@ -95,7 +117,7 @@ func (c *config) vhost(name string) (string, bool) {
 }
 
 func parseConfig(cfg sdk.Config) (*config, error) {
-	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}}
+	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}, sec: map[string]security{}}
 	var errs []error
 	if err := cfg.DecodeSettings(&c.settings); err != nil {
 		errs = append(errs, err)
@@ -155,6 +177,22 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 				Msg: "off is not supported: SRT streams always go through the hub, where RTMP, HTTP-FLV and HLS play them"})
 		}
 		c.vhosts[v.Name] = v.Enabled
+		sec := security{Passphrase: c.Passphrase, PBKeyLen: c.PBKeyLen}
+		if vs.Passphrase != nil {
+			sec.Passphrase = *vs.Passphrase
+			if n := len(sec.Passphrase); n != 0 && (n < 10 || n > 79) {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"passphrase"}, Msg: "must be 10 to 79 characters"})
+			}
+		}
+		if vs.PBKeyLen != nil {
+			sec.PBKeyLen = *vs.PBKeyLen
+			switch sec.PBKeyLen {
+			case 0, 16, 24, 32:
+			default:
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"pbkeylen"}, Msg: "must be 16, 24 or 32"})
+			}
+		}
+		c.sec[v.Name] = sec
 	}
 	return c, errors.Join(errs...)
 }

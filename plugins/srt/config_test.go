@@ -84,3 +84,30 @@ func TestConfigRefuses(t *testing.T) {
 		t.Errorf("srt_to_rtmp off: %v", err)
 	}
 }
+
+func TestConfigVhostSecurity(t *testing.T) {
+	c, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"passphrase":"plugin-secret","pbkeylen":16}`), Vhosts: []sdk.VhostConfig{
+		{Name: defaultVhost, Enabled: true, Settings: json.RawMessage(`{"enabled":true}`)},
+		{Name: "strict", Enabled: true, Settings: json.RawMessage(`{"enabled":true,"passphrase":"vhost-secret-1","pbkeylen":32}`)},
+		{Name: "open", Enabled: true, Settings: json.RawMessage(`{"enabled":true,"passphrase":""}`)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for vhost, want := range map[string]security{
+		defaultVhost: {"plugin-secret", 16},
+		"strict":     {"vhost-secret-1", 32},
+		"open":       {"", 16},
+	} {
+		if got := c.security(vhost); got != want {
+			t.Errorf("%s: %+v, want %+v", vhost, got, want)
+		}
+	}
+	for _, s := range []string{`{"pbkeylen":20}`, `{"passphrase":"short"}`} {
+		_, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{{Name: "v", Enabled: true, Settings: json.RawMessage(s)}}})
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) || ce.Vhost != "v" {
+			t.Errorf("%s: %v, want a problem in vhost v", s, err)
+		}
+	}
+}

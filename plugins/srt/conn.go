@@ -137,14 +137,25 @@ func (c *conn) run() error {
 	}
 	// Encryption: a passphrase in the config is mandatory for every caller;
 	// without one, encrypted callers are refused.
+	sec := c.cfg.security(vhost)
 	switch {
-	case c.cfg.Passphrase == "" && c.req.IsEncrypted():
-		return c.refuse(srt.REJ_UNSECURE, "caller encrypts but no passphrase is configured")
-	case c.cfg.Passphrase != "" && !c.req.IsEncrypted():
-		return c.refuse(srt.REJ_UNSECURE, "caller does not encrypt but a passphrase is configured")
-	case c.cfg.Passphrase != "":
-		if err := c.req.SetPassphrase(c.cfg.Passphrase); err != nil {
-			return c.refuse(srt.REJ_BADSECRET, "wrong passphrase", "error", err)
+	case sec.Passphrase == "" && c.req.IsEncrypted():
+		return c.refuse(srt.REJ_UNSECURE, "caller encrypts but no passphrase is configured", "vhost", vhost)
+	case sec.Passphrase != "" && !c.req.IsEncrypted():
+		return c.refuse(srt.REJ_UNSECURE, "caller does not encrypt but a passphrase is configured", "vhost", vhost)
+	case sec.Passphrase != "":
+		if sec.PBKeyLen != 0 {
+			n, ok := callerKeyLen(c.req)
+			if !ok {
+				return c.refuse(srt.REJ_UNSECURE, "pbkeylen is configured but the caller's key length cannot be read", "vhost", vhost, "pbkeylen", sec.PBKeyLen)
+			}
+			if n != sec.PBKeyLen {
+				return c.refuse(srt.REJ_UNSECURE, fmt.Sprintf("caller uses a %d-byte key, the vhost wants pbkeylen %d", n, sec.PBKeyLen),
+					"vhost", vhost, "pbkeylen", sec.PBKeyLen, "caller_pbkeylen", n)
+			}
+		}
+		if err := c.req.SetPassphrase(sec.Passphrase); err != nil {
+			return c.refuse(srt.REJ_BADSECRET, "wrong passphrase", "vhost", vhost, "error", err)
 		}
 	}
 	ref := sdk.StreamRef{Vhost: vhost, App: sid.App, Stream: sid.Stream}
@@ -246,6 +257,10 @@ func (c *conn) publish(ref sdk.StreamRef) error {
 			}
 		}
 		if err != nil {
+			// The input ended: hand on what the interleaver still holds.
+			if ferr := dm.Flush(); ferr != nil {
+				return ferr
+			}
 			return err
 		}
 	}

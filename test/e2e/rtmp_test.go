@@ -69,12 +69,20 @@ func ffmpegPublish(t *testing.T, url string, secs int) *exec.Cmd {
 // also returns ffmpeg's stderr.
 func ffmpegPublishAs(t *testing.T, url, format string, secs int) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+	return ffmpegPublishAudio(t, url, format, secs, "-c:a", "aac", "-b:a", "64k")
+}
+
+// ffmpegPublishAudio is ffmpegPublishAs with other audio encoder arguments
+// (such as "-c:a", "libopus").
+func ffmpegPublishAudio(t *testing.T, url, format string, secs int, audio ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	args := []string{"-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", fmt.Sprint(secs),
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k", "-f", format, url)
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"}
+	args = append(append(args, audio...), "-f", format, url)
+	cmd := exec.Command("ffmpeg", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

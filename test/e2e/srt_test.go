@@ -2,16 +2,21 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	srt "github.com/datarhei/gosrt"
+
+	"github.com/rill-media/rill/internal/flv"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 const srtOn = "  srt {\n    enabled = true\n  }\n"
@@ -22,6 +27,13 @@ var srtAddrRE = regexp.MustCompile(`srt listening:.*? addr=(127\.0\.0\.1:\d+)`)
 // the default vhost, and returns it with the RTMP and SRT addresses. The
 // srt plugin binds its own UDP socket (port 0 here) and logs where.
 func startSRT(t *testing.T, srtBlock, vhostBody string) (*Daemon, string, string) {
+	t.Helper()
+	return startSRTWith(t, srtBlock, vhostBody)
+}
+
+// startSRTWith is startSRT with more plugins (their blocks listen on a
+// free loopback port when they take a listen key).
+func startSRTWith(t *testing.T, srtBlock, vhostBody string, more ...string) (*Daemon, string, string) {
 	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
@@ -34,9 +46,15 @@ func startSRT(t *testing.T, srtBlock, vhostBody string) (*Daemon, string, string
 	if vhostBody == "" {
 		vhostBody = srtOn
 	}
+	blocks := map[string]string{"rtmp": `listen = ["127.0.0.1:0"]`, "srt": srtBlock}
+	for _, p := range more {
+		if p == "httpstream" {
+			blocks[p] = `listen = ["127.0.0.1:0"]`
+		}
+	}
 	d := StartDaemon(t, Config{
-		Plugins: []string{"rtmp", "srt"},
-		Blocks:  map[string]string{"rtmp": `listen = ["127.0.0.1:0"]`, "srt": srtBlock},
+		Plugins: append([]string{"rtmp", "srt"}, more...),
+		Blocks:  blocks,
 		Extra:   fmt.Sprintf("vhost \"__defaultVhost__\" {\n%s\n}\n", vhostBody),
 	})
 	t.Cleanup(func() {
@@ -44,7 +62,7 @@ func startSRT(t *testing.T, srtBlock, vhostBody string) (*Daemon, string, string
 			t.Logf("daemon log:\n%s", d.Log())
 		}
 	})
-	ps := waitRunning(t, d, "rtmp", "srt")
+	ps := waitRunning(t, d, append([]string{"rtmp", "srt"}, more...)...)
 	var srtAddr string
 	Eventually(t, 20*time.Second, "srt listening", func() error {
 		m := srtAddrRE.FindStringSubmatch(d.Log())
@@ -436,4 +454,181 @@ play_wait = "30s"`, "")
 	case <-time.After(30 * time.Second):
 		t.Fatal("kicked ffmpeg player still running")
 	}
+}
+
+// TestSRTCrossProtocol: one ffmpeg x264+aac publish over SRT plays over
+// HTTP-FLV and HLS (ffprobe decodes both) and is recorded by DVR; the file
+// ffprobes as h264+aac with monotonic DTS and starts on a key frame.
+func TestSRTCrossProtocol(t *testing.T) {
+	dir := t.TempDir()
+	vhost := srtOn + fmt.Sprintf("  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"20s\"\n    path = %q\n  }\n", filepath.Join(dir, "hls")) +
+		fmt.Sprintf("  dvr {\n    enabled = true\n    plan = \"session\"\n    path = %q\n  }\n", filepath.Join(dir, "dvr", "[app]/[stream].[timestamp].flv"))
+	d, _, srtAddr := startSRTWith(t, "", vhost, "httpstream", "dvr")
+	const secs = 14
+	pub, stderr := ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/cross,m=publish", secs)
+	waitPublished(t, d, "live", "cross")
+	base := "http://" + hlsAddr(t, d) + "/live/cross"
+
+	httpWantCodecs(t, "http-flv", httpProbe(t, base+".flv", 3), "h264", "aac")
+	checkAV(t, "http-flv", ffprobe(t, base+".flv", 3), 25)
+	waitPlaylist(t, base+".m3u8", 30*time.Second, "hls playlist with 3 segments", func(p hlsPlaylist) error {
+		if len(p.URIs) < 3 {
+			return fmt.Errorf("%d segments", len(p.URIs))
+		}
+		return nil
+	})
+	httpWantCodecs(t, "hls", httpProbe(t, base+".m3u8", 3), "h264", "aac")
+
+	dvrWaitExit(t, pub, 60*time.Second)
+	if t.Failed() {
+		t.Logf("ffmpeg: %s", stderr)
+	}
+	var files []string
+	Eventually(t, 20*time.Second, "dvr file closed", func() error {
+		files = dvrFiles(filepath.Join(dir, "dvr"), ".flv")
+		if tmp := dvrFiles(filepath.Join(dir, "dvr"), ".tmp"); len(files) != 1 || len(tmp) != 0 {
+			return fmt.Errorf("files %v, temporary %v", files, tmp)
+		}
+		return nil
+	})
+	dur := dvrCheckFile(t, files[0])
+	if dur < secs-3 {
+		t.Errorf("%s lasts %.3fs of a %ds publish", files[0], dur, secs)
+	}
+	if !dvrFirstFrameIsKey(t, files[0]) {
+		t.Errorf("%s does not start with a key frame", files[0])
+	}
+}
+
+// TestSRTHEVCOverHTTPFLV: H.265 published over SRT plays over HTTP-FLV as
+// Enhanced FLV ("hvc1" sequence start, then key and inter frames that
+// flv.FromTag reads as H.265 with DTS never going back).
+func TestSRTHEVCOverHTTPFLV(t *testing.T) {
+	d, _, srtAddr := startSRTWith(t, "", "", "httpstream")
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
+		needTool(t, "ffmpeg-with-libx265")
+	}
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "60",
+		"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=25:log-level=error", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-f", "mpegts", "srt://"+srtAddr+"?streamid=#!::r=live/hevcflv,m=publish")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitPublished(t, d, "live", "hevcflv")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tags := readFLVTags(ctx, t, "http://"+hlsAddr(t, d)+"/live/hevcflv.flv", 40)
+	var video []media.Packet
+	audio := 0
+	for i, m := range tags {
+		p, err := flv.FromTag(m.typ, m.ts, m.body)
+		if err != nil {
+			t.Fatalf("tag %d (type %d): %v", i, m.typ, err)
+		}
+		switch m.typ {
+		case flv.TagVideo:
+			if len(video) == 0 && (len(m.body) < 5 || m.body[0]&0x80 == 0 || string(m.body[1:5]) != "hvc1" || !p.IsConfig()) {
+				t.Fatalf("first video tag % x is not an enhanced hvc1 sequence start", m.body[:min(8, len(m.body))])
+			}
+			if p.Codec != media.CodecH265 {
+				t.Fatalf("video tag %d: codec %v", i, p.Codec)
+			}
+			video = append(video, p)
+		case flv.TagAudio:
+			if p.Codec != media.CodecAAC {
+				t.Fatalf("audio tag %d: codec %v", i, p.Codec)
+			}
+			audio++
+		}
+	}
+	keys := 0
+	for i, p := range video[1:] {
+		if i == 0 && !p.IsKey() {
+			t.Fatal("the first coded frame is not a key frame")
+		}
+		if i > 0 && p.DTS < video[i].DTS {
+			t.Fatalf("video %d: dts %v after %v", i+1, p.DTS, video[i].DTS)
+		}
+		if p.IsKey() {
+			keys++
+		}
+	}
+	if keys < 1 || audio == 0 {
+		t.Fatalf("%d key frames among %d video tags, %d audio tags", keys, len(video), audio)
+	}
+}
+
+// TestSRTMP3AndOpus: ffmpeg publishes x264 with MP3 and with Opus audio in
+// MPEG-TS over SRT; both play back over SRT with their audio codec, and the
+// MP3 one also over HTTP-FLV and RTMP.
+func TestSRTMP3AndOpus(t *testing.T) {
+	d, rtmpAddr, srtAddr := startSRTWith(t, "", "", "httpstream")
+	ffmpegPublishAudio(t, "srt://"+srtAddr+"?streamid=#!::r=live/mp3,m=publish", "mpegts", 60, "-c:a", "libmp3lame", "-b:a", "64k")
+	ffmpegPublishAudio(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=publish", "mpegts", 60, "-c:a", "libopus", "-b:a", "48k")
+	waitPublished(t, d, "live", "mp3")
+	waitPublished(t, d, "live", "opus")
+	want := func(what string, p probeOut, audio string) {
+		t.Helper()
+		codecs := map[int]string{}
+		for _, s := range p.Streams {
+			codecs[s.Index] = s.CodecName
+		}
+		counts := map[string]int{}
+		last := map[int]int64{}
+		for _, pk := range p.Packets {
+			counts[codecs[pk.StreamIndex]]++
+			if pk.DTS == nil {
+				continue
+			}
+			if prev, ok := last[pk.StreamIndex]; ok && *pk.DTS < prev {
+				t.Fatalf("%s: %s dts %d after %d", what, codecs[pk.StreamIndex], *pk.DTS, prev)
+			}
+			last[pk.StreamIndex] = *pk.DTS
+		}
+		if counts["h264"] < 25 || counts[audio] < 25 {
+			t.Fatalf("%s: packets per codec %v, want at least 25 h264 and 25 %s", what, counts, audio)
+		}
+	}
+	want("mp3 over srt", ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/mp3,m=request", 3), "mp3")
+	want("mp3 over rtmp", ffprobe(t, "rtmp://"+rtmpAddr+"/live/mp3", 3), "mp3")
+	base := "http://" + hlsAddr(t, d) + "/live/"
+	want("mp3 over http-flv", ffprobe(t, base+"mp3.flv", 3), "mp3")
+	httpWantCodecs(t, "mp3 over http-flv", httpProbe(t, base+"mp3.flv", 3), "h264", "mp3")
+	want("opus over srt", ffprobe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "opus")
+	httpWantCodecs(t, "opus over srt", httpProbe(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=request", 3), "h264", "opus")
+	// HTTP-TS uses the same muxer.
+	httpWantCodecs(t, "opus over http-ts", httpProbe(t, base+"opus.ts", 3), "h264", "opus")
+}
+
+// TestSRTPBKeyLen: a vhost with pbkeylen = 32 refuses a caller with the
+// right passphrase but a 16-byte key, logging why with its client id, and
+// takes a caller with a 32-byte key.
+func TestSRTPBKeyLen(t *testing.T) {
+	const pass = "rill-secret-0123"
+	d, rtmpAddr, srtAddr := startSRT(t, "", "  srt {\n    enabled = true\n    passphrase = \""+pass+"\"\n    pbkeylen = 32\n  }\n")
+	url := "srt://" + srtAddr + "?streamid=#!::r=live/k,m=publish&passphrase=" + pass
+	cmd, stderr := ffmpegSRTPublish(t, url+"&pbkeylen=16", 20)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("publisher with a 16-byte key exited 0")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("publisher with a 16-byte key still running: %s", stderr)
+	}
+	refusal := regexp.MustCompile(`srt caller refused: caller uses a 16-byte key, the vhost wants pbkeylen 32.*client_id=\S+`)
+	Eventually(t, 10*time.Second, "refusal logged", func() error {
+		if !refusal.MatchString(d.Log()) {
+			return fmt.Errorf("no pbkeylen refusal with a client id in the log")
+		}
+		return nil
+	})
+	ffmpegSRTPublish(t, url+"&pbkeylen=32", 60)
+	waitPublished(t, d, "live", "k")
+	checkAV(t, "rtmp", ffprobe(t, "rtmp://"+rtmpAddr+"/live/k", 3), 10)
 }

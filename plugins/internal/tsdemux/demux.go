@@ -1,8 +1,12 @@
 // Package tsdemux turns an MPEG-TS byte stream (what an SRT publisher or a
 // UDP/TS caster sends) into hub packets:
 // H.264 and H.265 (Annex B to length-prefixed NAL units, parameter sets to
-// a configuration record) and AAC (ADTS to raw frames and an
-// AudioSpecificConfig). lal parses the TS packet headers and the PES
+// a configuration record), AAC (ADTS to raw frames and an
+// AudioSpecificConfig), Opus (the control headers of ETSI TS 102 366-style
+// Opus in TS removed, an OpusHead built from the PMT's channel
+// configuration) and MPEG audio layer III (stream types 0x03/0x04, split
+// into frames). Packets of the two tracks are handed on in DTS order (see
+// interleave.go); a new PMT version resets what it changed. lal parses the TS packet headers and the PES
 // headers and builds the AAC and H.265 configurations; lal has no TS
 // demuxer (its ParsePat/ParsePmt check no lengths and misread ES
 // descriptors), so the PSI sections and PES reassembly are done here, with
@@ -51,12 +55,16 @@ const (
 	stH264 = 0x1b
 	stH265 = 0x24
 	stAAC  = 0x0f
+	stMP1A = 0x03 // ISO/IEC 11172-3 audio
+	stMP2A = 0x04 // ISO/IEC 13818-3 audio
+	stPES  = 0x06 // PES private data: Opus with its registration descriptor
 )
 
 type esStream struct {
 	pid        uint16
 	streamType uint8
 	codec      media.Codec
+	channels   int // Opus: channel count from the PMT's extension descriptor
 	cc         int // last continuity counter, -1 before the first
 	buf        []byte
 	want       int  // PES_packet_length + 6, 0 when unbounded
@@ -69,6 +77,7 @@ type Demuxer struct {
 	carry    []byte // a partial TS packet from the previous Feed
 	junk     int
 	pmtPID   int // -1 until the PAT names it
+	pmtVer   int // version_number of the PMT in use, -1 before the first
 	psi      map[uint16][]byte
 	streams  map[uint16]*esStream
 	clock    tsClock
@@ -79,14 +88,20 @@ type Demuxer struct {
 	videoConfig   []byte
 	sentVideo     bool // a key frame went out after the config
 	aacConfig     []byte
+	opusConfig    []byte
 
-	nalus [][]byte
-	out   []byte
+	il interleaver
+	// videoOn and audioOn: the PMT lists a track of the kind that can go
+	// into the hub (audioOn turns false on MPEG audio layer I/II).
+	videoOn, audioOn bool
+	emitDirect       bool // tests: bypass the interleaver
+	nalus            [][]byte
+	out              []byte
 }
 
 func New(onPacket func(media.Packet) error) *Demuxer {
 	return &Demuxer{
-		onPacket: onPacket, pmtPID: -1,
+		onPacket: onPacket, pmtPID: -1, pmtVer: -1, il: interleaver{out: onPacket},
 		psi: map[uint16][]byte{}, streams: map[uint16]*esStream{}, warnings: map[string]int{},
 	}
 }
@@ -271,6 +286,11 @@ func (d *Demuxer) psiPacket(pid uint16, pusi bool, payload []byte) error {
 	case pid == 0 && sec[0] == 0x00:
 		return d.pat(body)
 	case int(pid) == d.pmtPID && sec[0] == 0x02:
+		ver := int(sec[5] >> 1 & 0x1f)
+		if ver == d.pmtVer || sec[5]&1 == 0 { // a repeat, or not yet applicable
+			return nil
+		}
+		d.pmtVer = ver
 		return d.pmt(body)
 	}
 	return nil
@@ -288,6 +308,7 @@ func (d *Demuxer) pat(body []byte) error {
 		}
 		if pid != d.pmtPID {
 			d.pmtPID = pid
+			d.pmtVer = -1
 			delete(d.psi, uint16(pid))
 		}
 		return nil // the first program: SRT carries one
@@ -304,7 +325,7 @@ func (d *Demuxer) pmt(body []byte) error {
 		return tsErr("PMT: program_info_length %d past the section", pil)
 	}
 	seen := map[uint16]bool{}
-	var haveVideo, haveAudio bool
+	var video, audio media.Codec
 	for b := body[4+pil:]; len(b) > 0; {
 		if len(b) < 5 {
 			return tsErr("PMT: %d trailing bytes", len(b))
@@ -315,8 +336,10 @@ func (d *Demuxer) pmt(body []byte) error {
 		if 5+eil > len(b) {
 			return tsErr("PMT: ES_info_length %d past the section", eil)
 		}
+		desc := b[5 : 5+eil]
 		b = b[5+eil:]
 		var codec media.Codec
+		channels := 0
 		switch st {
 		case stH264:
 			codec = media.CodecH264
@@ -324,34 +347,91 @@ func (d *Demuxer) pmt(body []byte) error {
 			codec = media.CodecH265
 		case stAAC:
 			codec = media.CodecAAC
+		case stMP1A, stMP2A:
+			codec = media.CodecMP3
+		case stPES:
+			var ok bool
+			if channels, ok = opusDescriptors(desc); !ok {
+				d.warn("unsupported private data stream (stream type 0x06 without an Opus registration)")
+				continue
+			}
+			codec = media.CodecOpus
 		default:
 			d.warn(fmt.Sprintf("unsupported stream type 0x%02x", st))
 			continue
 		}
 		// One video and one audio track, as RTMP carries.
 		if codec.Kind() == media.KindVideo {
-			if haveVideo {
+			if video != 0 {
 				continue
 			}
-			haveVideo = true
+			video = codec
 		} else {
-			if haveAudio {
+			if audio != 0 {
 				continue
 			}
-			haveAudio = true
+			audio = codec
 		}
 		seen[pid] = true
-		if es := d.streams[pid]; es != nil && es.streamType == st {
+		if es := d.streams[pid]; es != nil && es.streamType == st && es.codec == codec && es.channels == channels {
 			continue
 		}
-		d.streams[pid] = &esStream{pid: pid, streamType: st, codec: codec, cc: -1}
+		if es := d.streams[pid]; es != nil {
+			d.resetKind(es.codec.Kind())
+		}
+		d.resetKind(codec.Kind())
+		d.streams[pid] = &esStream{pid: pid, streamType: st, codec: codec, channels: channels, cc: -1}
 	}
-	for pid := range d.streams {
+	for pid, es := range d.streams {
 		if !seen[pid] {
+			d.resetKind(es.codec.Kind())
 			delete(d.streams, pid)
 		}
 	}
-	return nil
+	// Packets queued for interleaving wait for both tracks: with a track
+	// gone they go out now.
+	d.videoOn, d.audioOn = video != 0, audio != 0
+	d.il.tracks(d.videoOn, d.audioOn)
+	return d.il.drain(false)
+}
+
+// resetKind forgets the codec state of one kind of track after a PMT
+// change, so that the new codec's configuration is sent again.
+func (d *Demuxer) resetKind(k media.Kind) {
+	if k == media.KindVideo {
+		d.sps, d.pps, d.vps, d.videoConfig, d.sentVideo = nil, nil, nil, nil, false
+		return
+	}
+	d.aacConfig, d.opusConfig = nil, nil
+}
+
+// opusDescriptors reports whether the ES descriptors register Opus (a
+// registration_descriptor, ISO/IEC 13818-1 2.6.8, with format_identifier
+// "Opus") and returns the channel count of its extension descriptor
+// (tag 0x7f, extension tag 0x80, channel_config_code; 2 when absent).
+func opusDescriptors(desc []byte) (channels int, ok bool) {
+	channels = 2
+	for len(desc) >= 2 {
+		tag, n := desc[0], int(desc[1])
+		if 2+n > len(desc) {
+			return 0, false
+		}
+		body := desc[2 : 2+n]
+		desc = desc[2+n:]
+		switch {
+		case tag == 0x05 && n >= 4 && string(body[:4]) == "Opus":
+			ok = true
+		case tag == 0x7f && n >= 2 && body[0] == 0x80:
+			// 1..8: channels with the Vorbis mapping; 0x80: dual mono.
+			switch c := int(body[1]); {
+			case c >= 1 && c <= 8:
+				channels = c
+			case c == 0x80:
+				channels = 2
+			}
+		}
+	}
+	return channels, ok
 }
 
 // flush hands the PES in es.buf on and empties it.
@@ -395,6 +475,10 @@ func (d *Demuxer) flush(es *esStream) error {
 		return d.video(es.codec, data, dd, p)
 	case media.CodecAAC:
 		return d.aac(data, dd)
+	case media.CodecOpus:
+		return d.opus(es, data, dd)
+	case media.CodecMP3:
+		return d.mp3(data, dd)
 	}
 	return nil
 }
@@ -501,7 +585,7 @@ func (d *Demuxer) video(codec media.Codec, data []byte, dts, pts time.Duration) 
 		if ok && !bytes.Equal(rec, d.videoConfig) {
 			d.videoConfig = rec
 			d.sentVideo = false
-			if err := d.onPacket(media.Packet{Kind: media.KindVideo, Codec: codec, Flags: media.FlagConfig, DTS: dts, PTS: dts, Payload: rec}); err != nil {
+			if err := d.emit(media.Packet{Kind: media.KindVideo, Codec: codec, Flags: media.FlagConfig, DTS: dts, PTS: dts, Payload: rec}); err != nil {
 				return err
 			}
 		}
@@ -518,7 +602,7 @@ func (d *Demuxer) video(codec media.Codec, data []byte, dts, pts time.Duration) 
 	if key {
 		flags = media.FlagKey
 	}
-	return d.onPacket(media.Packet{Kind: media.KindVideo, Codec: codec, Flags: flags, DTS: dts, PTS: pts, Payload: d.out})
+	return d.emit(media.Packet{Kind: media.KindVideo, Codec: codec, Flags: flags, DTS: dts, PTS: pts, Payload: d.out})
 }
 
 func setParam(dst *[]byte, n []byte) bool {
@@ -583,20 +667,46 @@ func (d *Demuxer) aac(data []byte, dts time.Duration) error {
 		}
 		if !bytes.Equal(asc, d.aacConfig) {
 			d.aacConfig = asc
-			if err := d.onPacket(media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, Flags: media.FlagConfig, DTS: dts, PTS: dts, Payload: asc}); err != nil {
+			if err := d.emit(media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, Flags: media.FlagConfig, DTS: dts, PTS: dts, Payload: asc}); err != nil {
 				return err
 			}
 		}
 		// Frames after the first of a PES are 1024 samples apart.
 		t := dts + time.Duration(i)*1024*time.Second/time.Duration(aacRates[sfi])
 		if frame := data[hl:fl]; len(frame) > 0 {
-			if err := d.onPacket(media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, DTS: t, PTS: t, Payload: frame}); err != nil {
+			if err := d.emit(media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, DTS: t, PTS: t, Payload: frame}); err != nil {
 				return err
 			}
 		}
 		data = data[fl:]
 	}
 	return nil
+}
+
+// emit queues p for interleaving (the queue copies the payload).
+func (d *Demuxer) emit(p media.Packet) error {
+	if d.emitDirect {
+		return d.onPacket(p)
+	}
+	return d.il.push(p)
+}
+
+// Flush hands on the packets still held for interleaving and the PES
+// being reassembled on each PID; call it when the input ends.
+func (d *Demuxer) Flush() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errParserPanic, r)
+		}
+	}()
+	for _, es := range d.streams {
+		if es.want == 0 && len(es.buf) > 0 {
+			if err := d.flush(es); err != nil {
+				return err
+			}
+		}
+	}
+	return d.il.drain(true)
 }
 
 // Warnings are the tolerated problems seen so far (continuity gaps,

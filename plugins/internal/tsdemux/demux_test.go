@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand"
+	"os"
 	"testing"
 	"time"
 
@@ -105,7 +106,7 @@ func demuxAll(t testing.TB, ts []byte, chunk int) (collected, *Demuxer, error) {
 		}
 		ts = ts[n:]
 	}
-	return c, d, nil
+	return c, d, d.Flush()
 }
 
 func TestDemuxRoundTrip(t *testing.T) {
@@ -389,6 +390,12 @@ func FuzzDemux(f *testing.F) {
 	f.Add(st.ts[:188*12])
 	f.Add(st.ts[:188*40])
 	f.Add([]byte{0x47, 0x40, 0, 0x10, 0, 0, 0xb0, 0xff})
+	// FFmpeg's Opus and MP3 in TS: PAT, PMT and the first PES packets.
+	for _, name := range []string{"testdata/opus.ts", "testdata/mp3.ts"} {
+		if b, err := os.ReadFile(name); err == nil && len(b) >= 188*24 {
+			f.Add(b[:188*24])
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := New(func(p media.Packet) error {
 			if len(p.Payload) == 0 {

@@ -1,7 +1,9 @@
 // Package tsmux writes MPEG-TS (ISO/IEC 13818-1) from media.Packet values:
 // H.264 and H.265 video (converted from length-prefixed NAL units to Annex B
 // with access unit delimiters and parameter sets before key frames), AAC
-// (with ADTS headers, timestamps rebuilt from the sample count) and MP3.
+// (with ADTS headers, timestamps rebuilt from the sample count), MP3 and
+// Opus (stream type 0x06 with the "Opus" registration descriptor and a
+// control header before each packet, as FFmpeg writes and reads it).
 // PES packetization is lal's mpegts.Frame.Pack; PAT and PMT are written here
 // because lal's fixed tables know neither MP3 nor an audio-only PCR PID.
 //
@@ -31,13 +33,14 @@ const (
 // Stream types of the PMT (ISO/IEC 13818-1 Table 2-34).
 const (
 	streamTypeMP3  = 0x03
+	streamTypePES  = 0x06 // private data: Opus, told by its descriptors
 	streamTypeAAC  = 0x0f
 	streamTypeH264 = 0x1b
 	streamTypeH265 = 0x24
 )
 
 // ErrUnsupported is returned for a codec MPEG-TS output does not carry here
-// (AV1, Opus, G.711); drop the track.
+// (AV1, G.711); drop the track.
 var ErrUnsupported = errors.New("tsmux: unsupported codec")
 
 var (
@@ -51,6 +54,7 @@ type Muxer struct {
 	params       []byte // Annex B parameter sets of the video config, owned
 	aac          AAC
 	haveAAC      bool
+	opusChannels int // from the OpusHead; 2 until one arrives
 
 	patCC, pmtCC, vCC, aCC uint8
 	pmtVersion             uint8
@@ -79,7 +83,7 @@ func (m *Muxer) ForceTables() { m.tablesDue = true }
 // Supported reports whether codec can be muxed.
 func Supported(c media.Codec) bool {
 	switch c {
-	case media.CodecH264, media.CodecH265, media.CodecAAC, media.CodecMP3:
+	case media.CodecH264, media.CodecH265, media.CodecAAC, media.CodecMP3, media.CodecOpus:
 		return true
 	}
 	return false
@@ -138,6 +142,17 @@ func (m *Muxer) setConfig(p media.Packet) error {
 		}
 		m.aac, m.haveAAC = a, true
 		m.aacValid = false
+		m.setCodec(media.KindAudio, p.Codec)
+	case media.CodecOpus:
+		ch, err := opusChannels(p.Payload)
+		if err != nil {
+			return err
+		}
+		if ch != m.opusChannels {
+			m.opusChannels = ch
+			m.pmtVersion = (m.pmtVersion + 1) & 0x1f
+			m.tablesDue = true
+		}
 		m.setCodec(media.KindAudio, p.Codec)
 	default:
 		return malformed("%v has no configuration packets", p.Codec)
@@ -224,7 +239,22 @@ const packDelay = 63000
 // marker bit), so every timestamp from 2^30 ticks on (3 h 18 min of stream
 // time) came out wrong. The PES header is in the first TS packet, after
 // the adaptation field (which Pack also uses for stuffing).
+//
+// A random-access frame small enough for one packet is written here: lal's
+// Pack then moves the PES header past the adaptation field it stuffs but
+// writes the frame over it (its base offset misses the
+// adaptation_field_length byte), so every small audio frame of an
+// audio-only stream came out without a PES header.
 func appendFrame(dst []byte, f *mpegts.Frame) []byte {
+	if f.Key {
+		hdr := 5
+		if f.Dts != f.Pts {
+			hdr = 10
+		}
+		if 4+8+9+hdr+len(f.Raw) <= 188 {
+			return appendSmallKeyFrame(dst, f, hdr)
+		}
+	}
 	start := len(dst)
 	dst = append(dst, f.Pack()...)
 	pkt := dst[start:]
@@ -248,6 +278,38 @@ func appendFrame(dst []byte, f *mpegts.Frame) []byte {
 	return dst
 }
 
+// appendSmallKeyFrame writes f in a single TS packet with a PCR: header,
+// adaptation field (flags, PCR, stuffing), PES header, frame.
+func appendSmallKeyFrame(dst []byte, f *mpegts.Frame, hdr int) []byte {
+	f.Cc++
+	afl := 188 - 4 - 1 - 9 - hdr - len(f.Raw) // adaptation_field_length
+	dst = append(dst, 0x47, 0x40|byte(f.Pid>>8&0x1f), byte(f.Pid), 0x30|f.Cc&0x0f, byte(afl), 0x50)
+	var pcr uint64 // as lal: the DTS without the 700 ms mux delay
+	if f.Dts > packDelay {
+		pcr = f.Dts - packDelay
+	}
+	pcr &= 1<<33 - 1
+	dst = append(dst, byte(pcr>>25), byte(pcr>>17), byte(pcr>>9), byte(pcr>>1), byte(pcr&1)<<7|0x7e, 0)
+	for i := 7; i < afl; i++ {
+		dst = append(dst, 0xff)
+	}
+	n := 3 + hdr + len(f.Raw)
+	flags := byte(0x80)
+	if hdr == 10 {
+		flags = 0xc0
+	}
+	dst = append(dst, 0, 0, 1, f.Sid, byte(n>>8), byte(n), 0x80, flags, byte(hdr))
+	ts := len(dst)
+	dst = append(dst, make([]byte, hdr)...)
+	if hdr == 5 {
+		putTimestamp(dst[ts:], 2, f.Pts+packDelay)
+	} else {
+		putTimestamp(dst[ts:], 3, f.Pts+packDelay)
+		putTimestamp(dst[ts+5:], 1, f.Dts+packDelay)
+	}
+	return append(dst, f.Raw...)
+}
+
 // putTimestamp writes a 33-bit PTS or DTS after its 4-bit prefix
 // (ISO/IEC 13818-1 §2.4.3.7).
 func putTimestamp(b []byte, prefix byte, v uint64) {
@@ -267,6 +329,7 @@ func nalType(n []byte, hevc bool) byte {
 func (m *Muxer) appendAudio(dst []byte, p media.Packet) ([]byte, error) {
 	dts := ticks(p.DTS)
 	var raw []byte
+	sid := uint8(mpegts.StreamIdAudio)
 	switch p.Codec {
 	case media.CodecAAC:
 		if !m.haveAAC || m.audio != media.CodecAAC {
@@ -284,13 +347,28 @@ func (m *Muxer) appendAudio(dst []byte, p media.Packet) ([]byte, error) {
 		}
 		m.setCodec(media.KindAudio, media.CodecMP3)
 		raw = p.Payload
+	case media.CodecOpus:
+		m.setCodec(media.KindAudio, media.CodecOpus)
+		// Control header: 0x3ff, no trims, no extension; au_size in
+		// 0xff-continued bytes.
+		raw = append(m.scratch[:0], 0x7f, 0xe0)
+		for n := len(p.Payload); ; n -= 255 {
+			if n < 255 {
+				raw = append(raw, byte(n))
+				break
+			}
+			raw = append(raw, 0xff)
+		}
+		raw = append(raw, p.Payload...)
+		m.scratch = raw
+		sid = 0xbd // private_stream_1, as FFmpeg
 	}
 	if m.tablesDue {
 		dst = m.AppendTables(dst)
 	}
 	// Without video the audio PID carries the PCR: mark every audio PES as
 	// a random access point so Pack writes one.
-	f := mpegts.Frame{Dts: uint64(dts), Pts: uint64(dts), Cc: m.aCC, Pid: PIDAudio, Sid: mpegts.StreamIdAudio, Key: m.video == 0, Raw: raw}
+	f := mpegts.Frame{Dts: uint64(dts), Pts: uint64(dts), Cc: m.aCC, Pid: PIDAudio, Sid: sid, Key: m.video == 0, Raw: raw}
 	dst = appendFrame(dst, &f)
 	m.aCC = f.Cc
 	return dst, nil
@@ -328,7 +406,16 @@ func (m *Muxer) AppendTables(dst []byte) []byte {
 	if t := streamType(m.video); t != 0 {
 		es = append(es, t, 0xe0|byte(PIDVideo>>8), byte(PIDVideo&0xff), 0xf0, 0x00)
 	}
-	if t := streamType(m.audio); t != 0 {
+	if m.audio == media.CodecOpus {
+		// registration_descriptor "Opus" and the DVB extension descriptor
+		// 0x80 with channel_config_code (the channel count, 1..8).
+		ch := m.opusChannels
+		if ch < 1 || ch > 8 {
+			ch = 2
+		}
+		es = append(es, streamTypePES, 0xe0|byte(PIDAudio>>8), byte(PIDAudio&0xff), 0xf0, 10,
+			0x05, 4, 'O', 'p', 'u', 's', 0x7f, 2, 0x80, byte(ch))
+	} else if t := streamType(m.audio); t != 0 {
 		es = append(es, t, 0xe0|byte(PIDAudio>>8), byte(PIDAudio&0xff), 0xf0, 0x00)
 	}
 	n := 9 + len(es) + 4
@@ -349,6 +436,18 @@ func streamType(c media.Codec) byte {
 		return streamTypeMP3
 	}
 	return 0
+}
+
+// opusChannels reads the channel count of an Opus ID header (RFC 7845
+// §5.1).
+func opusChannels(h []byte) (int, error) {
+	if len(h) < 19 || string(h[:8]) != "OpusHead" {
+		return 0, malformed("opus config: not an OpusHead of at least 19 bytes")
+	}
+	if h[9] == 0 || h[9] > 8 {
+		return 0, malformed("opus config: %d channels", h[9])
+	}
+	return int(h[9]), nil
 }
 
 // appendSection writes one PSI section with its CRC in a single TS packet.

@@ -72,6 +72,7 @@ func TestMuxerRejects(t *testing.T) {
 		"bad asc":             {Kind: media.KindAudio, Codec: media.CodecAAC, Flags: media.FlagConfig, Payload: []byte{0xff}},
 		"aac before config":   {Kind: media.KindAudio, Codec: media.CodecAAC, Payload: []byte{1}},
 		"mp3 without header":  {Kind: media.KindAudio, Codec: media.CodecMP3, Payload: []byte{1, 2, 3, 4}},
+		"bad opus head":       {Kind: media.KindAudio, Codec: media.CodecOpus, Flags: media.FlagConfig, Payload: []byte("OpusHead\x01")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := m.AppendPacket(nil, p)
@@ -80,8 +81,8 @@ func TestMuxerRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := m.AppendPacket(nil, media.Packet{Kind: media.KindAudio, Codec: media.CodecOpus, Payload: []byte{1}}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("opus: %v", err)
+	if _, err := m.AppendPacket(nil, media.Packet{Kind: media.KindVideo, Codec: media.CodecAV1, Payload: []byte{1}}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("av1: %v", err)
 	}
 }
 
@@ -105,6 +106,7 @@ func TestAACTimestampsFromSamples(t *testing.T) {
 func FuzzMuxer(f *testing.F) {
 	f.Add(avcConfig, avcc([]byte{0x65, 1, 2}), []byte{0x12, 0x10}, []byte{1, 2, 3})
 	f.Add([]byte{1, 1, 1, 1, 0xff, 0xe1, 0, 0}, []byte{0, 0, 0, 9, 1}, []byte{0xf8, 0, 0, 0, 0}, []byte{})
+	f.Add([]byte{}, []byte{}, []byte("OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00"), []byte{0xfc, 1, 2})
 	f.Fuzz(func(t *testing.T, vcfg, frame, asc, aframe []byte) {
 		for _, hevc := range []bool{false, true} {
 			m := New()
@@ -120,6 +122,8 @@ func FuzzMuxer(f *testing.F) {
 				{Kind: media.KindVideo, Codec: c, Payload: frame, DTS: -time.Second, PTS: -2 * time.Second},
 				{Kind: media.KindAudio, Codec: media.CodecAAC, Payload: aframe},
 				{Kind: media.KindAudio, Codec: media.CodecMP3, Payload: aframe},
+				{Kind: media.KindAudio, Codec: media.CodecOpus, Flags: media.FlagConfig, Payload: asc},
+				{Kind: media.KindAudio, Codec: media.CodecOpus, Payload: aframe},
 			} {
 				var err error
 				if out, err = m.AppendPacket(out, p); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) {
@@ -207,6 +211,41 @@ func TestTimestampsPast2To30Ticks(t *testing.T) {
 						t.Errorf("at %v size %d: dts %d, want %d", at, size, got, wantDTS)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestSmallAudioOnlyFrameKeepsPESHeader: an audio-only stream marks every
+// PES random access (for the PCR); a frame that fits one TS packet must
+// still start with its PES header (lal's Pack wrote the frame over it).
+func TestSmallAudioOnlyFrameKeepsPESHeader(t *testing.T) {
+	m := New()
+	if _, err := m.AppendPacket(nil, media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, Flags: media.FlagConfig, Payload: []byte{0x12, 0x10}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 10, 100, 150, 151, 152, 160, 400} {
+		out, err := m.AppendPacket(nil, media.Packet{Kind: media.KindAudio, Codec: media.CodecAAC, DTS: time.Second, PTS: time.Second, Payload: bytes.Repeat([]byte{0xab}, size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+188 <= len(out); i += 188 {
+			pkt := out[i : i+188]
+			if pid := uint16(pkt[1]&0x1f)<<8 | uint16(pkt[2]); pid != PIDAudio || pkt[1]&0x40 == 0 {
+				continue
+			}
+			off := 4
+			if pkt[3]&0x20 != 0 {
+				off += 1 + int(pkt[4])
+				if pkt[5]&0x10 == 0 {
+					t.Fatalf("size %d: no PCR", size)
+				}
+			}
+			if !bytes.Equal(pkt[off:off+4], []byte{0, 0, 1, 0xc0}) {
+				t.Fatalf("size %d: no PES start code at %d: % x", size, off, pkt[:off+8])
+			}
+			if ptsFlags := pkt[off+7] >> 6; ptsFlags != 2 {
+				t.Fatalf("size %d: PTS_DTS_flags %d", size, ptsFlags)
 			}
 		}
 	}
