@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,10 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mux ice.UDPMux
+	// tcpMux carries ICE-TCP (RFC 6544 passive candidates) on the TCP
+	// listener the core bound, same port number as UDP; nil when
+	// listen_rtc_tcp is not set.
+	tcpMux ice.TCPMux
 	// src opens the hub streams players read (a subscription per player
 	// for now; see source.go).
 	src sourceOpener
@@ -68,8 +74,13 @@ func (s *Server) Info() sdk.Info {
 		Name:        "webrtc",
 		Version:     "0.1.0",
 		Description: "WebRTC publish and play: WHIP, WHEP and SRS's /rtc/v1 API",
-		Listeners:   []sdk.Listener{{Name: "rtc", Network: "udp", DefaultAddrs: []string{"0.0.0.0:8000"}}},
-		HTTPRoutes:  apiRoutes,
+		Listeners: []sdk.Listener{
+			{Name: "rtc", Network: "udp", DefaultAddrs: []string{"0.0.0.0:8000"}},
+			// ICE-TCP is off unless listen_rtc_tcp is set (SRS: rtc_server
+			// tcp { enabled off; }); give it the UDP listener's port.
+			{Name: "rtc_tcp", Network: "tcp"},
+		},
+		HTTPRoutes: apiRoutes,
 	}
 }
 
@@ -102,6 +113,28 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	} else {
 		s.mux = ice.NewMultiUDPMuxDefault(muxes...)
 	}
+	var udpPorts []int
+	for _, pc := range pcs {
+		if a, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+			udpPorts = append(udpPorts, a.Port)
+		}
+	}
+	var tcpMuxes []ice.TCPMux
+	for _, ln := range rt.Listeners("rtc_tcp") {
+		tcpMuxes = append(tcpMuxes, webrtc.NewICETCPMux(nil, ln, 64))
+		s.log.Info("webrtc media listening", "addr", ln.Addr().String(), "network", "tcp")
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !slices.Contains(udpPorts, a.Port) {
+			s.log.Warn("ice-tcp listener port differs from every udp port: clients expect both on one port number (SRS rtc_server.listen)",
+				"addr", ln.Addr().String(), "udp_ports", fmt.Sprint(udpPorts))
+		}
+	}
+	switch len(tcpMuxes) {
+	case 0:
+	case 1:
+		s.tcpMux = tcpMuxes[0]
+	default:
+		s.tcpMux = ice.NewMultiTCPMuxDefault(tcpMuxes...)
+	}
 	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
 	s.src = tapSource{tap: s.tap, log: s.log}
 	return nil
@@ -112,7 +145,12 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(s.mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		nets = append(nets, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(nets)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	if len(cands) > 0 {
@@ -231,6 +269,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.mux != nil {
 		_ = s.mux.Close() // closes our duplicate; the core keeps its socket
+	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
 	}
 	return nil
 }
