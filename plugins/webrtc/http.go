@@ -48,6 +48,7 @@ type signal struct {
 //
 //	POST /rtc/v1/whip/?app=&stream=   WHIP publish (RFC 9725), application/sdp
 //	POST /rtc/v1/whep/?app=&stream=   WHEP play (also /rtc/v1/whip-play/, or whip with action=play)
+//	PATCH <Location>                  trickle ICE or ICE restart (RFC 9725 §4.3), If-Match
 //	DELETE <Location>                 ends the session
 //	POST /rtc/v1/publish/, /rtc/v1/play/  SRS's JSON (api, streamurl, sdp, tid)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,9 +58,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Browser WHIP/WHEP clients and SRS's players call from other origins.
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
-		h.Set("Access-Control-Expose-Headers", "Location")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, If-Match")
+		h.Set("Access-Control-Expose-Headers", "Location, ETag")
 	}
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
@@ -67,6 +68,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch path {
 	case "/rtc/v1/whip/", "/rtc/v1/whep/", "/rtc/v1/whip-play/":
+		if r.Method == http.MethodPatch {
+			s.servePatch(w, r)
+			return
+		}
 		if r.Method == http.MethodDelete || q.Get("action") == "delete" {
 			s.serveDelete(w, q)
 			return
@@ -130,8 +135,13 @@ func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, publish bool)
 		base = "/rtc/v1/whep/"
 	}
 	loc := base + "?" + url.Values{"action": {"delete"}, "token": {ss.token}, "app": {app}, "stream": {stream}, "session": {ss.id}}.Encode()
+	ss.sigMu.Lock()
+	ss.etag = newETag()
+	etag := ss.etag
+	ss.sigMu.Unlock()
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", loc)
+	w.Header().Set("ETag", etag)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }

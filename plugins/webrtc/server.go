@@ -48,6 +48,8 @@ type Server struct {
 	published atomic.Uint64
 	played    atomic.Uint64
 	rejected  atomic.Uint64
+	trickled  atomic.Uint64 // candidates added by PATCH
+	restarts  atomic.Uint64 // ICE restarts by PATCH
 }
 
 var (
@@ -294,6 +296,8 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"sessions_published": s.published.Load(),
 		"sessions_played":    s.played.Load(),
 		"sessions_rejected":  s.rejected.Load(),
+		"trickle_candidates": s.trickled.Load(),
+		"ice_restarts":       s.restarts.Load(),
 	}}
 	for _, ss := range sess {
 		st.Clients = append(st.Clients, ss.stat())

@@ -31,6 +31,11 @@ type session struct {
 
 	pc *webrtc.PeerConnection
 
+	// sigMu serializes PATCHes (trickle ICE, ICE restart) on the session;
+	// etag is its WHIP/WHEP entity tag (RFC 9725 §4.3.1), under sigMu.
+	sigMu sync.Mutex
+	etag  string
+
 	sendBytes atomic.Uint64
 	recvBytes atomic.Uint64
 	connected atomic.Bool

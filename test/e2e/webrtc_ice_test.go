@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -96,4 +97,243 @@ func TestWebRTCICETCP(t *testing.T) {
 		t.Fatalf("selected pair is not ICE-TCP to port %d: %s", port, pair)
 	}
 	t.Logf("selected pair: %s, %d rtp packets", pair, p.rtp.Load())
+}
+
+// postSDPTag posts an offer and returns the status, Location, ETag and body.
+func postSDPTag(t *testing.T, url, offer string) (status int, location, etag, body string) {
+	t.Helper()
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(url, "application/sdp", strings.NewReader(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("ETag"), string(b)
+}
+
+// patchFrag sends a PATCH with an sdpfrag body (RFC 9725 §4.3).
+func patchFrag(t *testing.T, url, contentType, ifMatch, frag string) (status int, etag, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPatch, url, strings.NewReader(frag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("ETag"), string(b)
+}
+
+// sdpLines returns the values of the a=<key>: lines of an SDP, in order.
+func sdpLines(sdp, key string) []string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), "a="+key+":"); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// withoutCandidates is sdp without its a=candidate and end-of-candidates
+// lines (an offer sent before gathering, as trickling clients do).
+func withoutCandidates(sdp string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(sdp, "\n") {
+		l = strings.TrimRight(l, "\r")
+		if l == "" || strings.HasPrefix(l, "a=candidate:") || l == "a=end-of-candidates" {
+			continue
+		}
+		b.WriteString(l + "\r\n")
+	}
+	return b.String()
+}
+
+// fragOf is the sdpfrag of a local description: credentials, first mid,
+// candidates (RFC 8840 §9).
+func fragOf(sdp string) string {
+	var b strings.Builder
+	b.WriteString("a=ice-ufrag:" + sdpLines(sdp, "ice-ufrag")[0] + "\r\n")
+	b.WriteString("a=ice-pwd:" + sdpLines(sdp, "ice-pwd")[0] + "\r\n")
+	b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:" + sdpLines(sdp, "mid")[0] + "\r\n")
+	seen := map[string]bool{}
+	for _, c := range sdpLines(sdp, "candidate") {
+		if !seen[c] {
+			seen[c] = true
+			b.WriteString("a=candidate:" + c + "\r\n")
+		}
+	}
+	b.WriteString("a=end-of-candidates\r\n")
+	return b.String()
+}
+
+// withICE is sdp with its ICE credentials and candidates taken from frag
+// (how a WHEP client applies an ICE restart answer).
+func withICE(sdp, frag string) string {
+	ufrag, pwd := sdpLines(frag, "ice-ufrag")[0], sdpLines(frag, "ice-pwd")[0]
+	var b strings.Builder
+	first := true
+	for _, l := range strings.Split(withoutCandidates(sdp), "\n") {
+		l = strings.TrimRight(l, "\r")
+		switch {
+		case l == "":
+			continue
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			l = "a=ice-ufrag:" + ufrag
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			l = "a=ice-pwd:" + pwd
+		}
+		b.WriteString(l + "\r\n")
+		if first && strings.HasPrefix(l, "a=mid:") {
+			first = false
+			for _, c := range sdpLines(frag, "candidate") {
+				b.WriteString("a=candidate:" + c + "\r\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+// TestWebRTCTrickleICE sends a WHEP offer without candidates, then trickles
+// them with PATCH (RFC 9725 §4.3.1): If-Match is required and checked
+// against the ETag of the 201, and the session plays.
+func TestWebRTCTrickleICE(t *testing.T) {
+	needTool(t, "ffmpeg")
+	e := startRTC(t, "")
+	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/trickle", 60)
+	waitPublished(t, e.d, "live", "trickle")
+
+	p, offer := newWHEPPeer(t)
+	status, loc, etag, answer := postSDPTag(t, e.d.API+"/rtc/v1/whep/?app=live&stream=trickle", withoutCandidates(offer))
+	if status != http.StatusCreated || loc == "" || etag == "" {
+		t.Fatalf("whep: status %d Location %q ETag %q: %s", status, loc, etag, answer)
+	}
+	p.location = loc
+	frag := fragOf(offer)
+	for _, c := range []struct {
+		name, ct, ifMatch string
+		want              int
+	}{
+		{"no If-Match", "application/trickle-ice-sdpfrag", "", http.StatusPreconditionRequired},
+		{"stale If-Match", "application/trickle-ice-sdpfrag", `"0000"`, http.StatusPreconditionFailed},
+		{"wrong type", "application/sdp", etag, http.StatusUnsupportedMediaType},
+	} {
+		if st, _, b := patchFrag(t, e.d.API+loc, c.ct, c.ifMatch, frag); st != c.want {
+			t.Fatalf("PATCH %s: status %d, want %d: %s", c.name, st, c.want, b)
+		}
+	}
+	if st, _, b := patchFrag(t, e.d.API+loc, "application/trickle-ice-sdpfrag", etag, frag); st != http.StatusNoContent {
+		t.Fatalf("PATCH trickle: status %d: %s", st, b)
+	}
+	if n := pluginCounter(t, e.d, "webrtc", "trickle_candidates"); n < 1 {
+		t.Fatalf("trickle_candidates = %v after a PATCH with %d candidates", n, len(sdpLines(frag, "candidate")))
+	}
+	p.accept(t, answer)
+	checkKeyframeStart(t, p)
+	if st, _, _ := patchFrag(t, e.d.API+"/rtc/v1/whep/?session=nope&token=x", "application/trickle-ice-sdpfrag", etag, frag); st != http.StatusNotFound {
+		t.Fatalf("PATCH on an unknown session: %d, want 404", st)
+	}
+}
+
+// TestWebRTCICERestartAddressChange moves a playing WHEP peer to new UDP
+// sockets with an ICE restart through PATCH: the same session (client id)
+// goes on playing from the new address. Pion's controlled ICE agent does
+// not move its selected pair to a peer's new address by itself (SRS's
+// "client address changing" without a restart), so the restart is how a
+// client keeps its session.
+func TestWebRTCICERestartAddressChange(t *testing.T) {
+	needTool(t, "ffmpeg")
+	e := startRTC(t, "")
+	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/move", 60)
+	waitPublished(t, e.d, "live", "move")
+
+	p, offer := newWHEPPeer(t)
+	status, loc, etag, answer := postSDPTag(t, e.d.API+"/rtc/v1/whep/?app=live&stream=move", offer)
+	if status != http.StatusCreated || etag == "" {
+		t.Fatalf("whep: status %d ETag %q: %s", status, etag, answer)
+	}
+	p.location = loc
+	p.accept(t, answer)
+	checkKeyframeStart(t, p)
+	id := waitClient(t, e.d, "rtc-play")
+	var before *webrtc.ICECandidatePair
+	Eventually(t, 10*time.Second, "selected pair", func() error {
+		if before = selectedPair(p.pc); before == nil {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+
+	restart, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(restart); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("restart gathering did not complete")
+	}
+	frag := fragOf(p.pc.LocalDescription().SDP)
+	st, etag2, body := patchFrag(t, e.d.API+loc, "application/trickle-ice-sdpfrag", etag, frag)
+	if st != http.StatusOK || etag2 == "" || etag2 == etag {
+		t.Fatalf("PATCH ice restart: status %d ETag %q (was %q): %s", st, etag2, etag, body)
+	}
+	if u := sdpLines(body, "ice-ufrag"); len(u) != 1 || u[0] == sdpLines(answer, "ice-ufrag")[0] || len(sdpLines(body, "candidate")) == 0 {
+		t.Fatalf("restart answer has no new ufrag or no candidate:\n%s", body)
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: withICE(answer, body)}); err != nil {
+		t.Fatalf("restart answer: %v", err)
+	}
+	// The old ETag is stale now.
+	if st, _, _ := patchFrag(t, e.d.API+loc, "application/trickle-ice-sdpfrag", etag, frag); st != http.StatusPreconditionFailed {
+		t.Fatalf("PATCH with the pre-restart ETag: %d, want 412", st)
+	}
+	var after *webrtc.ICECandidatePair
+	Eventually(t, 20*time.Second, "a new local address in use", func() error {
+		after = selectedPair(p.pc)
+		if after == nil || after.Local.Port == before.Local.Port {
+			return fmt.Errorf("selected pair %v (before %v)", after, before)
+		}
+		return nil
+	})
+	n0 := p.rtp.Load()
+	Eventually(t, 15*time.Second, "media after the restart", func() error {
+		if n := p.rtp.Load(); n < n0+50 {
+			return fmt.Errorf("%d rtp packets since the restart", n-n0)
+		}
+		return nil
+	})
+	cs, err := rtcClients(e.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plays := 0
+	for _, c := range cs {
+		if c.Type == "rtc-play" {
+			plays++
+			if c.ID != id {
+				t.Fatalf("play client %s listed, want the session %s kept", c.ID, id)
+			}
+		}
+	}
+	if plays != 1 {
+		t.Fatalf("%d rtc-play clients after the restart, want 1: %+v", plays, cs)
+	}
+	if n := pluginCounter(t, e.d, "webrtc", "ice_restarts"); n != 1 {
+		t.Fatalf("ice_restarts = %v", n)
+	}
+	t.Logf("local address %s:%d -> %s:%d", before.Local.Address, before.Local.Port, after.Local.Address, after.Local.Port)
 }
