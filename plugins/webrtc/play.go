@@ -73,19 +73,9 @@ func (ss *session) addPlayTracks(offer *sdp.SessionDescription) error {
 		}
 		senders = append(senders, s)
 	}
-	for _, s := range senders {
+	for i, s := range senders {
 		ss.s.wg.Add(1)
-		go func() {
-			// RTCP (NACK, PLI, receiver reports) goes through the
-			// interceptors only when it is read.
-			defer ss.s.wg.Done()
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := s.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
+		go ss.readViewerRTCP(s, i == 0) // senders[0] is the video
 	}
 	return nil
 }
@@ -117,6 +107,7 @@ func (p *player) run() {
 	}
 	defer src.Close()
 	ss.log.Info("webrtc play started")
+	ss.askPublisherKeyframe("viewer joined")
 	var sps, pps []byte
 	started := false
 	for {

@@ -130,6 +130,7 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000)
 	var d h264Depacketizer
 	keyFrames := make(chan struct{}, 1)
+	ss.videoSSRC.Store(uint32(track.SSRC()))
 	ss.s.wg.Add(1)
 	go ss.askKeyframes(uint32(track.SSRC()), keyFrames)
 	for {

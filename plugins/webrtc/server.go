@@ -50,6 +50,9 @@ type Server struct {
 	rejected  atomic.Uint64
 	trickled  atomic.Uint64 // candidates added by PATCH
 	restarts  atomic.Uint64 // ICE restarts by PATCH
+
+	pliForwarded atomic.Uint64 // viewers' keyframe requests sent to a publisher
+	pliLimited   atomic.Uint64 // ... and those the rate limit dropped
 }
 
 var (
@@ -298,6 +301,8 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"sessions_rejected":  s.rejected.Load(),
 		"trickle_candidates": s.trickled.Load(),
 		"ice_restarts":       s.restarts.Load(),
+		"pli_forwarded":      s.pliForwarded.Load(),
+		"pli_rate_limited":   s.pliLimited.Load(),
 	}}
 	for _, ss := range sess {
 		st.Clients = append(st.Clients, ss.stat())

@@ -39,6 +39,10 @@ type session struct {
 	sendBytes atomic.Uint64
 	recvBytes atomic.Uint64
 	connected atomic.Bool
+	// videoSSRC is a publisher's video SSRC (0 until its track came); pli
+	// limits the keyframe requests forwarded to it.
+	videoSSRC atomic.Uint32
+	pli       pliLimiter
 
 	closeOnce sync.Once
 	done      chan struct{}

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -336,4 +338,71 @@ func TestWebRTCICERestartAddressChange(t *testing.T) {
 		t.Fatalf("ice_restarts = %v", n)
 	}
 	t.Logf("local address %s:%d -> %s:%d", before.Local.Address, before.Local.Port, after.Local.Address, after.Local.Port)
+}
+
+// TestWebRTCViewerPLIReachesPublisher: a WHEP viewer joining and a
+// viewer's PLI each make the pion WHIP publisher receive a PLI.
+func TestWebRTCViewerPLIReachesPublisher(t *testing.T) {
+	file := annexBFile(t)
+	e := startRTC(t, "")
+	pub := whipPublish(t, e.d.API, file, "live", "pli")
+	waitPublished(t, e.d, "live", "pli")
+	var plis atomic.Int64
+	go func() {
+		s := pub.pc.GetSenders()[0]
+		for {
+			pkts, _, err := s.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					plis.Add(1)
+				}
+			}
+		}
+	}()
+	// The publish's own start-up PLIs stop at its first keyframe; wait
+	// until none came for 2 s (bounded: 30 s).
+	Eventually(t, 30*time.Second, "start-up PLIs over", func() error {
+		n := plis.Load()
+		time.Sleep(2 * time.Second)
+		if plis.Load() != n {
+			return fmt.Errorf("still getting PLIs (%d)", plis.Load())
+		}
+		return nil
+	})
+	n0 := plis.Load()
+	p := whepPlay(t, e.d.API, "live", "pli")
+	checkKeyframeStart(t, p)
+	Eventually(t, 15*time.Second, "a PLI at the publisher when a viewer joined", func() error {
+		if plis.Load() <= n0 {
+			return fmt.Errorf("publisher got %d PLIs, %d before the viewer", plis.Load(), n0)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // past the rate limit of the join's PLI
+	n1 := plis.Load()
+	var ssrc uint32
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo && tr.Receiver() != nil && tr.Receiver().Track() != nil {
+			ssrc = uint32(tr.Receiver().Track().SSRC())
+		}
+	}
+	if ssrc == 0 {
+		t.Fatal("viewer has no video track")
+	}
+	Eventually(t, 15*time.Second, "the viewer's PLI at the publisher", func() error {
+		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+		if plis.Load() <= n1 {
+			return fmt.Errorf("publisher got %d PLIs, %d before the viewer's", plis.Load(), n1)
+		}
+		return nil
+	})
+	if n := pluginCounter(t, e.d, "webrtc", "pli_forwarded"); n < 2 {
+		t.Fatalf("pli_forwarded = %v, want the join and the viewer's PLI", n)
+	}
 }
