@@ -176,6 +176,9 @@ func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) 
 	if err := registerCodecs(me); err != nil {
 		return nil, err
 	}
+	if err := registerPassthrough(me); err != nil {
+		return nil, err
+	}
 	ir := &interceptor.Registry{}
 	if opts.NACK {
 		if err := webrtc.ConfigureNack(me, ir); err != nil {

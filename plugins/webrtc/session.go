@@ -41,8 +41,9 @@ type session struct {
 	connected atomic.Bool
 	// videoSSRC is a publisher's video SSRC (0 until its track came); pli
 	// limits the keyframe requests forwarded to it.
-	videoSSRC atomic.Uint32
-	pli       pliLimiter
+	videoSSRC  atomic.Uint32
+	videoCodec atomic.Uint32 // media.Codec of a publisher's video track
+	pli        pliLimiter
 
 	closeOnce sync.Once
 	done      chan struct{}
