@@ -123,6 +123,7 @@ func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, publish bool)
 	if vhost == "" {
 		vhost = q.Get("domain")
 	}
+	withBearer(q, r.Header.Get("Authorization"))
 	sig := signal{publish: publish, offer: string(body), eip: firstOf(q.Get("eip"), q.Get("candidate")), ip: remoteIP(r.RemoteAddr),
 		ref: sdk.StreamRef{Vhost: vhost, App: app, Stream: stream, Param: paramOf(q)}}
 	ss, answer, err := s.negotiate(r.Context(), sig)
@@ -205,6 +206,17 @@ func parseStreamURL(s string) (sdk.StreamRef, error) {
 	q := u.Query()
 	vhost := firstOf(q.Get("vhost"), q.Get("domain"), u.Hostname())
 	return sdk.StreamRef{Vhost: vhost, App: strings.Join(parts[:len(parts)-1], "/"), Stream: parts[len(parts)-1], Param: paramOf(q)}, nil
+}
+
+// withBearer makes a WHIP/WHEP bearer token (RFC 9725 §4.5; OBS's "Bearer
+// Token") the stream's ?token= param when the URL has none, so that the
+// on_publish/on_play callbacks check it as they check SRS's token param.
+func withBearer(q url.Values, auth string) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" || q.Has("token") {
+		return
+	}
+	q.Set("token", strings.TrimSpace(tok))
 }
 
 func paramOf(q url.Values) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -82,4 +83,20 @@ func FuzzSDPFrag(f *testing.F) {
 		_ = replaceICE(body, fr.ufrag, fr.pwd, fr.candidates)
 		_ = iceFragOf(body)
 	})
+}
+
+func TestWithBearer(t *testing.T) {
+	for _, c := range []struct{ query, auth, want string }{
+		{"app=live&stream=s", "Bearer s3cret", "?token=s3cret"},
+		{"app=live&stream=s", "bearer  s3cret ", "?token=s3cret"},
+		{"app=live&stream=s&token=url", "Bearer other", "?token=url"},
+		{"app=live&stream=s", "Basic dXNlcg==", ""},
+		{"app=live&stream=s", "Bearer ", ""},
+	} {
+		q, _ := url.ParseQuery(c.query)
+		withBearer(q, c.auth)
+		if got := paramOf(q); got != c.want {
+			t.Errorf("%q + %q: param %q, want %q", c.query, c.auth, got, c.want)
+		}
+	}
 }
