@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -306,6 +307,8 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"ice_restarts":       s.restarts.Load(),
 		"pli_forwarded":      s.pliForwarded.Load(),
 		"pli_rate_limited":   s.pliLimited.Load(),
+		// goroutines lets a leak check see the process settle back.
+		"goroutines": uint64(runtime.NumGoroutine()),
 	}}
 	for _, ss := range sess {
 		st.Clients = append(st.Clients, ss.stat())
