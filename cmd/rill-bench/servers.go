@@ -23,6 +23,7 @@ type server struct {
 	name     string
 	rtmpAddr string // host:port, "" if it has no RTMP
 	httpAddr string // host:port of HTTP-FLV
+	apiAddr  string // host:port of Rill's API (WHEP signalling), "" for others
 	procs    procSet
 	cmd      *exec.Cmd
 	logPath  string
@@ -34,6 +35,11 @@ type server struct {
 
 func (s *server) rtmpURL(stream string) string {
 	return "rtmp://" + s.rtmpAddr + "/live/" + stream
+}
+
+// whepURL is the load tool's URL of a WebRTC viewer (WHEP on the API).
+func (s *server) whepURL(stream string) string {
+	return "whep://" + s.apiAddr + "/live/" + stream
 }
 
 func (s *server) flvURL(stream string) string {
@@ -213,11 +219,28 @@ vhost "lowlat" {
 // With hlsDir set, HLS is on in the default vhost (2 s fragments) and
 // writes under hlsDir.
 func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
+	return startRillWith(ctx, dir, bin, pluginDir, hlsDir, false)
+}
+
+// rillWebRTC is the webrtc plugin and its vhost block for the webrtc
+// scenario: media on one loopback UDP port; B-frames kept so that WebRTC
+// viewers get every frame the RTMP publisher sends, as RTMP players do.
+const rillWebRTC = `
+plugin "webrtc" {
+  listen    = ["udp://%s"]
+  candidate = "127.0.0.1"
+}
+`
+
+const rillRTCBlock = "  rtc {\n    enabled     = true\n    keep_bframe = true\n  }\n"
+
+// startRillWith is startRill, with the webrtc plugin on when webrtc is set.
+func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, webrtc bool) (*server, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1]}
+	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1], apiAddr: addrs[2]}
 	pluginDir, err = filepath.Abs(pluginDir)
 	if err != nil {
 		return nil, err
@@ -227,7 +250,13 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if hlsDir != "" {
 		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n  }\n", hlsDir)
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls), 0o644); err != nil {
+	text := fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls)
+	if webrtc {
+		// The UDP port next to the API's TCP one (free ports are TCP).
+		text = fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls+rillRTCBlock)
+		text = fmt.Appendf(text, rillWebRTC, addrs[2])
+	}
+	if err := os.WriteFile(conf, text, 0o644); err != nil {
 		return nil, err
 	}
 	bin, err = filepath.Abs(bin)
@@ -237,7 +266,11 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if err := s.launch(dir, bin, "-c", conf); err != nil {
 		return nil, err
 	}
-	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second); err != nil {
+	want := []string{"rtmp", "httpstream"}
+	if webrtc {
+		want = append(want, "webrtc")
+	}
+	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second, want...); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -245,7 +278,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 }
 
 // waitRillPlugins polls the API until the rtmp and httpstream plugins run.
-func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration) error {
+func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration, want ...string) error {
 	deadline := time.Now().Add(timeout)
 	cl := &http.Client{Timeout: time.Second}
 	var last string
@@ -269,7 +302,11 @@ func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Du
 				running[p.Name] = p.State == "running"
 				states = append(states, p.Name+"="+p.State+" "+p.LastError)
 			}
-			if err == nil && running["rtmp"] && running["httpstream"] {
+			all := err == nil
+			for _, w := range want {
+				all = all && running[w]
+			}
+			if all {
 				return nil
 			}
 			last = strings.Join(states, ", ")

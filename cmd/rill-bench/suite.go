@@ -20,6 +20,7 @@ type suite struct {
 	tm      timing
 	join    int   // players joining at once for the first-frame rows
 	lowlat  []int // players of the merged-writes-off rows
+	rtcNs   []int // WebRTC viewers of the webrtc rows
 	streams int   // publishers of the many-streams row
 	perStr  int   // players per stream there
 
@@ -61,14 +62,15 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,webrtc", "scenarios to run against Rill and lalserver (webrtc: Rill only)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
+		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
 	)
 	_ = fs.Parse(args)
 	lalRTMPPlayers = *lalRTMP
 	s := &suite{
-		quick: *quick, join: 200, lowlat: []int{100, 1000}, streams: 200, perStr: 2,
+		quick: *quick, join: 200, lowlat: []int{100, 1000}, rtcNs: []int{50, 200, 500}, streams: 200, perStr: 2,
 		rillBin: *rillBin, pluginDir: *plugins, lalBin: *lalBin, floorBin: *floorBin, media: *media,
 		command: *command, results: map[string]map[string]result{}, hls: map[string]hlsResult{}, started: time.Now(), machine: machine(),
 	}
@@ -100,6 +102,14 @@ func runSuite(ctx context.Context, args []string) error {
 			}
 			s.ns = append(s.ns, n)
 		}
+	}
+	s.rtcNs = nil
+	for _, v := range strings.Split(*rtcNs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 5000 {
+			return fmt.Errorf("-webrtc-n %q: want counts in 1..5000", *rtcNs)
+		}
+		s.rtcNs = append(s.rtcNs, n)
 	}
 	if *limit == 0 {
 		*limit = 60 * time.Minute
@@ -285,6 +295,43 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	if s.only["hls"] {
 		s.hlsSession(ctx, name)
 	}
+	if s.only["webrtc"] && name == srvRill {
+		s.webrtcSession(ctx)
+	}
+}
+
+// webrtcSession runs the webrtc rows: a fresh Rill with the webrtc plugin,
+// one RTMP publisher of the HD file, N WHEP viewers (pion peers in this
+// tool) joining at 50 per second (each is an HTTP offer/answer, ICE and a
+// DTLS handshake).
+func (s *suite) webrtcSession(ctx context.Context) {
+	var keys []string
+	for _, n := range s.rtcNs {
+		keys = append(keys, fmt.Sprintf("webrtc/%d", n))
+	}
+	if ctx.Err() != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, ctx.Err().Error())
+		}
+		return
+	}
+	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", true)
+	if err != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, err.Error())
+		}
+		return
+	}
+	defer srv.stop()
+	logf("rill started with webrtc: rtmp %s, api %s", srv.rtmpAddr, srv.apiAddr)
+	s.published(ctx, srv, "bench", keys, func(pub *publisher, row rowFunc) {
+		for i, n := range s.rtcNs {
+			tm := s.tm
+			tm.ramp = max(2*time.Second, time.Duration(n)*time.Second/50)
+			tm.join = max(tm.join, 20*time.Second)
+			row(keys[i], pub.stream(srv.whepURL("bench"), n), tm)
+		}
+	})
 }
 
 // hlsSession measures keyframe-to-playlist time on a server with HLS on.
