@@ -24,13 +24,14 @@ type sourceOpener interface {
 }
 
 // maxPlayBacklog and maxPlayBacklogBytes bound what a WebRTC player may
-// fall behind before it skips to the next keyframe: a few seconds of a
-// 30 fps stream with audio (the GOP cache a player starts with fits), not
-// the tap's default minute, so a starved player's latency stays bounded
-// and the process does not keep its backlog in memory.
+// fall behind before it skips to the next keyframe: about 3 s of a
+// 2.5 Mbit/s 30 fps stream with audio (the GOP cache a player starts with
+// fits), not the tap's default minute, so a starved player's latency stays
+// bounded and the process does not keep its backlog in memory (4 MiB let
+// the bench's starved viewers lag 13 s).
 const (
 	maxPlayBacklog      = 400
-	maxPlayBacklogBytes = 4 << 20
+	maxPlayBacklogBytes = 1 << 20
 )
 
 // tapSource reads streams through the process's live tap

@@ -131,7 +131,14 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request) {
 		ss.patchRefused(w, http.StatusPreconditionFailed, "If-Match "+ifMatch+" is not the session's entity tag")
 		return
 	}
-	remote := ss.pc.RemoteDescription()
+	ss.mu.Lock()
+	pc := ss.pc
+	ss.mu.Unlock()
+	if pc == nil {
+		ss.patchRefused(w, http.StatusConflict, "session is still negotiating")
+		return
+	}
+	remote := pc.RemoteDescription()
 	if remote == nil {
 		ss.patchRefused(w, http.StatusConflict, "session has no remote description")
 		return
@@ -151,7 +158,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, c := range frag.candidates {
-		if err := ss.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &frag.mid}); err != nil {
+		if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &frag.mid}); err != nil {
 			ss.patchRefused(w, http.StatusBadRequest, "trickled candidate refused: "+err.Error())
 			return
 		}
