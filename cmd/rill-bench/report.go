@@ -71,7 +71,11 @@ func (s *suite) report() string {
 		s.rowsAgainst(&b, n, fmt.Sprintf("lowlat/%d", n), fmt.Sprintf("flv/%d", n), srvFrame, []string{srvFrame})
 	}
 	if s.only["webrtc"] {
-		w("\n## WebRTC viewers: 1 RTMP publisher, %s WHEP viewers\n\n", joinInts(s.rtcNs))
+		rate := s.hd.Bitrate()
+		if s.rtcSD {
+			rate = s.sd.Bitrate()
+		}
+		w("\n## WebRTC viewers: 1 RTMP publisher at %.0f kbit/s, %s WHEP viewers\n\n", rate/1000, joinInts(s.rtcNs))
 		w("Rill's webrtc plugin (one UDP port, SRTP per viewer) with `rtc { keep_bframe = true }` so that viewers get every frame; the viewers are pion peers in the load tool (NACK and RTCP reports, no TWCC), joining at 50 per second. ")
 		w("Latency is from the RTMP publisher's send to the viewer's rebuilt access unit. SRS is not built here, so the comparison is Rill's RTMP fan-out above.\n\n")
 		s.tableHeader(&b)

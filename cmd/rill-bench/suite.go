@@ -21,6 +21,7 @@ type suite struct {
 	join    int   // players joining at once for the first-frame rows
 	lowlat  []int // players of the merged-writes-off rows
 	rtcNs   []int // WebRTC viewers of the webrtc rows
+	rtcSD   bool  // the webrtc rows publish the 500 kbit/s file
 	streams int   // publishers of the many-streams row
 	perStr  int   // players per stream there
 
@@ -66,6 +67,7 @@ func runSuite(ctx context.Context, args []string) error {
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
+		rtcMedia = fs.String("webrtc-media", "hd", "file the webrtc rows publish: hd (720p 2.5 Mbit/s) or sd (360p 500 kbit/s)")
 	)
 	_ = fs.Parse(args)
 	lalRTMPPlayers = *lalRTMP
@@ -102,6 +104,10 @@ func runSuite(ctx context.Context, args []string) error {
 			}
 			s.ns = append(s.ns, n)
 		}
+	}
+	s.rtcSD = *rtcMedia == "sd"
+	if *rtcMedia != "sd" && *rtcMedia != "hd" {
+		return fmt.Errorf("-webrtc-media %q: want hd or sd", *rtcMedia)
 	}
 	s.rtcNs = nil
 	for _, v := range strings.Split(*rtcNs, ",") {
@@ -324,7 +330,11 @@ func (s *suite) webrtcSession(ctx context.Context) {
 	}
 	defer srv.stop()
 	logf("rill started with webrtc: rtmp %s, api %s", srv.rtmpAddr, srv.apiAddr)
-	s.published(ctx, srv, "bench", keys, func(pub *publisher, row rowFunc) {
+	f := s.hd
+	if s.rtcSD {
+		f = s.sd
+	}
+	s.publishedFile(ctx, srv, f, "bench", keys, func(pub *publisher, row rowFunc) {
 		for i, n := range s.rtcNs {
 			tm := s.tm
 			tm.ramp = max(2*time.Second, time.Duration(n)*time.Second/50)
@@ -419,12 +429,17 @@ type rowFunc func(key string, st stream, tm timing)
 // then stops publishing. A publisher that cannot publish or fails fails the
 // rows.
 func (s *suite) published(ctx context.Context, srv *server, streamName string, keys []string, body func(*publisher, rowFunc)) {
+	s.publishedFile(ctx, srv, s.hd, streamName, keys, body)
+}
+
+// publishedFile is published with the file f.
+func (s *suite) publishedFile(ctx context.Context, srv *server, f *replay.File, streamName string, keys []string, body func(*publisher, rowFunc)) {
 	if len(keys) == 0 {
 		return
 	}
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
-	pub, err := publishOne(pctx, s.hd, srv.rtmpURL(streamName))
+	pub, err := publishOne(pctx, f, srv.rtmpURL(streamName))
 	if err != nil {
 		for _, k := range keys {
 			s.fail(k, srv.name, err.Error())
