@@ -195,7 +195,11 @@ func dialWHEP(ctx context.Context, raw string, onMessage func(typ uint8, payload
 // readWHEPVideo rebuilds access units and hands each on as an FLV AVC
 // NALU body: header, then the first coded slice length-prefixed.
 func readWHEPVideo(track *webrtc.TrackRemote, onMessage func(typ uint8, payload []byte)) {
-	sb := samplebuilder.New(512, &codecs.H264Packet{}, 90000)
+	// A jitter buffer of at most 300 ms (a browser's is of that order):
+	// a frame whose packets are still missing then is dropped, not held
+	// back with everything behind it (512 packets are 8 s of a
+	// 500 kbit/s stream).
+	sb := samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(300*time.Millisecond))
 	var body []byte
 	for {
 		pkt, _, err := track.ReadRTP()
