@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v3"
 )
 
 // openFDs counts the open descriptors of a process.
@@ -21,11 +23,11 @@ func openFDs(t *testing.T, pid int) int {
 
 // TestWebRTCNoLeaks runs many sessions through the webrtc plugin (bad
 // SDPs, offers whose peer never does ICE, peers that vanish without
-// DELETE, normal plays ended by DELETE) and checks that its goroutines,
+// DELETE, normal plays over UDP and ICE-TCP ended by DELETE) and checks that its goroutines,
 // open descriptors and sessions come back to the baseline.
 func TestWebRTCNoLeaks(t *testing.T) {
 	needTool(t, "ffmpeg")
-	e := startRTC(t, "")
+	e, _ := startRTCWithTCP(t, "")
 	ps := waitRunning(t, e.d, "webrtc")
 	pid := ps["webrtc"].PID
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/leak", 120)
@@ -75,9 +77,25 @@ func TestWebRTCNoLeaks(t *testing.T) {
 			t.Fatalf("never-connecting peer: %d %v %s", st, err, answer)
 		}
 	}
-	// Normal plays: half ended by DELETE, half by the peer vanishing.
+	// Normal plays: half ended by DELETE, half by the peer vanishing; the
+	// last four over ICE-TCP.
+	tcpAPI := rtcClientAPIWith(t, func(se *webrtc.SettingEngine) {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	})
 	for i := range 10 {
-		p := whepPlay(t, e.d.API, "live", "leak")
+		var p *whepPlayer
+		if i < 6 {
+			p = whepPlay(t, e.d.API, "live", "leak")
+		} else {
+			var offer string
+			p, offer = newWHEPPeerAPI(t, tcpAPI)
+			st, loc, answer, err := postSDP(whep, offer)
+			if err != nil || st != http.StatusCreated {
+				t.Fatalf("ice-tcp play: %d %v %s", st, err, answer)
+			}
+			p.location = loc
+			p.accept(t, answer)
+		}
 		checkKeyframeStart(t, p)
 		if i%2 == 0 {
 			if st := httpDelete(t, e.d.API+p.location); st != http.StatusOK {
