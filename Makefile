@@ -51,7 +51,7 @@ fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
 
 # bench runs cmd/rill-bench against Rill (bin/rill with the rtmp and httpstream
-# plugins), lalserver (built from the lal version in go.mod, see
+# plugins, and webrtc for the webrtc rows), lalserver (built from the lal version in go.mod, see
 # bench/tools.go) and the physical floor (bench/floor), one after the other
 # on loopback, and writes docs/BENCHMARKS.md. bench-quick stops at 500
 # players and keeps under 5 minutes. A plugin that does not build is left
@@ -62,6 +62,7 @@ bench bench-quick: $(BIN)/rill
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/rtmp ./plugins/rtmp || rm -f $(BIN)/plugins/rtmp
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/httpstream ./plugins/httpstream || rm -f $(BIN)/plugins/httpstream
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/srt ./plugins/srt || rm -f $(BIN)/plugins/srt
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/webrtc ./plugins/webrtc || rm -f $(BIN)/plugins/webrtc
 	$(GO) build $(GOFLAGS) -o $(BIN)/rill-bench ./cmd/rill-bench
 	$(GO) build $(GOFLAGS) -o $(BIN)/bench-floor ./bench/floor
 	$(GO) build $(GOFLAGS) -o $(BIN)/lalserver github.com/q191201771/lal/app/lalserver

@@ -50,6 +50,7 @@ plugin "httpstream" {
 # Uncomment, and the rtc block in the vhost below; see README "WebRTC".
 # plugin "webrtc" {
 #   listen    = ["udp://0.0.0.0:8000"]
+#   listen_rtc_tcp = ["0.0.0.0:8000"]   # ICE-TCP on the same port number (off when absent)
 #   candidate = "$CANDIDATE"
 # }
 

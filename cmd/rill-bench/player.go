@@ -90,8 +90,15 @@ func (p *player) pull(ctx context.Context) error {
 			return err
 		}
 		p.dispose, p.done = s.close, s.done
+	case strings.HasPrefix(p.url, "whep://"):
+		s, err := dialWHEP(ctx, p.url, p.onMessage)
+		if err != nil {
+			p.fail(err)
+			return err
+		}
+		p.dispose, p.done = s.close, s.doneCh
 	default:
-		return fmt.Errorf("player url %q: want rtmp://, http:// or srt://", p.url)
+		return fmt.Errorf("player url %q: want rtmp://, http://, srt:// or whep://", p.url)
 	}
 	return nil
 }

@@ -70,6 +70,19 @@ func (s *suite) report() string {
 	for _, n := range s.lowlat {
 		s.rowsAgainst(&b, n, fmt.Sprintf("lowlat/%d", n), fmt.Sprintf("flv/%d", n), srvFrame, []string{srvFrame})
 	}
+	if s.only["webrtc"] {
+		rate := s.hd.Bitrate()
+		if s.rtcSD {
+			rate = s.sd.Bitrate()
+		}
+		w("\n## WebRTC viewers: 1 RTMP publisher at %.0f kbit/s, %s WHEP viewers\n\n", rate/1000, joinInts(s.rtcNs))
+		w("Rill's webrtc plugin (one UDP port, SRTP per viewer) with `rtc { keep_bframe = true }` so that viewers get every frame; the viewers are pion peers in the load tool (NACK and RTCP reports, no TWCC), joining at 50 per second. ")
+		w("Latency is from the RTMP publisher's send to the viewer's rebuilt access unit. SRS is not built here, so the comparison is Rill's RTMP fan-out above.\n\n")
+		s.tableHeader(&b)
+		for _, n := range s.rtcNs {
+			s.rows(&b, n, fmt.Sprintf("webrtc/%d", n), "", "WebRTC")
+		}
+	}
 	w("\n## Many streams: %d publishers at %.0f kbit/s, %d RTMP players each\n\n", s.streams, s.sd.Bitrate()/1000, s.perStr)
 	w("All %d players (of every stream) join at once.\n\n", s.streams*s.perStr)
 	s.tableHeader(&b)

@@ -24,6 +24,7 @@ type server struct {
 	rtmpAddr string // host:port, "" if it has no RTMP
 	httpAddr string // host:port of HTTP-FLV
 	srtAddr  string // host:port (UDP) of SRT, "" without
+	apiAddr  string // host:port of Rill's API (WHEP signalling), "" for others
 	procs    procSet
 	cmd      *exec.Cmd
 	logPath  string
@@ -46,6 +47,11 @@ func (s *server) srtURL(vhost, stream, mode string, latencyMS int) string {
 		h = "h=" + vhost + ","
 	}
 	return fmt.Sprintf("srt://%s?streamid=%%23!::%sr=live/%s,m=%s&latency=%d", s.srtAddr, h, stream, mode, latencyMS)
+}
+
+// whepURL is the load tool's URL of a WebRTC viewer (WHEP on the API).
+func (s *server) whepURL(stream string) string {
+	return "whep://" + s.apiAddr + "/live/" + stream
 }
 
 func (s *server) flvURL(stream string) string {
@@ -225,29 +231,53 @@ vhost "lowlat" {
 // With hlsDir set, HLS is on in the default vhost (2 s fragments) and
 // writes under hlsDir.
 func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
-	return startRillWith(ctx, dir, bin, pluginDir, hlsDir, false)
+	return startRillWith(ctx, dir, bin, pluginDir, hlsDir, rillOpts{})
 }
 
-// startRillWith is startRill, with the srt plugin too (SRT latency 120 ms,
-// on a free loopback UDP port) when withSRT.
-func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, withSRT bool) (*server, error) {
+// rillOpts are the plugins a scenario adds to Rill's rtmp and httpstream.
+type rillOpts struct {
+	srt    bool // the srt plugin (SRT latency 120 ms) on a free loopback UDP port
+	webrtc bool // the webrtc plugin, media on one loopback UDP port
+}
+
+// rillWebRTC is the webrtc plugin and its vhost block for the webrtc
+// scenario: media on one loopback UDP port; B-frames kept so that WebRTC
+// viewers get every frame the RTMP publisher sends, as RTMP players do.
+const rillWebRTC = `
+plugin "webrtc" {
+  listen    = ["udp://%s"]
+  candidate = "127.0.0.1"
+}
+`
+
+const rillRTCBlock = "  rtc {\n    enabled     = true\n    keep_bframe = true\n  }\n"
+
+// startRillWith is startRill with the plugins opt asks for.
+func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, opt rillOpts) (*server, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1]}
-	srtPlugin, srtVhost := "", ""
+	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1], apiAddr: addrs[2]}
+	extraPlugins, vhostBlocks, lowlatBlocks := "", "", ""
 	want := []string{"rtmp", "httpstream"}
-	if withSRT {
+	if opt.srt {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		s.srtAddr = pc.LocalAddr().String()
 		pc.Close()
-		srtPlugin = fmt.Sprintf("\nplugin \"srt\" {\n  bind    = [%q]\n  latency = \"120ms\"\n}\n", s.srtAddr)
-		srtVhost = "  srt {\n    enabled = true\n  }\n"
+		extraPlugins += fmt.Sprintf("\nplugin \"srt\" {\n  bind    = [%q]\n  latency = \"120ms\"\n}\n", s.srtAddr)
+		vhostBlocks += "  srt {\n    enabled = true\n  }\n"
+		lowlatBlocks += "  srt {\n    enabled = true\n  }\n"
 		want = append(want, "srt")
+	}
+	if opt.webrtc {
+		// The UDP port next to the API's TCP one (free ports are TCP).
+		extraPlugins += fmt.Sprintf(rillWebRTC, addrs[2])
+		vhostBlocks += rillRTCBlock
+		want = append(want, "webrtc")
 	}
 	pluginDir, err = filepath.Abs(pluginDir)
 	if err != nil {
@@ -258,7 +288,7 @@ func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, with
 	if hlsDir != "" {
 		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n  }\n", hlsDir)
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], srtPlugin, hls+srtVhost, srtVhost), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], extraPlugins, hls+vhostBlocks, lowlatBlocks), 0o644); err != nil {
 		return nil, err
 	}
 	bin, err = filepath.Abs(bin)

@@ -20,6 +20,8 @@ type suite struct {
 	tm      timing
 	join    int   // players joining at once for the first-frame rows
 	lowlat  []int // players of the merged-writes-off rows
+	rtcNs   []int // WebRTC viewers of the webrtc rows
+	rtcSD   bool  // the webrtc rows publish the 500 kbit/s file
 	streams int   // publishers of the many-streams row
 	perStr  int   // players per stream there
 
@@ -63,14 +65,16 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt", "scenarios to run against Rill and lalserver (srt: Rill only)")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,webrtc", "scenarios to run against Rill and lalserver (srt, webrtc: Rill only)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
+		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
+		rtcMedia = fs.String("webrtc-media", "hd", "file the webrtc rows publish: hd (720p 2.5 Mbit/s) or sd (360p 500 kbit/s)")
 	)
 	_ = fs.Parse(args)
 	lalRTMPPlayers = *lalRTMP
 	s := &suite{
-		quick: *quick, join: 200, lowlat: []int{100, 1000}, streams: 200, perStr: 2,
+		quick: *quick, join: 200, lowlat: []int{100, 1000}, rtcNs: []int{50, 200, 500}, streams: 200, perStr: 2,
 		rillBin: *rillBin, pluginDir: *plugins, lalBin: *lalBin, floorBin: *floorBin, media: *media,
 		command: *command, results: map[string]map[string]result{}, hls: map[string]hlsResult{}, started: time.Now(), machine: machine(),
 	}
@@ -102,6 +106,18 @@ func runSuite(ctx context.Context, args []string) error {
 			}
 			s.ns = append(s.ns, n)
 		}
+	}
+	s.rtcSD = *rtcMedia == "sd"
+	if *rtcMedia != "sd" && *rtcMedia != "hd" {
+		return fmt.Errorf("-webrtc-media %q: want hd or sd", *rtcMedia)
+	}
+	s.rtcNs = nil
+	for _, v := range strings.Split(*rtcNs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > 5000 {
+			return fmt.Errorf("-webrtc-n %q: want counts in 1..5000", *rtcNs)
+		}
+		s.rtcNs = append(s.rtcNs, n)
 	}
 	if *limit == 0 {
 		*limit = 60 * time.Minute
@@ -290,6 +306,9 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	if s.only["srt"] && name == srvRill {
 		s.srtSession(ctx)
 	}
+	if s.only["webrtc"] && name == srvRill {
+		s.webrtcSession(ctx)
+	}
 }
 
 // srtNs are the SRT fan-out rows; srtLatencyPlayers play the latency rows.
@@ -316,7 +335,7 @@ func (s *suite) srtSession(ctx context.Context) {
 		}
 		return
 	}
-	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", true)
+	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", rillOpts{srt: true})
 	if err != nil {
 		for _, k := range all {
 			s.fail(k, srvRill, err.Error())
@@ -340,6 +359,44 @@ func (s *suite) srtSession(ctx context.Context) {
 	})
 	s.publishedURL(ctx, srv, srv.rtmpURL("rtmppub?vhost=lowlat"), latKeys[1:], func(pub *publisher, row rowFunc) {
 		row(latKeys[1], pub.stream(srv.rtmpURL("rtmppub?vhost=lowlat"), srtLatencyPlayers), s.tm)
+	})
+}
+
+// webrtcSession runs the webrtc rows: a fresh Rill with the webrtc plugin,
+// one RTMP publisher of the HD file, N WHEP viewers (pion peers in this
+// tool) joining at 50 per second (each is an HTTP offer/answer, ICE and a
+// DTLS handshake).
+func (s *suite) webrtcSession(ctx context.Context) {
+	var keys []string
+	for _, n := range s.rtcNs {
+		keys = append(keys, fmt.Sprintf("webrtc/%d", n))
+	}
+	if ctx.Err() != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, ctx.Err().Error())
+		}
+		return
+	}
+	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", rillOpts{webrtc: true})
+	if err != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, err.Error())
+		}
+		return
+	}
+	defer srv.stop()
+	logf("rill started with webrtc: rtmp %s, api %s", srv.rtmpAddr, srv.apiAddr)
+	f := s.hd
+	if s.rtcSD {
+		f = s.sd
+	}
+	s.publishedFile(ctx, srv, f, "bench", keys, func(pub *publisher, row rowFunc) {
+		for i, n := range s.rtcNs {
+			tm := s.tm
+			tm.ramp = max(2*time.Second, time.Duration(n)*time.Second/50)
+			tm.join = max(tm.join, 20*time.Second)
+			row(keys[i], pub.stream(srv.whepURL("bench"), n), tm)
+		}
 	})
 }
 
@@ -428,17 +485,27 @@ type rowFunc func(key string, st stream, tm timing)
 // then stops publishing. A publisher that cannot publish or fails fails the
 // rows.
 func (s *suite) published(ctx context.Context, srv *server, streamName string, keys []string, body func(*publisher, rowFunc)) {
-	s.publishedURL(ctx, srv, srv.rtmpURL(streamName), keys, body)
+	s.publishedFileURL(ctx, srv, s.hd, srv.rtmpURL(streamName), keys, body)
 }
 
 // publishedURL is published to a publish URL (rtmp:// or srt://).
 func (s *suite) publishedURL(ctx context.Context, srv *server, pubURL string, keys []string, body func(*publisher, rowFunc)) {
+	s.publishedFileURL(ctx, srv, s.hd, pubURL, keys, body)
+}
+
+// publishedFile is published with the file f.
+func (s *suite) publishedFile(ctx context.Context, srv *server, f *replay.File, streamName string, keys []string, body func(*publisher, rowFunc)) {
+	s.publishedFileURL(ctx, srv, f, srv.rtmpURL(streamName), keys, body)
+}
+
+// publishedFileURL publishes the file f to pubURL for the rows of body.
+func (s *suite) publishedFileURL(ctx context.Context, srv *server, f *replay.File, pubURL string, keys []string, body func(*publisher, rowFunc)) {
 	if len(keys) == 0 {
 		return
 	}
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
-	pub, err := publishOne(pctx, s.hd, pubURL)
+	pub, err := publishOne(pctx, f, pubURL)
 	if err != nil {
 		for _, k := range keys {
 			s.fail(k, srv.name, err.Error())

@@ -48,6 +48,7 @@ type signal struct {
 //
 //	POST /rtc/v1/whip/?app=&stream=   WHIP publish (RFC 9725), application/sdp
 //	POST /rtc/v1/whep/?app=&stream=   WHEP play (also /rtc/v1/whip-play/, or whip with action=play)
+//	PATCH <Location>                  trickle ICE or ICE restart (RFC 9725 §4.3), If-Match
 //	DELETE <Location>                 ends the session
 //	POST /rtc/v1/publish/, /rtc/v1/play/  SRS's JSON (api, streamurl, sdp, tid)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,9 +58,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Browser WHIP/WHEP clients and SRS's players call from other origins.
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
-		h.Set("Access-Control-Expose-Headers", "Location")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, If-Match")
+		h.Set("Access-Control-Expose-Headers", "Location, ETag")
 	}
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
@@ -67,6 +68,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch path {
 	case "/rtc/v1/whip/", "/rtc/v1/whep/", "/rtc/v1/whip-play/":
+		if r.Method == http.MethodPatch {
+			s.servePatch(w, r)
+			return
+		}
 		if r.Method == http.MethodDelete || q.Get("action") == "delete" {
 			s.serveDelete(w, q)
 			return
@@ -118,6 +123,7 @@ func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, publish bool)
 	if vhost == "" {
 		vhost = q.Get("domain")
 	}
+	withBearer(q, r.Header.Get("Authorization"))
 	sig := signal{publish: publish, offer: string(body), eip: firstOf(q.Get("eip"), q.Get("candidate")), ip: remoteIP(r.RemoteAddr),
 		ref: sdk.StreamRef{Vhost: vhost, App: app, Stream: stream, Param: paramOf(q)}}
 	ss, answer, err := s.negotiate(r.Context(), sig)
@@ -130,8 +136,13 @@ func (s *Server) serveWHIP(w http.ResponseWriter, r *http.Request, publish bool)
 		base = "/rtc/v1/whep/"
 	}
 	loc := base + "?" + url.Values{"action": {"delete"}, "token": {ss.token}, "app": {app}, "stream": {stream}, "session": {ss.id}}.Encode()
+	ss.sigMu.Lock()
+	ss.etag = newETag()
+	etag := ss.etag
+	ss.sigMu.Unlock()
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", loc)
+	w.Header().Set("ETag", etag)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
@@ -195,6 +206,17 @@ func parseStreamURL(s string) (sdk.StreamRef, error) {
 	q := u.Query()
 	vhost := firstOf(q.Get("vhost"), q.Get("domain"), u.Hostname())
 	return sdk.StreamRef{Vhost: vhost, App: strings.Join(parts[:len(parts)-1], "/"), Stream: parts[len(parts)-1], Param: paramOf(q)}, nil
+}
+
+// withBearer makes a WHIP/WHEP bearer token (RFC 9725 §4.5; OBS's "Bearer
+// Token") the stream's ?token= param when the URL has none, so that the
+// on_publish/on_play callbacks check it as they check SRS's token param.
+func withBearer(q url.Values, auth string) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(auth), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" || q.Has("token") {
+		return
+	}
+	q.Set("token", strings.TrimSpace(tok))
 }
 
 func paramOf(q url.Values) string {

@@ -28,6 +28,7 @@ type player struct {
 	vpack  rtp.Packetizer
 	apack  rtp.Packetizer
 	vbase  uint32
+	vcodec media.Codec // H.264, or VP8/VP9 passed through from a WebRTC publisher
 	abase  uint32
 	warned map[string]bool
 }
@@ -46,6 +47,12 @@ func (ss *session) preparePlay(_ *sdp.SessionDescription) (*player, error) {
 		vpack: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000),
 		apack: rtp.NewPacketizer(rtpMTU, 0, 0, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000),
 		vbase: uint32(time.Now().UnixNano()), abase: uint32(time.Now().UnixNano() >> 8)}
+	p.vcodec = media.CodecH264
+	if tr, c, pk, err := ss.passthroughTrack(); err != nil {
+		return nil, err
+	} else if tr != nil {
+		p.video, p.vcodec, p.vpack = tr, c, pk
+	}
 	ss.player = p
 	return p, nil
 }
@@ -63,7 +70,7 @@ func (ss *session) addPlayTracks(offer *sdp.SessionDescription) error {
 	senders := []*webrtc.RTPSender{}
 	s, err := ss.pc.AddTrack(p.video)
 	if err != nil {
-		return badRequest("offer cannot receive H.264 video: %v", err)
+		return badRequest("offer cannot receive %s video: %v", p.vcodec, err)
 	}
 	senders = append(senders, s)
 	if hasAudio {
@@ -73,19 +80,9 @@ func (ss *session) addPlayTracks(offer *sdp.SessionDescription) error {
 		}
 		senders = append(senders, s)
 	}
-	for _, s := range senders {
+	for i, s := range senders {
 		ss.s.wg.Add(1)
-		go func() {
-			// RTCP (NACK, PLI, receiver reports) goes through the
-			// interceptors only when it is read.
-			defer ss.s.wg.Done()
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := s.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
+		go ss.readViewerRTCP(s, i == 0) // senders[0] is the video
 	}
 	return nil
 }
@@ -117,6 +114,7 @@ func (p *player) run() {
 	}
 	defer src.Close()
 	ss.log.Info("webrtc play started")
+	ss.askPublisherKeyframe("viewer joined")
 	var sps, pps []byte
 	started := false
 	for {
@@ -132,7 +130,7 @@ func (p *player) run() {
 			return
 		}
 		switch {
-		case pkt.Kind == media.KindVideo && pkt.Codec == media.CodecH264:
+		case pkt.Kind == media.KindVideo && pkt.Codec == media.CodecH264 && p.vcodec == media.CodecH264:
 			if pkt.IsConfig() {
 				sets, err := tsmux.ParamSets(pkt.Payload, false)
 				if err != nil {
@@ -155,6 +153,15 @@ func (p *player) run() {
 			}
 			started = true
 			if err := p.sendH264(pkt, sps, pps); err != nil {
+				ss.close("send video: " + err.Error())
+				return
+			}
+		case pkt.Kind == media.KindVideo && pkt.Codec == p.vcodec:
+			if !started && !pkt.IsKey() {
+				continue
+			}
+			started = true
+			if err := p.send(p.video, p.vpack, pkt.Payload, p.vbase+rtpTime(pkt.PTS, 90000)); err != nil {
 				ss.close("send video: " + err.Error())
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -30,7 +31,12 @@ func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	ss.log.Info("webrtc track", "kind", track.Kind().String(), "codec", codec, "ssrc", uint32(track.SSRC()))
 	switch {
 	case track.Kind() == webrtc.RTPCodecTypeVideo && codec == webrtc.MimeTypeH264:
+		ss.videoCodec.Store(uint32(media.CodecH264))
 		ss.readH264(track)
+	case track.Kind() == webrtc.RTPCodecTypeVideo && passthroughCodecs[strings.ToLower(codec)] != 0:
+		c := passthroughCodecs[strings.ToLower(codec)]
+		ss.videoCodec.Store(uint32(c))
+		ss.readVPx(track, c)
 	default:
 		if track.Kind() == webrtc.RTPCodecTypeAudio {
 			ss.log.Info("webrtc audio track not bridged into the hub: Opus to AAC transcoding is not implemented yet", "codec", codec)
@@ -130,6 +136,7 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 	sb := samplebuilder.New(maxLatePackets, &codecs.H264Packet{}, 90000)
 	var d h264Depacketizer
 	keyFrames := make(chan struct{}, 1)
+	ss.videoSSRC.Store(uint32(track.SSRC()))
 	ss.s.wg.Add(1)
 	go ss.askKeyframes(uint32(track.SSRC()), keyFrames)
 	for {

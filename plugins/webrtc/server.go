@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,10 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mux ice.UDPMux
+	// tcpMux carries ICE-TCP (RFC 6544 passive candidates) on the TCP
+	// listener the core bound, same port number as UDP; nil when
+	// listen_rtc_tcp is not set.
+	tcpMux ice.TCPMux
 	// src opens the hub streams players read (a subscription per player
 	// for now; see source.go).
 	src sourceOpener
@@ -42,6 +49,11 @@ type Server struct {
 	published atomic.Uint64
 	played    atomic.Uint64
 	rejected  atomic.Uint64
+	trickled  atomic.Uint64 // candidates added by PATCH
+	restarts  atomic.Uint64 // ICE restarts by PATCH
+
+	pliForwarded atomic.Uint64 // viewers' keyframe requests sent to a publisher
+	pliLimited   atomic.Uint64 // ... and those the rate limit dropped
 }
 
 var (
@@ -68,8 +80,13 @@ func (s *Server) Info() sdk.Info {
 		Name:        "webrtc",
 		Version:     "0.1.0",
 		Description: "WebRTC publish and play: WHIP, WHEP and SRS's /rtc/v1 API",
-		Listeners:   []sdk.Listener{{Name: "rtc", Network: "udp", DefaultAddrs: []string{"0.0.0.0:8000"}}},
-		HTTPRoutes:  apiRoutes,
+		Listeners: []sdk.Listener{
+			{Name: "rtc", Network: "udp", DefaultAddrs: []string{"0.0.0.0:8000"}},
+			// ICE-TCP is off unless listen_rtc_tcp is set (SRS: rtc_server
+			// tcp { enabled off; }); give it the UDP listener's port.
+			{Name: "rtc_tcp", Network: "tcp"},
+		},
+		HTTPRoutes: apiRoutes,
 	}
 }
 
@@ -102,6 +119,28 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	} else {
 		s.mux = ice.NewMultiUDPMuxDefault(muxes...)
 	}
+	var udpPorts []int
+	for _, pc := range pcs {
+		if a, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+			udpPorts = append(udpPorts, a.Port)
+		}
+	}
+	var tcpMuxes []ice.TCPMux
+	for _, ln := range rt.Listeners("rtc_tcp") {
+		tcpMuxes = append(tcpMuxes, webrtc.NewICETCPMux(nil, ln, 64))
+		s.log.Info("webrtc media listening", "addr", ln.Addr().String(), "network", "tcp")
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !slices.Contains(udpPorts, a.Port) {
+			s.log.Warn("ice-tcp listener port differs from every udp port: clients expect both on one port number (SRS rtc_server.listen)",
+				"addr", ln.Addr().String(), "udp_ports", fmt.Sprint(udpPorts))
+		}
+	}
+	switch len(tcpMuxes) {
+	case 0:
+	case 1:
+		s.tcpMux = tcpMuxes[0]
+	default:
+		s.tcpMux = ice.NewMultiTCPMuxDefault(tcpMuxes...)
+	}
 	s.tap = live.New(s.ctx, live.HostOpener(rt.Host), s.log)
 	s.src = tapSource{tap: s.tap, log: s.log}
 	return nil
@@ -112,7 +151,12 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(s.mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		nets = append(nets, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(nets)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	if len(cands) > 0 {
@@ -131,6 +175,9 @@ func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) 
 	se.SetICETimeouts(opts.StunTimeout/3, opts.StunTimeout, 2*time.Second)
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
+		return nil, err
+	}
+	if err := registerPassthrough(me); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -232,6 +279,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.mux != nil {
 		_ = s.mux.Close() // closes our duplicate; the core keeps its socket
 	}
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+	}
 	return nil
 }
 
@@ -253,6 +303,12 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"sessions_published": s.published.Load(),
 		"sessions_played":    s.played.Load(),
 		"sessions_rejected":  s.rejected.Load(),
+		"trickle_candidates": s.trickled.Load(),
+		"ice_restarts":       s.restarts.Load(),
+		"pli_forwarded":      s.pliForwarded.Load(),
+		"pli_rate_limited":   s.pliLimited.Load(),
+		// goroutines lets a leak check see the process settle back.
+		"goroutines": uint64(runtime.NumGoroutine()),
 	}}
 	for _, ss := range sess {
 		st.Clients = append(st.Clients, ss.stat())

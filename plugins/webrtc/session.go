@@ -31,9 +31,19 @@ type session struct {
 
 	pc *webrtc.PeerConnection
 
+	// sigMu serializes PATCHes (trickle ICE, ICE restart) on the session;
+	// etag is its WHIP/WHEP entity tag (RFC 9725 §4.3.1), under sigMu.
+	sigMu sync.Mutex
+	etag  string
+
 	sendBytes atomic.Uint64
 	recvBytes atomic.Uint64
 	connected atomic.Bool
+	// videoSSRC is a publisher's video SSRC (0 until its track came); pli
+	// limits the keyframe requests forwarded to it.
+	videoSSRC  atomic.Uint32
+	videoCodec atomic.Uint32 // media.Codec of a publisher's video track
+	pli        pliLimiter
 
 	closeOnce sync.Once
 	done      chan struct{}

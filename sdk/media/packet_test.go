@@ -41,8 +41,10 @@ func TestCodecStringAndKind(t *testing.T) {
 		{CodecG711A, "PCMA", KindAudio},
 		{CodecG711U, "PCMU", KindAudio},
 		{CodecAMF0, "AMF0", KindData},
+		{CodecVP8, "VP8", KindVideo},
+		{CodecVP9, "VP9", KindVideo},
 		{0, "Codec(0)", 0},
-		{10, "Codec(10)", 0},
+		{12, "Codec(12)", 0},
 		{255, "Codec(255)", 0},
 	}
 	for _, tt := range tests {

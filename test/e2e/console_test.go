@@ -12,6 +12,32 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// newChromium starts Debian's chromium (headless unless
+// RILL_CONSOLE_HEADFUL is set) with more flags; it ends with the test.
+func newChromium(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("chromium"),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	opts = append(opts, flags...)
+	if os.Getenv("RILL_CONSOLE_HEADFUL") == "" {
+		opts = append(opts, chromedp.Headless)
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // TestConsoleListsAndPlaysStream opens the console in headless Chromium
 // while ffmpeg publishes over RTMP, checks the stream is listed, starts its
 // HTTP-FLV player (mpegts.js) and checks that the video's time advances.
@@ -34,24 +60,7 @@ func TestConsoleListsAndPlaysStream(t *testing.T) {
 	ffmpegPublish(t, "rtmp://"+ps["rtmp"].Listeners[0].Addr+"/live/console", 60)
 	waitPublished(t, d, "live", "console")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("chromium"),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	if os.Getenv("RILL_CONSOLE_HEADFUL") == "" {
-		opts = append(opts, chromedp.Headless)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx := newChromium(t)
 
 	// The first Run starts the browser: no timeout on its context.
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.API+"/console/")); err != nil {

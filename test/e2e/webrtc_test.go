@@ -37,12 +37,18 @@ type rtcEnv struct {
 
 func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 	t.Helper()
+	return startRTCBlock(t, "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\"", vhostBody)
+}
+
+// startRTCBlock is startRTC with the plugin "webrtc" block given.
+func startRTCBlock(t *testing.T, webrtcBlock, vhostBody string) *rtcEnv {
+	t.Helper()
 	d := StartDaemon(t, Config{
 		Plugins: []string{"rtmp", "httpstream", "webrtc"},
 		Blocks: map[string]string{
 			"rtmp":       `listen = ["127.0.0.1:0"]`,
 			"httpstream": `listen = ["127.0.0.1:0"]`,
-			"webrtc":     "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\"",
+			"webrtc":     webrtcBlock,
 		},
 		Extra: "vhost \"__defaultVhost__\" {\n  rtc {\n    enabled = true\n    stun_timeout = 10\n  }\n" + vhostBody + "\n}\n",
 	})
@@ -62,11 +68,21 @@ func startRTC(t *testing.T, vhostBody string) *rtcEnv {
 // only, no mDNS, H.264 and Opus.
 func rtcClientAPI(t *testing.T) *webrtc.API {
 	t.Helper()
+	return rtcClientAPIWith(t, nil)
+}
+
+// rtcClientAPIWith is rtcClientAPI with the setting engine changed by set
+// (network types, a UDP mux of the test's own).
+func rtcClientAPIWith(t *testing.T, set func(*webrtc.SettingEngine)) *webrtc.API {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if set != nil {
+		set(&se)
+	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
@@ -298,7 +314,13 @@ func (p *whepPlayer) nalTypes() []byte {
 // newWHEPPeer makes a recvonly peer and its offer.
 func newWHEPPeer(t *testing.T) (*whepPlayer, string) {
 	t.Helper()
-	pc, err := rtcClientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	return newWHEPPeerAPI(t, rtcClientAPI(t))
+}
+
+// newWHEPPeerAPI is newWHEPPeer on a pion API of the test's choosing.
+func newWHEPPeerAPI(t *testing.T, api *webrtc.API) (*whepPlayer, string) {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

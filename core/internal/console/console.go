@@ -1,7 +1,9 @@
 // Package console serves the web console at /console/ on the API port: the
 // plugins, vhosts, streams and clients, live, with kick buttons and a
-// player for each stream (HTTP-FLV through mpegts.js, HLS through hls.js;
-// both bundled from npm by `make console-vendor` and embedded here).
+// player for each stream (HTTP-FLV through mpegts.js, HLS through hls.js,
+// WebRTC through the WHEP page whep.html; mpegts.js and hls.js are bundled
+// from npm by `make console-vendor` and embedded here), and whip.html, a
+// WHIP publisher page for the browser's camera.
 package console
 
 import (

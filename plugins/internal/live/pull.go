@@ -29,7 +29,14 @@ const DefaultGopMaxFrames = 2500
 // reader fell behind) is logged to log, with why. The error is the
 // subscription's (errors.Is sees sdk.ErrNotFound, sdk.ErrForbidden).
 func (t *Tap) Pull(ctx context.Context, ref sdk.StreamRef, opts Options, log hclog.Logger) (*Puller, error) {
-	q := NewQueue(0, 0)
+	return t.PullBounded(ctx, ref, opts, 0, 0, log)
+}
+
+// PullBounded is Pull behind a queue of at most max packets and maxBytes
+// (0: the defaults): a realtime player (WebRTC) bounds its backlog to
+// seconds, not the default minute.
+func (t *Tap) PullBounded(ctx context.Context, ref sdk.StreamRef, opts Options, max, maxBytes int, log hclog.Logger) (*Puller, error) {
+	q := NewQueue(max, maxBytes)
 	if log != nil {
 		q.OnDrop = func(lost int, why string) {
 			log.Warn("player behind, skipping to the next keyframe", "packets", lost, "reason", why)

@@ -17,8 +17,18 @@ function httpBase(plugins) {
 
 function rows(sel, html) { $(sel + ' tbody').innerHTML = html.join(''); }
 
+// whepHref links a stream to the WHEP player page (the webrtc plugin).
+function whepHref(s) {
+  const path = s.url.startsWith('/') ? s.url : s.url.slice(s.url.indexOf('/'));
+  const i = path.lastIndexOf('/');
+  const q = new URLSearchParams({ app: path.slice(1, i), stream: path.slice(i + 1), autostart: '1' });
+  if (s.vhost_name && s.vhost_name !== '__defaultVhost__') q.set('vhost', s.vhost_name);
+  return 'whep.html?' + q.toString();
+}
+
 function render(plugins, vhosts, streams, clients) {
   state.httpBase = httpBase(plugins);
+  state.webrtc = plugins.some(p => p.name === 'webrtc' && p.state === 'running');
   rows('#plugins', plugins.map(p => `<tr><td>${esc(p.name)}</td><td>${esc(p.version)}</td>
     <td class="state-${esc(p.state)}">${esc(p.state)}</td><td>${p.pid || ''}</td><td>${p.restarts}</td>
     <td>${(p.listeners || []).map(l => esc(l.network + '://' + l.addr)).join(' ')}</td><td class="err">${esc(p.last_error)}</td></tr>`));
@@ -29,8 +39,9 @@ function render(plugins, vhosts, streams, clients) {
     const live = s.publish && s.publish.active;
     const play = live && state.httpBase ? `<button data-play="flv" data-url="${esc(s.url)}" data-vhost="${esc(s.vhost_name)}">FLV</button>
       <button data-play="hls" data-url="${esc(s.url)}" data-vhost="${esc(s.vhost_name)}">HLS</button>` : '';
+    const rtc = live && state.webrtc ? ` <a data-play-rtc href="${esc(whepHref(s))}">WebRTC</a>` : '';
     return `<tr data-stream="${esc(s.url)}"><td>${esc(s.url)}</td><td>${live ? esc(s.publish.cid) : '<span class="muted">not published</span>'}</td>
-      <td>${v}</td><td>${a}</td><td>${s.clients}</td><td>${s.kbps.recv_30s}</td><td>${s.kbps.send_30s}</td><td>${play}</td></tr>`;
+      <td>${v}</td><td>${a}</td><td>${s.clients}</td><td>${s.kbps.recv_30s}</td><td>${s.kbps.send_30s}</td><td>${play}${rtc}</td></tr>`;
   }));
   rows('#clients', clients.map(c => `<tr data-client="${esc(c.id)}"><td>${esc(c.id)}</td><td>${esc(c.type)}</td><td>${esc(c.url)}</td>
     <td>${esc(c.ip)}</td><td>${Math.round(c.alive)}</td><td>${c.send_bytes}</td><td>${c.recv_bytes}</td><td>${esc(c.plugin)}</td>
