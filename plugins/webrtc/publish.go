@@ -21,8 +21,8 @@ import (
 const maxLatePackets = 512
 
 // onTrack reads one published track. H.264 is depacketized into hub
-// packets; Opus is read and dropped until Opus->AAC transcoding lands (an
-// Opus track cannot go into FLV for RTMP and HTTP-FLV players).
+// packets; Opus is transcoded to AAC (audio_publish.go) so FLV, HLS and
+// DVR players get it.
 func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	ss.s.wg.Add(1)
 	defer ss.s.wg.Done()
@@ -31,12 +31,10 @@ func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	switch {
 	case track.Kind() == webrtc.RTPCodecTypeVideo && codec == webrtc.MimeTypeH264:
 		ss.readH264(track)
+	case track.Kind() == webrtc.RTPCodecTypeAudio && codec == webrtc.MimeTypeOpus:
+		ss.readOpus(track)
 	default:
-		if track.Kind() == webrtc.RTPCodecTypeAudio {
-			ss.log.Info("webrtc audio track not bridged into the hub: Opus to AAC transcoding is not implemented yet", "codec", codec)
-		} else {
-			ss.log.Warn("webrtc track codec not supported, dropped", "codec", codec)
-		}
+		ss.log.Warn("webrtc track codec not supported, dropped", "codec", codec)
 		ss.drain(track)
 	}
 }
@@ -150,6 +148,7 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 			return
 		}
 		ss.recvBytes.Add(uint64(len(pkt.Payload) + 12))
+		ss.avsync.markVideo()
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			pkts, err := d.packets(s)
