@@ -18,9 +18,11 @@ void rl_quiet(void) { av_log_set_level(AV_LOG_QUIET); }
 
 void rl_errstr(int err, char *buf, int n) { av_strerror(err, buf, n); }
 
-// rl_open_decoder opens a decoder for codec id (or name when not NULL).
+// rl_open_decoder opens a decoder for codec id.
 int rl_open_decoder(AVCodecContext **out, int id, const uint8_t *extra, int extra_len, int rate, int channels) {
-	const AVCodec *c = avcodec_find_decoder(id);
+	// Opus is decoded by libopus (the reference decoder) where FFmpeg has it.
+	const AVCodec *c = id == AV_CODEC_ID_OPUS ? avcodec_find_decoder_by_name("libopus") : NULL;
+	if (!c) c = avcodec_find_decoder(id);
 	if (!c) return AVERROR_DECODER_NOT_FOUND;
 	AVCodecContext *ctx = avcodec_alloc_context3(c);
 	if (!ctx) return AVERROR(ENOMEM);

@@ -41,7 +41,8 @@ type Decoder struct {
 }
 
 // NewDecoder opens a decoder for codec (AAC, Opus, MP3, G.711 A-law or
-// µ-law). config is the codec configuration the hub carries
+// µ-law): FFmpeg's native decoders, libopus for Opus (FFmpeg's own Opus
+// decoder if libavcodec was built without it). config is the codec configuration the hub carries
 // (AudioSpecificConfig for AAC; optional OpusHead for Opus; nil otherwise);
 // in is the stream's own format where the bitstream does not say it
 // (G.711: 8000 Hz mono when zero; Opus: 48000 Hz stereo when zero). Decoded

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v3"
 	"github.com/pion/webrtc/v3/pkg/media/samplebuilder"
@@ -24,32 +25,91 @@ var publishAAC = avcodec.Format{Rate: 48000, Channels: 2}
 
 const publishAACBitrate = 128000
 
-// avSync puts a publisher's audio on its video's timeline. The plugin does
-// not read RTCP sender reports, so the two RTP clocks are tied by the
-// arrival time of each track's first packet: video starts at hub time 0
-// (h264Depacketizer), audio at the wall-clock distance from it.
-type avSync struct {
-	mu    sync.Mutex
-	video time.Time // arrival of the first video packet
+// srWait is how long audio waits, after video started, for both tracks'
+// RTCP sender reports before it falls back to arrival times (browsers and
+// pion send the first within about a second).
+const srWait = 2 * time.Second
+
+// senderReport is one RTCP SR's clock pair (RFC 3550 §6.4.1).
+type senderReport struct {
+	ntp time.Duration // NTP wall clock as a duration since 1900
+	rtp uint32
+	ok  bool
 }
 
-func (a *avSync) markVideo() {
+func ntpDuration(ntp uint64) time.Duration {
+	return time.Duration(ntp>>32)*time.Second + time.Duration((ntp&0xffffffff)*uint64(time.Second)>>32)
+}
+
+// avSync puts a publisher's audio on its video's timeline. Video starts at
+// hub time 0 at its first RTP timestamp (h264Depacketizer). With a sender
+// report for each track the two RTP clocks are tied through the sender's
+// NTP clock (RFC 3550 §6.4.1, as lip sync does); without them, by the
+// arrival time of each track's first packet.
+type avSync struct {
+	mu        sync.Mutex
+	video     time.Time // arrival of the first video packet
+	videoBase uint32    // its RTP timestamp
+	srVideo   senderReport
+	srAudio   senderReport
+}
+
+func (a *avSync) markVideo(rtpTS uint32) {
 	a.mu.Lock()
 	if a.video.IsZero() {
-		a.video = time.Now()
+		a.video, a.videoBase = time.Now(), rtpTS
 	}
 	a.mu.Unlock()
 }
 
-// audioOffset is the hub time of an audio packet arriving now, false until
-// video started.
-func (a *avSync) audioOffset() (time.Duration, bool) {
+func (a *avSync) report(video bool, sr *rtcp.SenderReport) {
+	a.mu.Lock()
+	r := senderReport{ntp: ntpDuration(sr.NTPTime), rtp: sr.RTPTime, ok: true}
+	if video {
+		a.srVideo = r
+	} else {
+		a.srAudio = r
+	}
+	a.mu.Unlock()
+}
+
+// audioStart is the hub time of the audio RTP timestamp rtpTS, arriving
+// now. ok is false while there is no video yet, or while the sender
+// reports may still come; bySR says which clock tie was used.
+func (a *avSync) audioStart(rtpTS uint32) (at time.Duration, ok, bySR bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.video.IsZero() {
-		return 0, false
+		return 0, false, false
 	}
-	return time.Since(a.video), true
+	if a.srVideo.ok && a.srAudio.ok {
+		// NTP time of this audio sample and of the first video frame.
+		ta := a.srAudio.ntp + time.Duration(int32(rtpTS-a.srAudio.rtp))*time.Second/48000
+		tv := a.srVideo.ntp + time.Duration(int32(a.videoBase-a.srVideo.rtp))*time.Second/90000
+		return ta - tv, true, true
+	}
+	since := time.Since(a.video)
+	if since < srWait {
+		return 0, false, false
+	}
+	return since, true, false
+}
+
+// readReports reads a published track's RTCP, keeping its sender reports
+// for avSync (reading also feeds pion's interceptors).
+func (ss *session) readReports(r *webrtc.RTPReceiver, video bool) {
+	defer ss.s.wg.Done()
+	for range 1 << 30 { // ends with the receiver
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				ss.avsync.report(video, sr)
+			}
+		}
+	}
 }
 
 // readOpus transcodes a published Opus track to AAC into the hub, so RTMP,
@@ -101,11 +161,12 @@ func (ss *session) readOpus(track *webrtc.TrackRemote) {
 		}
 		ss.recvBytes.Add(uint64(len(pkt.Payload) + 12))
 		if !started {
-			off, ok := ss.avsync.audioOffset()
+			off, ok, bySR := ss.avsync.audioStart(pkt.Timestamp)
 			if !ok {
-				continue // audio before the first video packet: no timeline yet
+				continue // no video timeline yet, or the sender reports are still due
 			}
 			started, offset, lastTS = true, off, pkt.Timestamp
+			ss.log.Debug("publisher audio on the video timeline", "offset", off.String(), "by_sender_reports", bySR)
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {

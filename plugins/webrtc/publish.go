@@ -23,9 +23,10 @@ const maxLatePackets = 512
 // onTrack reads one published track. H.264 is depacketized into hub
 // packets; Opus is transcoded to AAC (audio_publish.go) so FLV, HLS and
 // DVR players get it.
-func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	ss.s.wg.Add(1)
+func (ss *session) onTrack(track *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	ss.s.wg.Add(2)
 	defer ss.s.wg.Done()
+	go ss.readReports(r, track.Kind() == webrtc.RTPCodecTypeVideo)
 	codec := track.Codec().MimeType
 	ss.log.Info("webrtc track", "kind", track.Kind().String(), "codec", codec, "ssrc", uint32(track.SSRC()))
 	switch {
@@ -148,7 +149,7 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 			return
 		}
 		ss.recvBytes.Add(uint64(len(pkt.Payload) + 12))
-		ss.avsync.markVideo()
+		ss.avsync.markVideo(pkt.Timestamp)
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			pkts, err := d.packets(s)
