@@ -166,7 +166,7 @@ func (ss *session) readOpus(track *webrtc.TrackRemote) {
 				continue // no video timeline yet, or the sender reports are still due
 			}
 			started, offset, lastTS = true, off, pkt.Timestamp
-			ss.log.Debug("publisher audio on the video timeline", "offset", off.String(), "by_sender_reports", bySR)
+			ss.log.Info("publisher audio on the video timeline", "offset", off.String(), "by_sender_reports", bySR)
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {

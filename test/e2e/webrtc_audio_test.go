@@ -299,4 +299,16 @@ func TestWebRTCWHIPOpusPlaysAsAAC(t *testing.T) {
 	if rms < 0.05 || math.Abs(hz-660) > 15 {
 		t.Fatalf("rtmp audio rms %.3f at %.1f Hz, published 0.35 at 660", rms, hz)
 	}
+	// pion sends RTCP sender reports for both tracks: the audio was put
+	// on the video's timeline through them, not by arrival times.
+	synced := false
+	for _, l := range strings.Split(e.d.Log(), "\n") {
+		if strings.Contains(l, "publisher audio on the video timeline") {
+			t.Logf("%s", l)
+			synced = synced || strings.Contains(l, "by_sender_reports=true")
+		}
+	}
+	if !synced {
+		t.Fatal("publisher audio was not synced by sender reports")
+	}
 }
