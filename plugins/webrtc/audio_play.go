@@ -22,6 +22,10 @@ const (
 	// viewer starting at the GOP cache, a slower queue) get the same
 	// frames: about 12 s of 44.1 kHz AAC.
 	opusHistory = 512
+	// timeReset is how far back a packet's DTS must be from the newest fed
+	// one to count as the stream's clock going back rather than a player
+	// lagging (players' queues hold far less).
+	timeReset = 30 * time.Second
 )
 
 // opusStreams holds one AAC->Opus transcoder per hub stream for every
@@ -122,7 +126,12 @@ func (so *sharedOpus) frames(pkt media.Packet) []avcodec.TimedFrame {
 				return so.hist[i].out
 			}
 		}
-		return nil
+		if so.lastIn-pkt.DTS < timeReset {
+			return nil // a player further behind than the history: it gets no audio until it is nearer
+		}
+		// Far behind any player: the stream's clock went back (the
+		// publisher reset its timestamps). Start over from here.
+		so.reset(so.config)
 	}
 	if so.tr == nil {
 		tr, err := avcodec.NewTranscoder(media.CodecAAC, so.config, avcodec.Format{}, media.CodecOpus, playOpus, playOpusBitrate)
