@@ -288,7 +288,7 @@ type encoded struct {
 
 // sourceFrames makes n samples of a 600 Hz tone in codec: AAC and Opus
 // through this package's encoders, G.711 through FFmpeg's pcm encoders.
-func sourceFrames(t *testing.T, codec media.Codec, f Format, frame, n int) encoded {
+func sourceFrames(t testing.TB, codec media.Codec, f Format, frame, n int) encoded {
 	t.Helper()
 	if codec == media.CodecG711A || codec == media.CodecG711U {
 		return encoded{frames: g711Frames(t, codec, sine(f, 600, 0, n), frame)}
@@ -357,7 +357,7 @@ func TestGarbage(t *testing.T) {
 	}
 }
 
-func g711Frames(t *testing.T, codec media.Codec, pcm []float32, frame int) [][]byte {
+func g711Frames(t testing.TB, codec media.Codec, pcm []float32, frame int) [][]byte {
 	t.Helper()
 	enc, err := NewEncoder(codec, Format{8000, 1}, 0)
 	if err != nil {
@@ -379,4 +379,43 @@ func g711Frames(t *testing.T, codec media.Codec, pcm []float32, frame int) [][]b
 		out = append(out, f.Data)
 	}
 	return out
+}
+
+// BenchmarkTranscode is the CPU one stream's transcoding costs: one op is
+// one second of audio (go test -bench Transcode -run '^$').
+func BenchmarkTranscode(b *testing.B) {
+	cases := []struct {
+		name    string
+		from    media.Codec
+		in      Format
+		to      media.Codec
+		out     Format
+		inFrame int
+	}{
+		{"aac44k-opus48k", media.CodecAAC, Format{44100, 2}, media.CodecOpus, Format{48000, 2}, 1024},
+		{"opus48k-aac48k", media.CodecOpus, Format{48000, 2}, media.CodecAAC, Format{48000, 2}, 960},
+		{"g711a-aac8k", media.CodecG711A, Format{8000, 1}, media.CodecAAC, Format{8000, 1}, 160},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			src := sourceFrames(b, c.from, c.in, c.inFrame, c.in.Rate)
+			tr, err := NewTranscoder(c.from, src.config, Format{}, c.to, c.out, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			var out []TimedFrame
+			var dts time.Duration
+			step := time.Duration(c.inFrame) * time.Second / time.Duration(c.in.Rate)
+			b.ResetTimer()
+			for range b.N {
+				for _, f := range src.frames {
+					if out, err = tr.Feed(out[:0], f, dts); err != nil {
+						b.Fatal(err)
+					}
+					dts += step
+				}
+			}
+		})
+	}
 }
