@@ -419,3 +419,34 @@ func BenchmarkTranscode(b *testing.B) {
 		})
 	}
 }
+
+// TestTranscoderShift: a forward shift moves the next frames by it.
+func TestTranscoderShift(t *testing.T) {
+	src := sourceFrames(t, media.CodecG711A, Format{8000, 1}, 160, 8000*4)
+	tr, err := NewTranscoder(media.CodecG711A, nil, Format{}, media.CodecAAC, Format{8000, 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var out []TimedFrame
+	for i, f := range src.frames {
+		if i == len(src.frames)/2 {
+			tr.Shift(300 * time.Millisecond)
+		}
+		if out, err = tr.Feed(out, f, time.Duration(i)*20*time.Millisecond+300*time.Millisecond*time.Duration(min(1, i/(len(src.frames)/2)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jumps := 0
+	for i := 1; i < len(out); i++ {
+		if d := out[i].DTS - out[i-1].DTS; d > out[i].Duration+time.Millisecond {
+			jumps++
+			if absDur(d-out[i].Duration-300*time.Millisecond) > time.Millisecond {
+				t.Fatalf("frame %d: jump %v, want 300ms more than a frame", i, d)
+			}
+		}
+	}
+	if jumps != 1 || tr.Resyncs() != 0 {
+		t.Fatalf("%d jumps, %d resyncs; want one shift", jumps, tr.Resyncs())
+	}
+}

@@ -99,6 +99,14 @@ func (t *Transcoder) Feed(dst []TimedFrame, frame []byte, dts time.Duration) ([]
 	return dst, nil
 }
 
+// Shift moves the output clock by d from the next frame on (a caller that
+// learnt the stream's true start later, such as from RTCP sender reports).
+// A backward shift does not make output DTS go back: frames are held at the
+// last DTS until the clock passes it.
+func (t *Transcoder) Shift(d time.Duration) {
+	t.anchor += d
+}
+
 // samples converts a sample count at the output rate to a duration.
 func (t *Transcoder) samples(n int64) time.Duration {
 	return time.Duration(n) * time.Second / time.Duration(t.rate)

@@ -25,10 +25,9 @@ var publishAAC = avcodec.Format{Rate: 48000, Channels: 2}
 
 const publishAACBitrate = 128000
 
-// srWait is how long audio waits, after video started, for both tracks'
-// RTCP sender reports before it falls back to arrival times (browsers and
-// pion send the first within about a second).
-const srWait = 2 * time.Second
+// srCorrection is the smallest difference between the arrival-time tie
+// and the sender-report tie that moves the audio once the reports came.
+const srCorrection = 5 * time.Millisecond
 
 // senderReport is one RTCP SR's clock pair (RFC 3550 §6.4.1).
 type senderReport struct {
@@ -74,25 +73,32 @@ func (a *avSync) report(video bool, sr *rtcp.SenderReport) {
 }
 
 // audioStart is the hub time of the audio RTP timestamp rtpTS, arriving
-// now. ok is false while there is no video yet, or while the sender
-// reports may still come; bySR says which clock tie was used.
+// now: through the sender reports when both came (bySR), else by arrival
+// times. ok is false while there is no video yet.
 func (a *avSync) audioStart(rtpTS uint32) (at time.Duration, ok, bySR bool) {
+	if at, ok := a.bySR(rtpTS); ok {
+		return at, true, true
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.video.IsZero() {
 		return 0, false, false
 	}
-	if a.srVideo.ok && a.srAudio.ok {
-		// NTP time of this audio sample and of the first video frame.
-		ta := a.srAudio.ntp + time.Duration(int32(rtpTS-a.srAudio.rtp))*time.Second/48000
-		tv := a.srVideo.ntp + time.Duration(int32(a.videoBase-a.srVideo.rtp))*time.Second/90000
-		return ta - tv, true, true
+	return time.Since(a.video), true, false
+}
+
+// bySR is the hub time of the audio RTP timestamp rtpTS through both
+// tracks' sender reports; false until video started and both came.
+func (a *avSync) bySR(rtpTS uint32) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.video.IsZero() || !a.srVideo.ok || !a.srAudio.ok {
+		return 0, false
 	}
-	since := time.Since(a.video)
-	if since < srWait {
-		return 0, false, false
-	}
-	return since, true, false
+	// NTP time of this audio sample and of the first video frame.
+	ta := a.srAudio.ntp + time.Duration(int32(rtpTS-a.srAudio.rtp))*time.Second/48000
+	tv := a.srVideo.ntp + time.Duration(int32(a.videoBase-a.srVideo.rtp))*time.Second/90000
+	return ta - tv, true
 }
 
 // readReports reads a published track's RTCP, keeping its sender reports
@@ -134,7 +140,9 @@ func (ss *session) readOpus(track *webrtc.TrackRemote) {
 		ext        int64 // unwrapped RTP time since the first audio packet
 		lastTS     uint32
 		started    bool
-		offset     time.Duration
+		offset     time.Duration // hub time of the first audio RTP timestamp
+		firstTS    uint32
+		synced     bool // offset comes from the sender reports
 		configSent bool
 		frames     []avcodec.TimedFrame
 		bad        int
@@ -163,10 +171,24 @@ func (ss *session) readOpus(track *webrtc.TrackRemote) {
 		if !started {
 			off, ok, bySR := ss.avsync.audioStart(pkt.Timestamp)
 			if !ok {
-				continue // no video timeline yet, or the sender reports are still due
+				continue // no video timeline yet
 			}
-			started, offset, lastTS = true, off, pkt.Timestamp
+			started, offset, lastTS, synced = true, off, pkt.Timestamp, bySR
+			firstTS = pkt.Timestamp
 			ss.log.Info("publisher audio on the video timeline", "offset", off.String(), "by_sender_reports", bySR)
+		} else if !synced {
+			// Started by arrival times: once both sender reports came,
+			// move the audio where they put it (once).
+			if at, ok := ss.avsync.bySR(firstTS); ok {
+				synced = true
+				d := at - offset
+				if d > srCorrection || d < -srCorrection {
+					offset = at
+					tr.Shift(d)
+				}
+				ss.log.Info("publisher audio on the video timeline", "offset", at.String(), "by_sender_reports", true,
+					"correction", d.String())
+			}
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {

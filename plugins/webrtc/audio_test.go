@@ -19,7 +19,7 @@ func ntpOf(d time.Duration) uint64 {
 
 // TestAVSyncSenderReports: with a sender report per track, audio is put
 // on the video timeline through the NTP clock, across RTP wraps; without
-// them it waits for srWait.
+// them it goes by arrival times.
 func TestAVSyncSenderReports(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -36,8 +36,11 @@ func TestAVSyncSenderReports(t *testing.T) {
 				t.Fatal("audio placed before any video")
 			}
 			a.markVideo(c.videoBase)
-			if _, ok, _ := a.audioStart(c.audioBase); ok {
-				t.Fatal("audio placed without sender reports before srWait")
+			if at, ok, bySR := a.audioStart(c.audioBase); !ok || bySR || at < 0 || at > time.Second {
+				t.Fatalf("without sender reports: audio at %v (ok %v, by sr %v), want by arrival", at, ok, bySR)
+			}
+			if _, ok := a.bySR(c.audioBase); ok {
+				t.Fatal("placed by sender reports before any came")
 			}
 			T := 3900000000 * time.Second
 			// The video SR: 1 s after the first frame.

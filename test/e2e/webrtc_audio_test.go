@@ -250,12 +250,14 @@ func pcmOver(t *testing.T, url string, secs int) []float32 {
 }
 
 // TestWebRTCWHIPOpusPlaysAsAAC: a pion WHIP publisher sends H.264 and a
-// 660 Hz tone in Opus; ffprobe over RTMP and HTTP-FLV sees AAC at 48 kHz
-// beside the H.264, and ffmpeg decodes the AAC to the tone.
+// 660 Hz tone in Opus; ffprobe over RTMP, HTTP-FLV and HLS sees AAC beside
+// the H.264, ffmpeg decodes the AAC to the tone, and the audio was synced
+// by the RTCP sender reports.
 func TestWebRTCWHIPOpusPlaysAsAAC(t *testing.T) {
 	needTool(t, "ffprobe")
 	file := annexBFile(t)
-	e := startRTC(t, "")
+	dir := t.TempDir()
+	e := startRTC(t, fmt.Sprintf("  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"10s\"\n    path = %q\n  }", dir))
 	whipPublishAV(t, e.d.API, file, "live", "whipav", 660)
 	waitPublished(t, e.d, "live", "whipav")
 	rtmpURL := "rtmp://" + e.rtmpAddr + "/live/whipav"
@@ -290,6 +292,15 @@ func TestWebRTCWHIPOpusPlaysAsAAC(t *testing.T) {
 			t.Fatalf("%s: audio %q, %d packets; want aac", u, acodec, audio)
 		}
 	}
+	// HLS: the segments hold the AAC too.
+	m3u8 := "http://" + e.httpAddr + "/live/whipav.m3u8"
+	waitPlaylist(t, m3u8, 30*time.Second, "two hls segments", func(p hlsPlaylist) error {
+		if len(p.URIs) < 2 {
+			return fmt.Errorf("%d segments", len(p.URIs))
+		}
+		return nil
+	})
+	httpWantCodecs(t, "hls", httpProbe(t, m3u8, 3), "h264", "aac")
 	pcm := pcmOver(t, rtmpURL, 3)
 	if len(pcm) < 48000 {
 		t.Fatalf("%d samples of audio over rtmp", len(pcm))
