@@ -5,16 +5,21 @@ BIN       := bin
 GOFLAGS   ?=
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build run test deps proto fuzz bench bench-quick console-vendor clean $(BIN)/rill
+.PHONY: all build run test deps build-deps proto fuzz bench bench-quick console-vendor clean $(BIN)/rill
 
 all: build
 
 build: $(BIN)/rill $(addprefix $(BIN)/plugins/,$(PLUGINS))
 
-$(BIN)/rill:
+# build-deps installs the C libraries cgo links (internal/avcodec: Debian's
+# libavcodec, libavutil, libswresample, libopus) when they are missing.
+build-deps:
+	@./scripts/deps.sh build
+
+$(BIN)/rill: | build-deps
 	$(GO) build $(GOFLAGS) -o $@ ./core
 
-$(BIN)/plugins/%: FORCE
+$(BIN)/plugins/%: FORCE | build-deps
 	$(GO) build $(GOFLAGS) -o $@ ./plugins/$*
 
 FORCE:

@@ -100,7 +100,7 @@ func (d *demux) onAv(p *base.AvPacket) {
 	case base.AvPacketPtAvc, base.AvPacketPtHevc:
 		d.onNALU(p)
 	case base.AvPacketPtG711A, base.AvPacketPtG711U:
-		// No pure-Go AAC encoder is available: G.711 goes into the hub as it is.
+		// Emitted as G.711; the session's audioTranscode (audio.go) makes it AAC.
 		c := media.CodecG711A
 		if p.PayloadType == base.AvPacketPtG711U {
 			c = media.CodecG711U

@@ -37,6 +37,7 @@ type session struct {
 
 	mu     sync.Mutex // feeds the demuxer: one media source at a time
 	dmx    *demux
+	audio  *audioTranscode // G.711 -> AAC between dmx and pub (audio.go)
 	pub    atomic.Pointer[sdk.Publication]
 	recv   atomic.Uint64
 	closed atomic.Bool
@@ -60,7 +61,8 @@ func (s *Server) startInvite(d *device, channel string) {
 		ref:  sdk.StreamRef{Vhost: cfg.Vhost, App: cfg.app, Stream: cfg.streamName(d.id, channel)},
 		info: sdk.ClientInfo{ID: cid, Type: "gb28181-publish", IP: hostOf(d.addr)},
 		log:  d.log.With("client_id", cid, "channel_id", channel, "ssrc", ssrc)}
-	ss.dmx = newDemux(ss.write)
+	ss.audio = newAudioTranscode(ss.write, ss.log)
+	ss.dmx = newDemux(ss.audio.write)
 	s.mu.Lock()
 	s.sessions[ssrc] = ss
 	s.mu.Unlock()
@@ -197,6 +199,7 @@ func (ss *session) close(why string, sendBye bool) {
 	if c != nil {
 		c.Close()
 	}
+	ss.audio.Close()
 	if pub := ss.pub.Load(); pub != nil {
 		_ = pub.Close()
 		ss.log.Info("publish stopped", "stream", ss.ref.Key(), "reason", why)

@@ -20,7 +20,7 @@ const rtpMTU = 1200
 
 // player sends one hub stream to a WebRTC peer: H.264 packetized (SPS and
 // PPS before every keyframe, B-frames dropped unless keep_bframe), Opus
-// passed through. AAC is not sent until AAC->Opus transcoding lands.
+// passed through, AAC transcoded to Opus (audio_play.go).
 type player struct {
 	ss     *session
 	video  *webrtc.TrackLocalStaticRTP
@@ -31,6 +31,7 @@ type player struct {
 	vcodec media.Codec // H.264, or VP8/VP9 passed through from a WebRTC publisher
 	abase  uint32
 	warned map[string]bool
+	opus   *sharedOpus // the stream's AAC->Opus transcoder, once AAC came
 }
 
 func (ss *session) preparePlay(_ *sdp.SessionDescription) (*player, error) {
@@ -113,6 +114,7 @@ func (p *player) run() {
 		return
 	}
 	defer src.Close()
+	defer p.closeAudio()
 	ss.log.Info("webrtc play started")
 	ss.askPublisherKeyframe("viewer joined")
 	var sps, pps []byte
@@ -172,8 +174,13 @@ func (p *player) run() {
 				ss.close("send audio: " + err.Error())
 				return
 			}
+		case pkt.Kind == media.KindAudio && pkt.Codec == media.CodecAAC:
+			if err := p.sendAAC(pkt); err != nil {
+				ss.close("send audio: " + err.Error())
+				return
+			}
 		case pkt.Kind == media.KindAudio && !pkt.IsConfig():
-			p.warnOnce("audio-codec", "audio not sent over webrtc: transcoding to Opus is not implemented yet", "codec", pkt.Codec.String())
+			p.warnOnce("audio-codec", "audio not sent over webrtc: no transcoder to Opus for this codec", "codec", pkt.Codec.String())
 		}
 	}
 }

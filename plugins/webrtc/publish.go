@@ -22,11 +22,12 @@ import (
 const maxLatePackets = 512
 
 // onTrack reads one published track. H.264 is depacketized into hub
-// packets; Opus is read and dropped until Opus->AAC transcoding lands (an
-// Opus track cannot go into FLV for RTMP and HTTP-FLV players).
-func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	ss.s.wg.Add(1)
+// packets; Opus is transcoded to AAC (audio_publish.go) so FLV, HLS and
+// DVR players get it.
+func (ss *session) onTrack(track *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	ss.s.wg.Add(2)
 	defer ss.s.wg.Done()
+	go ss.readReports(r, track.Kind() == webrtc.RTPCodecTypeVideo)
 	codec := track.Codec().MimeType
 	ss.log.Info("webrtc track", "kind", track.Kind().String(), "codec", codec, "ssrc", uint32(track.SSRC()))
 	switch {
@@ -37,12 +38,10 @@ func (ss *session) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c := passthroughCodecs[strings.ToLower(codec)]
 		ss.videoCodec.Store(uint32(c))
 		ss.readVPx(track, c)
+	case track.Kind() == webrtc.RTPCodecTypeAudio && codec == webrtc.MimeTypeOpus:
+		ss.readOpus(track)
 	default:
-		if track.Kind() == webrtc.RTPCodecTypeAudio {
-			ss.log.Info("webrtc audio track not bridged into the hub: Opus to AAC transcoding is not implemented yet", "codec", codec)
-		} else {
-			ss.log.Warn("webrtc track codec not supported, dropped", "codec", codec)
-		}
+		ss.log.Warn("webrtc track codec not supported, dropped", "codec", codec)
 		ss.drain(track)
 	}
 }
@@ -157,6 +156,7 @@ func (ss *session) readH264(track *webrtc.TrackRemote) {
 			return
 		}
 		ss.recvBytes.Add(uint64(len(pkt.Payload) + 12))
+		ss.avsync.markVideo(pkt.Timestamp)
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			pkts, err := d.packets(s)

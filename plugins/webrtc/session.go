@@ -53,6 +53,8 @@ type session struct {
 	pub     *sdk.Publication
 	playing bool // the core allowed the player: PlayStopped is due
 	player  *player
+
+	avsync avSync // publisher: audio on the video's timeline
 }
 
 func newToken() string {

@@ -174,6 +174,8 @@ type gbDevice struct {
 	streaming atomic.Bool
 	junk      bool // send random bytes as the PS payload
 	tcp       bool // SIP over TCP
+
+	audio [][]byte // G.711 A-law, one 40 ms frame per pack (gb28181_audio_test.go)
 }
 
 func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *gbDevice {
@@ -349,6 +351,9 @@ func (g *gbDevice) stream(dst string, tcp bool, ssrc uint32) {
 		au := g.aus[n%len(g.aus)]
 		ts := uint64(n) * 3600
 		ps := gbPack(au, ts, gbIsKey(au))
+		if g.audio != nil {
+			ps = gbPackAudio(ps, g.audio[n%len(g.audio)], ts, gbIsKey(au))
+		}
 		if g.junk {
 			_, _ = rand.Read(ps)
 		}
