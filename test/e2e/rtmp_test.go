@@ -65,16 +65,18 @@ func ffmpegPublish(t *testing.T, url string, secs int) *exec.Cmd {
 	return cmd
 }
 
-// ffmpegPublishAs is ffmpegPublish in container format (flv, mpegts); it
+// ffmpegPublishAs is ffmpegPublish in container format (flv, mpegts, rtsp); it
 // also returns ffmpeg's stderr.
-func ffmpegPublishAs(t *testing.T, url, format string, secs int) (*exec.Cmd, *bytes.Buffer) {
+func ffmpegPublishAs(t *testing.T, url, format string, secs int, outOpts ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+	args := []string{"-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", fmt.Sprint(secs),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "64k", "-f", format, url)
+		"-c:a", "aac", "-b:a", "64k", "-f", format}
+	// outOpts are output options placed before the URL (-method POST, -rtsp_transport tcp).
+	cmd := exec.Command("ffmpeg", append(append(args, outOpts...), url)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
