@@ -58,16 +58,22 @@ func startCaster(t *testing.T, casterExtra, vhostExtra string) *casterEnv {
 }
 
 // casterClient waits for exactly one API client of typ publishing stream
-// and returns it.
+// (with received bytes) and returns it.
 func casterClient(t *testing.T, d *Daemon, typ, stream string) map[string]any {
 	t.Helper()
 	var c map[string]any
 	Eventually(t, 20*time.Second, typ+" client", func() error {
-		cs, err := srtClients(d, typ)
+		all, err := srtClients(d, typ)
 		if err != nil {
 			return err
 		}
-		if len(cs) != 1 || cs[0]["publish"] != true || cs[0]["name"] != stream {
+		var cs []map[string]any
+		for _, c := range all {
+			if c["name"] == stream {
+				cs = append(cs, c)
+			}
+		}
+		if len(cs) != 1 || cs[0]["publish"] != true {
 			return fmt.Errorf("%s clients %v", typ, cs)
 		}
 		if rb, _ := cs[0]["recv_bytes"].(float64); rb <= 0 {

@@ -134,10 +134,17 @@ type probeOut struct {
 // ffprobe plays url for about secs seconds and returns streams and packets.
 func ffprobe(t *testing.T, url string, secs int) probeOut {
 	t.Helper()
+	return ffprobeOpts(t, url, secs)
+}
+
+// ffprobeOpts is ffprobe with input options before the URL (-rtsp_transport tcp).
+func ffprobeOpts(t *testing.T, url string, secs int, inOpts ...string) probeOut {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+20)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rw_timeout", "15000000",
-		"-show_streams", "-show_packets", "-read_intervals", fmt.Sprintf("%%+%d", secs), "-of", "json", url)
+	args := append([]string{"-v", "error", "-rw_timeout", "15000000"}, inOpts...)
+	args = append(args, "-show_streams", "-show_packets", "-read_intervals", fmt.Sprintf("%%+%d", secs), "-of", "json", url)
+	cmd := exec.CommandContext(ctx, "ffprobe", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
