@@ -136,7 +136,11 @@ func (c *conn) serve() {
 	c.mu.Lock()
 	typ, ref := c.info.Type, c.ref
 	c.mu.Unlock()
-	c.log.Log(level, "connection closed", "type", typ, "stream", ref.Key(), "reason", reason,
+	stream := ""
+	if ref.Stream != "" {
+		stream = ref.Key()
+	}
+	c.log.Log(level, "connection closed", "type", typ, "stream", stream, "reason", reason,
 		"duration", time.Since(c.started).Round(time.Millisecond).String(), "send_bytes", c.sent.Load(), "recv_bytes", c.recv.Load())
 }
 

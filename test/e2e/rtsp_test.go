@@ -338,7 +338,7 @@ func TestRTSPHostileInputs(t *testing.T) {
 	}{
 		{"junk", func(r *rtspRaw) {
 			_, _ = r.c.Write([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12"))
-		}, "is not a request"},
+		}, "malformed rtsp"},
 		{"huge content-length", func(r *rtspRaw) {
 			_, _ = r.c.Write([]byte("ANNOUNCE " + url + " RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 9999999999999\r\n\r\n"))
 		}, "Content-Length"},
