@@ -57,6 +57,14 @@ plugin "httpstream" {
 #   max_udp_peers     = 16
 # }
 
+# RTSP publish and play (SRS 7 rtsp_server). :554 needs privileges the core
+# has (it binds the port); SRS 7 uses 8554. See README "RTSP".
+# plugin "rtsp" {
+#   listen       = ["0.0.0.0:554"]
+#   play_wait    = "5s"
+#   idle_timeout = "10s"
+# }
+
 # WebRTC (WHIP/WHEP, SRS /rtc/v1): media on udp/8000, signalling on the API port.
 # Uncomment, and the rtc block in the vhost below; see README "WebRTC".
 # plugin "webrtc" {
