@@ -30,7 +30,7 @@ func (w *window) contains(sent int64) bool {
 // the built-in client (rtmpclient.go), to compare the two (-lal-rtmp).
 var lalRTMPPlayers bool
 
-// player is one RTMP or HTTP-FLV pull session.
+// player is one RTMP, HTTP-FLV or RTSP pull session.
 type player struct {
 	url   string
 	file  *replay.File
@@ -83,8 +83,15 @@ func (p *player) pull(ctx context.Context) error {
 			return err
 		}
 		p.dispose, p.done = s.close, s.done
+	case strings.HasPrefix(p.url, "rtsp://"):
+		s, err := dialRTSP(p.url, p.onMessage)
+		if err != nil {
+			p.fail(err)
+			return err
+		}
+		p.dispose, p.done = s.close, s.done()
 	default:
-		return fmt.Errorf("player url %q: want rtmp:// or http://", p.url)
+		return fmt.Errorf("player url %q: want rtmp://, http:// or rtsp://", p.url)
 	}
 	return nil
 }

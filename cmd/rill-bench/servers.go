@@ -23,6 +23,7 @@ type server struct {
 	name     string
 	rtmpAddr string // host:port, "" if it has no RTMP
 	httpAddr string // host:port of HTTP-FLV
+	rtspAddr string // host:port of RTSP, "" if it serves none
 	procs    procSet
 	cmd      *exec.Cmd
 	logPath  string
@@ -34,6 +35,10 @@ type server struct {
 
 func (s *server) rtmpURL(stream string) string {
 	return "rtmp://" + s.rtmpAddr + "/live/" + stream
+}
+
+func (s *server) rtspURL(stream string) string {
+	return "rtsp://" + s.rtspAddr + "/live/" + stream
 }
 
 func (s *server) flvURL(stream string) string {
@@ -213,11 +218,25 @@ vhost "lowlat" {
 // With hlsDir set, HLS is on in the default vhost (2 s fragments) and
 // writes under hlsDir.
 func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
-	addrs, err := freePorts(3)
+	return startRillWith(ctx, dir, bin, pluginDir, hlsDir, false)
+}
+
+// startRillWith is startRill, with the rtsp plugin on a loopback port too
+// when rtsp is set (only the rtsp scenario runs it, so the other tables
+// keep their process set).
+func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, rtsp bool) (*server, error) {
+	addrs, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1]}
+	want := []string{"rtmp", "httpstream"}
+	extra := ""
+	if rtsp {
+		s.rtspAddr = addrs[3]
+		want = append(want, "rtsp")
+		extra = fmt.Sprintf("\nplugin \"rtsp\" {\n  listen = [%q]\n}\n", addrs[3])
+	}
 	pluginDir, err = filepath.Abs(pluginDir)
 	if err != nil {
 		return nil, err
@@ -227,7 +246,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if hlsDir != "" {
 		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n  }\n", hlsDir)
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls), 0o644); err != nil {
+	if err := os.WriteFile(conf, append(fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls), extra...), 0o644); err != nil {
 		return nil, err
 	}
 	bin, err = filepath.Abs(bin)
@@ -237,15 +256,15 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 	if err := s.launch(dir, bin, "-c", conf); err != nil {
 		return nil, err
 	}
-	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second); err != nil {
+	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second, want...); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-// waitRillPlugins polls the API until the rtmp and httpstream plugins run.
-func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration) error {
+// waitRillPlugins polls the API until the named plugins run.
+func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Duration, names ...string) error {
 	deadline := time.Now().Add(timeout)
 	cl := &http.Client{Timeout: time.Second}
 	var last string
@@ -269,7 +288,11 @@ func waitRillPlugins(ctx context.Context, s *server, api string, timeout time.Du
 				running[p.Name] = p.State == "running"
 				states = append(states, p.Name+"="+p.State+" "+p.LastError)
 			}
-			if err == nil && running["rtmp"] && running["httpstream"] {
+			all := err == nil
+			for _, n := range names {
+				all = all && running[n]
+			}
+			if all {
 				return nil
 			}
 			last = strings.Join(states, ", ")
