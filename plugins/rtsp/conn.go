@@ -75,7 +75,8 @@ type conn struct {
 	sdpRaw    []byte
 	pending   []rtprtcp.RtpPacket
 	sub       *rtsp.SubSession
-	playReady chan struct{} // guarded by rmu
+	ps        *rtsp.PubSession // disposed at the end: it owns UDP sockets
+	playReady chan struct{}    // guarded by rmu
 	playCtx   context.Context
 	playStop  context.CancelFunc
 	failure   error // why a callback refused, for the close line
@@ -223,6 +224,7 @@ func (c *conn) OnNewRtspPubSession(ps *rtsp.PubSession) error {
 	}
 	c.mu.Lock()
 	c.pub = pub
+	c.ps = ps
 	c.in.setSDP(ps.GetSdp())
 	c.mu.Unlock()
 	c.lastData.Store(time.Now().UnixNano())
@@ -364,7 +366,9 @@ func (c *conn) OnNewRtspSubSessionDescribe(ss *rtsp.SubSession) (bool, []byte) {
 		raw := c.sdpRaw
 		c.mu.Unlock()
 		if raw != nil {
+			c.mu.Lock()
 			c.sub = ss
+			c.mu.Unlock()
 			c.log.Info("play described", "stream", ref.Key(), "param", ref.Param)
 			return true, raw
 		}
@@ -381,6 +385,9 @@ func (c *conn) onRTP(pkt rtprtcp.RtpPacket) {
 			c.pending = append(c.pending, pkt)
 		}
 		return
+	}
+	if c.sub == nil {
+		return // ended (cleanup)
 	}
 	c.sub.WriteRtpPacket(pkt)
 	c.sent.Add(uint64(len(pkt.Raw)) + 4)
@@ -478,9 +485,19 @@ func (c *conn) cleanup() {
 	playing, connected, player := c.playing, c.connected, c.player
 	c.pub, c.src, c.playing, c.connected, c.player = nil, nil, false, false, false
 	stop := c.playStop
+	ps, ss := c.ps, c.sub
+	c.ps, c.sub = nil, nil
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	// lal's sessions own the UDP sockets of a UDP SETUP (and the command
+	// session's connection, closed already): dispose them, as lal's own
+	// server does after RunLoop.
+	if ps != nil {
+		_ = ps.Dispose()
+	} else if ss != nil {
+		_ = ss.Dispose()
 	}
 	if pub != nil {
 		if err := pub.Close(); err != nil {
