@@ -343,3 +343,35 @@ func TestCasterHostileInputs(t *testing.T) {
 		t.Errorf("caster restarted %d times or panicked", ps["caster"].Restarts)
 	}
 }
+
+// TestCasterSecurityRules: a vhost's security rules refuse both casters'
+// publishers (a POST gets 403, a UDP sender publishes nothing).
+func TestCasterSecurityRules(t *testing.T) {
+	e := startCaster(t, "", "  security {\n    rules = [\"deny publish 127.0.0.0/8\", \"allow publish all\"]\n  }\n")
+	resp, err := http.Post("http://"+e.flvAddr+"/live/denied.flv", "video/x-flv", strings.NewReader("FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("denied POST: status %d, want 403", resp.StatusCode)
+	}
+	u, err := net.Dial("udp", e.udpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Write(nullTS()); err != nil {
+		t.Fatal(err)
+	}
+	logLineWith(t, e.d, "udp sender refused", "publish refused", "client_id", "mpegts-udp-publish")
+	var r streamsReply
+	if err := e.d.GetJSON("/api/v1/streams/", &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range r.Streams {
+		if s.Publish.Active {
+			t.Errorf("stream %s/%s published despite the rules", s.App, s.Name)
+		}
+	}
+}

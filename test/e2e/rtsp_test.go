@@ -382,3 +382,18 @@ func TestRTSPHostileInputs(t *testing.T) {
 		t.Errorf("rtsp restarted %d times or panicked", ps["rtsp"].Restarts)
 	}
 }
+
+// TestRTSPSecurityRules: a vhost's security rules refuse RTSP players and
+// publishers.
+func TestRTSPSecurityRules(t *testing.T) {
+	e := startRTSP(t, "", "  security {\n    rules = [\"deny play 127.0.0.0/8\", \"deny publish 127.0.0.0/8\", \"allow play all\", \"allow publish all\"]\n  }\n")
+	r := rtspDial(t, e.rtspAddr)
+	if s := r.request("ANNOUNCE", "rtsp://"+e.rtspAddr+"/live/denied", "", rtspTestSDP); strings.Contains(s, "200") {
+		t.Errorf("denied ANNOUNCE answered %q", s)
+	}
+	logLineWith(t, e.d, "publisher refused", "rtsp client refused", "client_id", "live/denied")
+	if err := ffprobeRun("rtsp://"+e.rtspAddr+"/live/denied", 2); err == nil {
+		t.Errorf("a player denied by the rules played")
+	}
+	logLineWith(t, e.d, "player refused", "rtsp client refused", "forbidden")
+}
