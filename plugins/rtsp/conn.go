@@ -79,7 +79,25 @@ type conn struct {
 	playReady chan struct{}    // guarded by rmu
 	playCtx   context.Context
 	playStop  context.CancelFunc
-	failure   error // why a callback refused, for the close line
+	failure   error  // why a callback refused, for the close line
+	lalErr    string // the first error lal logged about the session
+}
+
+// lalError keeps the first error lal's session code logged (a bad SDP,
+// a SETUP without a usable Transport, a PLAY without DESCRIBE): it is the
+// reason of the close line when nothing else is.
+func (c *conn) lalError(line string) {
+	if i := strings.Index(line, "] "); i >= 0 {
+		line = line[i+2:]
+	}
+	if i := strings.LastIndex(line, " - "); i >= 0 {
+		line = line[:i]
+	}
+	c.mu.Lock()
+	if c.lalErr == "" {
+		c.lalErr = strings.TrimSpace(line)
+	}
+	c.mu.Unlock()
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -127,11 +145,18 @@ func (c *conn) serve() {
 	c.close("closed by peer")
 	reason, _ := c.reason.Load().(string)
 	level := hclog.Info
-	if err := c.g.Err(); err != nil {
-		reason, level = err.Error(), hclog.Warn
+	c.mu.Lock()
+	failure, lalErr := c.failure, c.lalErr
+	c.mu.Unlock()
+	switch {
+	case c.g.Err() != nil:
+		reason, level = c.g.Err().Error(), hclog.Warn
 		c.s.malformed.Add(1)
-	} else if c.failure != nil && reason == "closed by peer" {
-		reason, level = c.failure.Error(), hclog.Warn
+	case reason != "closed by peer":
+	case failure != nil:
+		reason, level = failure.Error(), hclog.Warn
+	case lalErr != "" && !strings.Contains(lalErr, "closed network connection") && !strings.Contains(lalErr, "EOF"):
+		reason, level = "rtsp request failed: "+lalErr, hclog.Warn
 	}
 	c.cleanup()
 	c.mu.Lock()
@@ -212,6 +237,17 @@ func (c *conn) OnNewRtspPubSession(ps *rtsp.PubSession) error {
 	ref, err := c.streamRef(ps.Url(), ps.AppName(), ps.StreamName(), ps.RawQuery())
 	if err != nil {
 		return c.refuse(err)
+	}
+	// lal reads any body as an SDP (a track of payload type 0, G.711, by
+	// default): a publisher needs an H.264/H.265 or AAC track with a control.
+	sd := ps.GetSdp()
+	video := sd.IsVideoUnpackable() && sd.HasVideoAControl()
+	audio := sd.GetAudioPayloadTypeBase() == base.AvPacketPtAac && sd.Asc != nil && sd.HasAudioAControl()
+	if !video && !audio {
+		c.mu.Lock()
+		c.ref = ref
+		c.mu.Unlock()
+		return c.refuse(fmt.Errorf("%w: the ANNOUNCE's sdp has no H.264, H.265 or AAC track", errMalformed))
 	}
 	if err := c.begin(typePublish, ref, ps.Url()); err != nil {
 		return c.refuse(err)

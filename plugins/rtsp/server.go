@@ -98,6 +98,9 @@ func (s *Server) routeLalLog() {
 				c := s.lalKeys[string(m[1])]
 				s.mu.Unlock()
 				if c != nil {
+					if level >= nazalog.LevelError {
+						c.lalError(string(line))
+					}
 					c.log.Debug("lal rtsp", args...)
 					return
 				}

@@ -357,7 +357,8 @@ func TestRTSPHostileInputs(t *testing.T) {
 		{"long header", func(r *rtspRaw) {
 			_, _ = r.c.Write([]byte("OPTIONS " + url + " RTSP/1.0\r\nX: " + strings.Repeat("a", 10000)))
 		}, "request header longer"},
-		{"play without describe", func(r *rtspRaw) { r.request("PLAY", url, "", "") }, "connection closed"},
+		{"play without describe", func(r *rtspRaw) { r.request("PLAY", url, "", "") }, "rtsp request failed: handlePlay"},
+		{"bad sdp", func(r *rtspRaw) { r.request("ANNOUNCE", url, "", "this is not an sdp\r\n") }, "has no H.264, H.265 or AAC track"},
 	}
 	for _, tc := range cases {
 		r := rtspDial(t, e.rtspAddr)
