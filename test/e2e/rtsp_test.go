@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,14 +50,41 @@ func startRTSP(t *testing.T, rtspExtra, vhostBody string) *rtspEnv {
 // is an rtsp-publish client with its received bytes.
 func TestRTSPPublishTCPAndUDP(t *testing.T) {
 	e := startRTSP(t, "", "")
+	ps, err := e.d.Plugins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := ps["rtsp"].PID
+	fds := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		return len(ents)
+	}
+	before := fds()
+	var pubs []*exec.Cmd
 	for _, tr := range []string{"tcp", "udp"} {
 		stream := "pub" + tr
-		ffmpegPublishAs(t, "rtsp://"+e.rtspAddr+"/live/"+stream+"?token=abc", "rtsp", 90, "-rtsp_transport", tr)
+		cmd, _ := ffmpegPublishAs(t, "rtsp://"+e.rtspAddr+"/live/"+stream+"?token=abc", "rtsp", 90, "-rtsp_transport", tr)
+		pubs = append(pubs, cmd)
 		waitPublished(t, e.d, "live", stream)
 		casterClient(t, e.d, "rtsp-publish", stream)
 		checkAV(t, "rtmp of rtsp/"+tr, ffprobe(t, "rtmp://"+e.rtmpAddr+"/live/"+stream, 4), 25)
 		httpWantCodecs(t, "http-flv of rtsp/"+tr, httpProbe(t, "http://"+e.httpAddr+"/live/"+stream+".flv", 3), "h264", "aac")
 	}
+	// The publishers gone, the plugin holds no socket of theirs (the UDP
+	// SETUP's RTP/RTCP sockets included).
+	during := fds()
+	for _, p := range pubs {
+		_ = p.Process.Kill()
+	}
+	Eventually(t, 30*time.Second, "rtsp publishers' sockets closed", func() error {
+		if cs, err := srtClients(e.d, "rtsp-publish"); err != nil || len(cs) != 0 {
+			return fmt.Errorf("clients %v %v", cs, err)
+		}
+		if n := fds(); n > before {
+			return fmt.Errorf("rtsp plugin has %d descriptors, %d before the publishers, %d with them", n, before, during)
+		}
+		return nil
+	})
 }
 
 // TestRTSPPlayTCPAndUDP: an RTMP-published stream plays over RTSP with
