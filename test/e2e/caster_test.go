@@ -375,3 +375,36 @@ func TestCasterSecurityRules(t *testing.T) {
 		}
 	}
 }
+
+// TestCasterUDPPeerCap: past max_udp_peers, a new UDP sender's datagrams
+// are dropped with a warning; the publishing sender is untouched.
+func TestCasterUDPPeerCap(t *testing.T) {
+	e := startCaster(t, "max_udp_peers = 1", "")
+	a, err := net.Dial("udp", e.udpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Write(nullTS()); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished(t, e.d, "live", "udp")
+	b, err := net.Dial("udp", e.udpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := 0; i < 20 && !strings.Contains(e.d.Log(), "too many udp senders"); i++ {
+		_, _ = b.Write(nullTS())
+		_, _ = a.Write(nullTS())
+		time.Sleep(50 * time.Millisecond)
+	}
+	logLineWith(t, e.d, "cap logged", "too many udp senders", "max_udp_peers=1", b.LocalAddr().String())
+	Eventually(t, 20*time.Second, "the first sender only", func() error {
+		cs, err := srtClients(e.d, "mpegts-udp-publish")
+		if err != nil || len(cs) != 1 {
+			return fmt.Errorf("clients %v %v, want the first sender only", cs, err)
+		}
+		return nil
+	})
+}
