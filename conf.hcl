@@ -46,6 +46,25 @@ plugin "httpstream" {
 #   auto_invite       = true
 # }
 
+# SRS stream_caster inputs: MPEG-TS over UDP on 8935 and FLV over HTTP POST
+# on 8936 (POST /app/stream.flv). Uncomment to enable; see README "Stream casters".
+# plugin "caster" {
+#   listen            = ["0.0.0.0:8936"]
+#   listen_mpegts_udp = ["0.0.0.0:8935"]
+#   output            = "rtmp://127.0.0.1/live/livestream"
+#   flv_output        = "rtmp://127.0.0.1/[app]/[stream]"
+#   publish_timeout   = "10s"
+#   max_udp_peers     = 16
+# }
+
+# RTSP publish and play (SRS 7 rtsp_server). :554 needs privileges the core
+# has (it binds the port); SRS 7 uses 8554. See README "RTSP".
+# plugin "rtsp" {
+#   listen       = ["0.0.0.0:554"]
+#   play_wait    = "5s"
+#   idle_timeout = "10s"
+# }
+
 # WebRTC (WHIP/WHEP, SRS /rtc/v1): media on udp/8000, signalling on the API port.
 # Uncomment, and the rtc block in the vhost below; see README "WebRTC".
 # plugin "webrtc" {

@@ -30,7 +30,7 @@ func (w *window) contains(sent int64) bool {
 // the built-in client (rtmpclient.go), to compare the two (-lal-rtmp).
 var lalRTMPPlayers bool
 
-// player is one RTMP, HTTP-FLV or SRT pull session.
+// player is one RTMP, HTTP-FLV, SRT, RTSP or WHEP pull session.
 type player struct {
 	url   string
 	file  *replay.File
@@ -90,6 +90,13 @@ func (p *player) pull(ctx context.Context) error {
 			return err
 		}
 		p.dispose, p.done = s.close, s.done
+	case strings.HasPrefix(p.url, "rtsp://"):
+		s, err := dialRTSP(p.url, p.onMessage)
+		if err != nil {
+			p.fail(err)
+			return err
+		}
+		p.dispose, p.done = s.close, s.done()
 	case strings.HasPrefix(p.url, "whep://"):
 		s, err := dialWHEP(ctx, p.url, p.onMessage)
 		if err != nil {
@@ -98,7 +105,7 @@ func (p *player) pull(ctx context.Context) error {
 		}
 		p.dispose, p.done = s.close, s.doneCh
 	default:
-		return fmt.Errorf("player url %q: want rtmp://, http://, srt:// or whep://", p.url)
+		return fmt.Errorf("player url %q: want rtmp://, http://, srt://, rtsp:// or whep://", p.url)
 	}
 	return nil
 }

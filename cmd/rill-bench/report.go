@@ -101,6 +101,15 @@ func (s *suite) report() string {
 		w("\nThe SRT players lost TS sync (and resynchronised) %d times in the fan-out rows.\n", s.srtResyncs)
 	}
 
+	if s.only["rtsp"] {
+		w("\n## RTSP: %d players, RTP interleaved in TCP, beside RTMP (Rill only)\n\n", rtspPlayers)
+		w("The RTSP players use lal's rtsp.PullSession; full bitrate counts the video frames they decode back to the published ones. ")
+		w("The second row adds %d RTMP players of the same stream.\n\n", rtspPlayers)
+		s.tableHeader(&b)
+		s.rows(&b, rtspPlayers, fmt.Sprintf("rtsp/%d", rtspPlayers), "", "RTSP")
+		s.rows(&b, 2*rtspPlayers, fmt.Sprintf("rtsp/%d+rtmp/%d", rtspPlayers, rtspPlayers), "", "RTSP+RTMP")
+	}
+
 	w("\n## HLS: keyframe published to segment listed\n\n")
 	w("A fresh server with HLS on (2 s fragments) and one publisher; the playlist is polled every 20 ms for %v. ", s.hlsFor)
 	w("A segment is closed by the first keyframe after the fragment duration: the time from that keyframe's send to the first poll listing the segment is what the server adds (plus up to 20 ms of polling).\n\n")

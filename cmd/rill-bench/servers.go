@@ -25,6 +25,7 @@ type server struct {
 	httpAddr string // host:port of HTTP-FLV
 	srtAddr  string // host:port (UDP) of SRT, "" without
 	apiAddr  string // host:port of Rill's API (WHEP signalling), "" for others
+	rtspAddr string // host:port of RTSP, "" if it serves none
 	procs    procSet
 	cmd      *exec.Cmd
 	logPath  string
@@ -47,6 +48,10 @@ func (s *server) srtURL(vhost, stream, mode string, latencyMS int) string {
 		h = "h=" + vhost + ","
 	}
 	return fmt.Sprintf("srt://%s?streamid=%%23!::%sr=live/%s,m=%s&latency=%d", s.srtAddr, h, stream, mode, latencyMS)
+}
+
+func (s *server) rtspURL(stream string) string {
+	return "rtsp://" + s.rtspAddr + "/live/" + stream
 }
 
 // whepURL is the load tool's URL of a WebRTC viewer (WHEP on the API).
@@ -238,6 +243,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server
 type rillOpts struct {
 	srt    bool // the srt plugin (SRT latency 120 ms) on a free loopback UDP port
 	webrtc bool // the webrtc plugin, media on one loopback UDP port
+	rtsp   bool // the rtsp plugin on a loopback port
 }
 
 // rillWebRTC is the webrtc plugin and its vhost block for the webrtc
@@ -254,7 +260,7 @@ const rillRTCBlock = "  rtc {\n    enabled     = true\n    keep_bframe = true\n 
 
 // startRillWith is startRill with the plugins opt asks for.
 func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, opt rillOpts) (*server, error) {
-	addrs, err := freePorts(3)
+	addrs, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +284,11 @@ func startRillWith(ctx context.Context, dir, bin, pluginDir, hlsDir string, opt 
 		extraPlugins += fmt.Sprintf(rillWebRTC, addrs[2])
 		vhostBlocks += rillRTCBlock
 		want = append(want, "webrtc")
+	}
+	if opt.rtsp {
+		s.rtspAddr = addrs[3]
+		extraPlugins += fmt.Sprintf("\nplugin \"rtsp\" {\n  listen = [%q]\n}\n", addrs[3])
+		want = append(want, "rtsp")
 	}
 	pluginDir, err = filepath.Abs(pluginDir)
 	if err != nil {

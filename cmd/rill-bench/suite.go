@@ -65,7 +65,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,webrtc", "scenarios to run against Rill and lalserver (srt, webrtc: Rill only)")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,webrtc", "scenarios to run against Rill and lalserver (srt, webrtc: Rill only; also rtsp: 200 RTSP players beside RTMP, Rill only)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
@@ -308,6 +308,59 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	}
 	if s.only["webrtc"] && name == srvRill {
 		s.webrtcSession(ctx)
+	}
+	if s.only["rtsp"] && name == srvRill {
+		s.rtspSession(ctx)
+	}
+}
+
+// rtspPlayers is the RTSP players of the rtsp scenario.
+const rtspPlayers = 200
+
+// rtspSession runs the rtsp scenario on a Rill with the rtsp plugin: 200
+// RTSP players (RTP interleaved in TCP) of the published stream alone, then
+// beside 200 RTMP players of it. lalserver is not run here (its RTSP
+// server is off in the benchmark's config).
+func (s *suite) rtspSession(ctx context.Context) {
+	keys := []string{fmt.Sprintf("rtsp/%d", rtspPlayers), fmt.Sprintf("rtsp/%d+rtmp/%d", rtspPlayers, rtspPlayers)}
+	srv, err := startRillWith(ctx, s.tmp, s.rillBin, s.pluginDir, "", rillOpts{rtsp: true})
+	if err != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, err.Error())
+		}
+		return
+	}
+	defer srv.stop()
+	logf("rill started: rtmp %s, rtsp %s", srv.rtmpAddr, srv.rtspAddr)
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	pub, err := publishOne(pctx, s.hd, srv.rtmpURL("bench"))
+	if err != nil {
+		for _, k := range keys {
+			s.fail(k, srvRill, err.Error())
+		}
+		return
+	}
+	defer func() { pcancel(); <-pub.done }()
+	sleepCtx(ctx, 2500*time.Millisecond) // a GOP for fast starts
+	tm := s.fanout(rtspPlayers)
+	for i, streams := range [][]stream{
+		{pub.stream(srv.rtspURL("bench"), rtspPlayers)},
+		{pub.stream(srv.rtspURL("bench"), rtspPlayers), pub.stream(srv.rtmpURL("bench"), rtspPlayers)},
+	} {
+		switch {
+		case ctx.Err() != nil:
+			s.fail(keys[i], srvRill, ctx.Err().Error())
+			continue
+		case pub.failed() != nil:
+			s.fail(keys[i], srvRill, pub.failed().Error())
+			continue
+		}
+		pub.maxLate.Store(0)
+		r := measure(ctx, srv, streams, tm)
+		r.late = time.Duration(pub.maxLate.Load())
+		s.put(keys[i], r)
+		sleepCtx(ctx, time.Second)
 	}
 }
 

@@ -65,24 +65,31 @@ func ffmpegPublish(t *testing.T, url string, secs int) *exec.Cmd {
 	return cmd
 }
 
-// ffmpegPublishAs is ffmpegPublish in container format (flv, mpegts); it
+// ffmpegPublishAs is ffmpegPublish in container format (flv, mpegts, rtsp); it
 // also returns ffmpeg's stderr.
-func ffmpegPublishAs(t *testing.T, url, format string, secs int) (*exec.Cmd, *bytes.Buffer) {
+func ffmpegPublishAs(t *testing.T, url, format string, secs int, outOpts ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	return ffmpegPublishAudio(t, url, format, secs, "-c:a", "aac", "-b:a", "64k")
+	return ffmpegPublishWith(t, url, format, secs, []string{"-c:a", "aac", "-b:a", "64k"}, outOpts)
 }
 
 // ffmpegPublishAudio is ffmpegPublishAs with other audio encoder arguments
 // (such as "-c:a", "libopus").
 func ffmpegPublishAudio(t *testing.T, url, format string, secs int, audio ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	return ffmpegPublishWith(t, url, format, secs, audio, nil)
+}
+
+// ffmpegPublishWith is ffmpegPublishAs with the audio encoder arguments and
+// the output options placed before the URL (-method POST, -rtsp_transport tcp).
+func ffmpegPublishWith(t *testing.T, url, format string, secs int, audio, outOpts []string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	args := []string{"-hide_banner", "-loglevel", "error", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", fmt.Sprint(secs),
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"}
-	args = append(append(args, audio...), "-f", format, url)
-	cmd := exec.Command("ffmpeg", args...)
+	args = append(append(append(args, audio...), "-f", format), outOpts...)
+	cmd := exec.Command("ffmpeg", append(args, url)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -140,10 +147,17 @@ type probeOut struct {
 // ffprobe plays url for about secs seconds and returns streams and packets.
 func ffprobe(t *testing.T, url string, secs int) probeOut {
 	t.Helper()
+	return ffprobeOpts(t, url, secs)
+}
+
+// ffprobeOpts is ffprobe with input options before the URL (-rtsp_transport tcp).
+func ffprobeOpts(t *testing.T, url string, secs int, inOpts ...string) probeOut {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+20)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rw_timeout", "15000000",
-		"-show_streams", "-show_packets", "-read_intervals", fmt.Sprintf("%%+%d", secs), "-of", "json", url)
+	args := append([]string{"-v", "error", "-rw_timeout", "15000000"}, inOpts...)
+	args = append(args, "-show_streams", "-show_packets", "-read_intervals", fmt.Sprintf("%%+%d", secs), "-of", "json", url)
+	cmd := exec.CommandContext(ctx, "ffprobe", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,0 +1,577 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/q191201771/lal/pkg/base"
+	"github.com/q191201771/lal/pkg/remux"
+	"github.com/q191201771/lal/pkg/rtprtcp"
+	"github.com/q191201771/lal/pkg/rtsp"
+	"github.com/q191201771/lal/pkg/sdp"
+
+	"github.com/rill-media/rill/plugins/internal/live"
+	"github.com/rill-media/rill/sdk"
+	"github.com/rill-media/rill/sdk/wire"
+)
+
+// Client types, as the API and the callbacks show them.
+const (
+	typePublish = "rtsp-publish"
+	typePlay    = "rtsp-play"
+)
+
+// maxPending bounds the RTP packets a player's DESCRIBE produced (the GOP
+// it starts with) until its PLAY.
+const maxPending = 8192
+
+// conn is one RTSP connection: lal's command session over the guard, and
+// the client it becomes at ANNOUNCE (publisher) or DESCRIBE (player).
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	g       *guard
+	cmd     *rtsp.ServerCommandSession
+	id      string
+	remote  string
+	log     hclog.Logger
+	started time.Time
+	cfg     *config
+
+	sent     atomic.Uint64
+	recv     atomic.Uint64
+	lastData atomic.Int64 // unix nanoseconds of the last RTP from a publisher
+
+	started2 atomic.Bool // the play loop runs: RTP goes to sub
+	// rmu guards playReady; not mu, which the play loop holds while lal
+	// writes (and lal's writer goroutine calls wroteResponse).
+	rmu sync.Mutex
+
+	closeOnce sync.Once
+	done      chan struct{}
+	reason    atomic.Value // string
+
+	mu        sync.Mutex
+	info      sdk.ClientInfo
+	ref       sdk.StreamRef
+	url       string
+	connected bool // ClientConnected succeeded: ClientClosed is due
+	playing   bool // Play succeeded: PlayStopped is due
+	player    bool // counted in the server's players
+	pub       *sdk.Publication
+	in        inConverter
+	src       *live.Puller
+	rmx       *remux.Rtmp2RtspRemuxer
+	sdpRaw    []byte
+	pending   []rtprtcp.RtpPacket
+	sub       *rtsp.SubSession
+	ps        *rtsp.PubSession // disposed at the end: it owns UDP sockets
+	playReady chan struct{}    // guarded by rmu
+	playCtx   context.Context
+	playStop  context.CancelFunc
+	failure   error  // why a callback refused, for the close line
+	lalErr    string // the first error lal logged about the session
+}
+
+// lalError keeps the first error lal's session code logged (a bad SDP,
+// a SETUP without a usable Transport, a PLAY without DESCRIBE): it is the
+// reason of the close line when nothing else is.
+func (c *conn) lalError(line string) {
+	if i := strings.Index(line, "] "); i >= 0 {
+		line = line[i+2:]
+	}
+	if i := strings.LastIndex(line, " - "); i >= 0 {
+		line = line[:i]
+	}
+	c.mu.Lock()
+	if c.lalErr == "" {
+		c.lalErr = strings.TrimSpace(line)
+	}
+	c.mu.Unlock()
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	id := sdk.NewClientID()
+	remote := nc.RemoteAddr().String()
+	ip := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		ip = h
+	}
+	cfg := s.cfg.Load()
+	c := &conn{
+		s: s, nc: nc, id: id, remote: remote, started: time.Now(), cfg: cfg, done: make(chan struct{}),
+		log:  s.log.With("client_id", id, "remote_addr", remote),
+		info: sdk.ClientInfo{ID: id, IP: ip},
+	}
+	c.g = newGuard(nc, cfg.IdleTimeout.Std())
+	c.g.onWrite = c.wroteResponse
+	return c
+}
+
+// close ends the connection once with reason.
+func (c *conn) close(reason string) {
+	c.closeOnce.Do(func() {
+		c.reason.Store(reason)
+		close(c.done)
+		_ = c.nc.Close()
+	})
+}
+
+func (c *conn) serve() {
+	defer c.s.removeConn(c)
+	c.cmd = rtsp.NewServerCommandSession(c, c.g, rtsp.ServerAuthConfig{}, false, "")
+	c.s.mu.Lock()
+	c.s.lalKeys[c.cmd.UniqueKey()] = c
+	c.s.mu.Unlock()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("panic in rtsp connection, closing it", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				c.close("internal error")
+			}
+		}()
+		_ = c.cmd.RunLoop()
+	}()
+	c.close("closed by peer")
+	reason, _ := c.reason.Load().(string)
+	level := hclog.Info
+	c.mu.Lock()
+	failure, lalErr := c.failure, c.lalErr
+	c.mu.Unlock()
+	switch {
+	case c.g.Err() != nil:
+		reason, level = c.g.Err().Error(), hclog.Warn
+		c.s.malformed.Add(1)
+	case reason != "closed by peer":
+	case failure != nil:
+		reason, level = failure.Error(), hclog.Warn
+	case lalErr != "" && !strings.Contains(lalErr, "closed network connection") && !strings.Contains(lalErr, "EOF"):
+		reason, level = "rtsp request failed: "+lalErr, hclog.Warn
+	}
+	c.cleanup()
+	c.mu.Lock()
+	typ, ref := c.info.Type, c.ref
+	c.mu.Unlock()
+	stream := ""
+	if ref.Stream != "" {
+		stream = ref.Key()
+	}
+	c.log.Log(level, "connection closed", "type", typ, "stream", stream, "reason", reason,
+		"duration", time.Since(c.started).Round(time.Millisecond).String(), "send_bytes", c.sent.Load(), "recv_bytes", c.recv.Load())
+}
+
+// refuse records why a callback refused the client and says so.
+func (c *conn) refuse(err error) error {
+	c.s.refused.Add(1)
+	c.mu.Lock()
+	c.failure = err
+	c.mu.Unlock()
+	c.log.Warn("rtsp client refused", "stream", c.ref.Key(), "error", err)
+	return err
+}
+
+// streamRef reads vhost/app/stream from an RTSP URL as SRS reads an RTMP
+// one: the host is the vhost unless it is an IP or localhost; ?vhost= and
+// ?domain= override it.
+func (c *conn) streamRef(rawURL, app, stream, query string) (sdk.StreamRef, error) {
+	if !wire.ValidApp(app) || !wire.ValidName(stream) {
+		return sdk.StreamRef{}, fmt.Errorf("%w: bad stream %q/%q in %q", sdk.ErrInvalid, app, stream, rawURL)
+	}
+	vhost := ""
+	if u, err := url.Parse(rawURL); err == nil {
+		if h := u.Hostname(); net.ParseIP(h) == nil && h != "localhost" {
+			vhost = h
+		}
+	}
+	q, _ := url.ParseQuery(query)
+	if v := q.Get("vhost"); v != "" {
+		vhost = v
+	} else if v := q.Get("domain"); v != "" {
+		vhost = v
+	}
+	vhost, ok := c.cfg.vhost(vhost)
+	if !ok {
+		return sdk.StreamRef{}, fmt.Errorf("%w: rtsp is disabled in vhost %q", sdk.ErrForbidden, vhost)
+	}
+	ref := sdk.StreamRef{Vhost: vhost, App: app, Stream: stream, TcURL: "rtsp://" + vhost + "/" + app}
+	if query != "" {
+		ref.Param = "?" + query
+	}
+	return ref, nil
+}
+
+// begin names the client and runs on_connect.
+func (c *conn) begin(typ string, ref sdk.StreamRef, rawURL string) error {
+	c.mu.Lock()
+	c.info.Type, c.ref, c.url = typ, ref, rawURL
+	info := c.info
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.s.ctx, hookTimeout)
+	defer cancel()
+	err := c.s.rt.Host.ClientConnected(ctx, info, sdk.StreamRef{Vhost: ref.Vhost, App: ref.App, Param: ref.Param, TcURL: ref.TcURL})
+	switch {
+	case errors.Is(err, sdk.ErrForbidden):
+		return fmt.Errorf("on_connect refused: %w", err)
+	case err != nil:
+		c.log.Debug("report client connected", "error", err)
+	default:
+		c.mu.Lock()
+		c.connected = true
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// OnNewRtspPubSession is lal's ANNOUNCE: claim the stream.
+func (c *conn) OnNewRtspPubSession(ps *rtsp.PubSession) error {
+	ref, err := c.streamRef(ps.Url(), ps.AppName(), ps.StreamName(), ps.RawQuery())
+	if err != nil {
+		return c.refuse(err)
+	}
+	// lal reads any body as an SDP (a track of payload type 0, G.711, by
+	// default): a publisher needs an H.264/H.265 or AAC track with a control.
+	sd := ps.GetSdp()
+	video := sd.IsVideoUnpackable() && sd.HasVideoAControl()
+	audio := sd.GetAudioPayloadTypeBase() == base.AvPacketPtAac && sd.Asc != nil && sd.HasAudioAControl()
+	if !video && !audio {
+		c.mu.Lock()
+		c.ref = ref
+		c.mu.Unlock()
+		return c.refuse(fmt.Errorf("%w: the ANNOUNCE's sdp has no H.264, H.265 or AAC track", errMalformed))
+	}
+	if err := c.begin(typePublish, ref, ps.Url()); err != nil {
+		return c.refuse(err)
+	}
+	ctx, cancel := context.WithTimeout(c.s.ctx, hookTimeout)
+	pub, err := c.s.rt.Host.Publish(ctx, c.info, ref)
+	cancel()
+	if err != nil {
+		return c.refuse(err)
+	}
+	c.mu.Lock()
+	c.pub = pub
+	c.ps = ps
+	c.in.setSDP(ps.GetSdp())
+	c.mu.Unlock()
+	c.lastData.Store(time.Now().UnixNano())
+	c.g.streaming()
+	c.s.mu.Lock()
+	c.s.lalKeys[ps.UniqueKey()] = c
+	c.s.mu.Unlock()
+	ps.SetObserver(c)
+	go c.watchIdle()
+	c.log.Info("publish started", "stream", ref.Key(), "param", ref.Param, "stream_id", pub.StreamID)
+	return nil
+}
+
+// watchIdle cuts a publisher that sends no RTP for idle_timeout, over UDP
+// (the TCP connection stays quiet) or TCP.
+func (c *conn) watchIdle() {
+	timeout := c.cfg.IdleTimeout.Std()
+	t := time.NewTicker(min(timeout/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, c.lastData.Load())) > timeout {
+				c.close(fmt.Sprintf("timeout: no rtp for %s", timeout))
+				return
+			}
+		}
+	}
+}
+
+// OnSdp implements lal's IPubSessionObserver (the ANNOUNCE's SDP).
+func (c *conn) OnSdp(ctx sdp.LogicContext) {
+	c.mu.Lock()
+	c.in.setSDP(ctx)
+	c.mu.Unlock()
+}
+
+// OnRtpPacket implements lal's IPubSessionObserver: count what arrives.
+func (c *conn) OnRtpPacket(pkt rtprtcp.RtpPacket) {
+	c.recv.Add(uint64(len(pkt.Raw)))
+	c.lastData.Store(time.Now().UnixNano())
+}
+
+// OnAvPacket implements lal's IPubSessionObserver: one frame to the hub.
+// It runs on lal's goroutines (the connection's, or a UDP socket's).
+func (c *conn) OnAvPacket(pkt base.AvPacket) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic converting an rtsp frame, closing the connection", "panic", fmt.Sprint(r))
+			c.close("internal error")
+		}
+	}()
+	c.mu.Lock()
+	pub := c.pub
+	err := error(nil)
+	if pub != nil {
+		err = c.in.convert(pkt, pub.Write)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.close("write to the hub: " + err.Error())
+	}
+}
+
+// OnNewRtspSubSessionDescribe is lal's DESCRIBE: authorise the player,
+// open the stream and answer with its SDP.
+func (c *conn) OnNewRtspSubSessionDescribe(ss *rtsp.SubSession) (bool, []byte) {
+	ref, err := c.streamRef(ss.Url(), ss.AppName(), ss.StreamName(), ss.RawQuery())
+	if err != nil {
+		_ = c.refuse(err)
+		return false, nil
+	}
+	if err := c.begin(typePlay, ref, ss.Url()); err != nil {
+		_ = c.refuse(err)
+		return false, nil
+	}
+	if !c.s.addPlayer() {
+		_ = c.refuse(fmt.Errorf("max_players %d reached", c.cfg.MaxPlayers))
+		return false, nil
+	}
+	c.mu.Lock()
+	c.player = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.s.ctx, hookTimeout)
+	err = c.s.rt.Host.Play(ctx, c.info, ref)
+	cancel()
+	if err != nil {
+		_ = c.refuse(err)
+		return false, nil
+	}
+	c.mu.Lock()
+	c.playing = true
+	c.playCtx, c.playStop = context.WithCancel(c.s.ctx)
+	pctx := c.playCtx
+	c.mu.Unlock()
+	go func() {
+		select {
+		case <-c.done:
+		case <-pctx.Done():
+		}
+		c.playStop()
+	}()
+	wctx, wcancel := context.WithTimeout(pctx, c.cfg.PlayWait.Std()+hookTimeout)
+	defer wcancel()
+	src, err := c.s.tap.Pull(wctx, ref, live.Options{
+		Client: c.info, Subscribe: sdk.SubscribeOptions{Wait: c.cfg.PlayWait.Std()},
+		GopCache: true, GopMaxFrames: live.DefaultGopMaxFrames,
+	}, c.log.With("stream", ref.Key()))
+	if err != nil {
+		_ = c.refuse(fmt.Errorf("play %s: %w", ref.Key(), err))
+		return false, nil
+	}
+	c.mu.Lock()
+	c.src = src
+	c.rmx = remux.NewRtmp2RtspRemuxer(func(ctx sdp.LogicContext) {
+		c.sdpRaw = ctx.RawSdp
+	}, c.onRTP)
+	c.mu.Unlock()
+	// The stream's configs and GOP come first: feed them until lal's
+	// remuxer has what an SDP needs (it waits for H.264/H.265 parameter
+	// sets and the AAC config, or 16 frames).
+	var buf []byte
+	for i := 0; i < 4096; i++ {
+		p, err := src.Read(wctx)
+		if err != nil {
+			_ = c.refuse(fmt.Errorf("play %s: no sdp yet: %w", ref.Key(), err))
+			return false, nil
+		}
+		var msg base.RtmpMsg
+		var ok bool
+		msg, buf, ok = rtmpMsg(buf, p)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		c.rmx.FeedRtmpMsg(msg)
+		raw := c.sdpRaw
+		c.mu.Unlock()
+		if raw != nil {
+			c.mu.Lock()
+			c.sub = ss
+			c.mu.Unlock()
+			c.log.Info("play described", "stream", ref.Key(), "param", ref.Param)
+			return true, raw
+		}
+	}
+	_ = c.refuse(fmt.Errorf("play %s: no sdp after 4096 packets", ref.Key()))
+	return false, nil
+}
+
+// onRTP takes the remuxer's RTP packets: kept until PLAY, then written.
+// It runs with c.mu held (under FeedRtmpMsg).
+func (c *conn) onRTP(pkt rtprtcp.RtpPacket) {
+	if !c.started2.Load() {
+		if len(c.pending) < maxPending {
+			c.pending = append(c.pending, pkt)
+		}
+		return
+	}
+	if c.sub == nil {
+		return // ended (cleanup)
+	}
+	c.sub.WriteRtpPacket(pkt)
+	c.sent.Add(uint64(len(pkt.Raw)) + 4)
+}
+
+// OnNewRtspSubSessionPlay is lal's PLAY: once lal has written the PLAY
+// response, the play loop starts writing RTP.
+func (c *conn) OnNewRtspSubSessionPlay(ss *rtsp.SubSession) error {
+	c.mu.Lock()
+	if c.src == nil || c.sub != ss {
+		c.mu.Unlock()
+		return c.refuse(errors.New("PLAY before a DESCRIBE that succeeded"))
+	}
+	c.mu.Unlock()
+	ready := make(chan struct{})
+	c.rmu.Lock()
+	c.playReady = ready
+	c.rmu.Unlock()
+	c.g.streaming()
+	go c.playLoop(ready)
+	return nil
+}
+
+// wroteResponse is the guard's write hook: the first response after
+// PLAY's callback is PLAY's.
+func (c *conn) wroteResponse(b []byte) {
+	c.rmu.Lock()
+	ready := c.playReady
+	if ready != nil && len(b) >= 8 && string(b[:8]) == "RTSP/1.0" {
+		c.playReady = nil
+		close(ready)
+	}
+	c.rmu.Unlock()
+}
+
+func (c *conn) playLoop(ready chan struct{}) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in rtsp player, closing it", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.close("internal error")
+		}
+	}()
+	c.mu.Lock()
+	ctx := c.playCtx
+	c.mu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return
+	case <-time.After(5 * time.Second):
+		c.close("play response not written within 5s")
+		return
+	}
+	c.mu.Lock()
+	c.started2.Store(true)
+	pending := c.pending
+	c.pending = nil
+	sub := c.sub
+	src := c.src
+	c.mu.Unlock()
+	for _, p := range pending {
+		sub.WriteRtpPacket(p)
+		c.sent.Add(uint64(len(p.Raw)) + 4)
+	}
+	c.log.Info("play started", "stream", c.ref.Key())
+	var buf []byte
+	for {
+		p, err := src.Read(ctx)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, io.EOF):
+				c.close("stream ended")
+			default:
+				c.close("play: " + err.Error())
+			}
+			return
+		}
+		var msg base.RtmpMsg
+		var ok bool
+		msg, buf, ok = rtmpMsg(buf, p)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		c.rmx.FeedRtmpMsg(msg)
+		c.mu.Unlock()
+	}
+}
+
+// cleanup ends the publication or the play and reports the close.
+func (c *conn) cleanup() {
+	c.mu.Lock()
+	pub, src, info, ref := c.pub, c.src, c.info, c.ref
+	playing, connected, player := c.playing, c.connected, c.player
+	c.pub, c.src, c.playing, c.connected, c.player = nil, nil, false, false, false
+	stop := c.playStop
+	ps, ss := c.ps, c.sub
+	c.ps, c.sub = nil, nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	// lal's sessions own the UDP sockets of a UDP SETUP (and the command
+	// session's connection, closed already): dispose them, as lal's own
+	// server does after RunLoop.
+	if ps != nil {
+		_ = ps.Dispose()
+	} else if ss != nil {
+		_ = ss.Dispose()
+	}
+	if pub != nil {
+		if err := pub.Close(); err != nil {
+			c.log.Warn("unpublish", "stream", ref.Key(), "error", err)
+		}
+		c.log.Info("publish stopped", "stream", ref.Key())
+	}
+	if src != nil {
+		_ = src.Close()
+	}
+	if player {
+		c.s.removePlayer()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if playing {
+		if err := c.s.rt.Host.PlayStopped(ctx, info, ref); err != nil {
+			c.log.Debug("report play stopped", "error", err)
+		}
+		c.log.Info("play stopped", "stream", ref.Key())
+	}
+	if connected {
+		if err := c.s.rt.Host.ClientClosed(ctx, info, ref, c.sent.Load(), c.recv.Load()); err != nil {
+			c.log.Debug("report client closed", "error", err)
+		}
+	}
+}
+
+// stat reports a publisher or player; ok is false before ANNOUNCE or
+// DESCRIBE succeeded.
+func (c *conn) stat() (sdk.ClientStat, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pub == nil && !c.playing {
+		return sdk.ClientStat{}, false
+	}
+	return sdk.ClientStat{
+		Client: c.info, Stream: c.ref, Publish: c.pub != nil, Alive: time.Since(c.started),
+		SendBytes: c.sent.Load(), RecvBytes: c.recv.Load(), URL: strings.TrimSpace(c.url),
+	}, true
+}
