@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,7 +117,37 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.g = newGuard(nc, cfg.IdleTimeout.Std())
 	c.g.onWrite = c.wroteResponse
+	c.g.beforeWrite = c.guardSetupResponse
 	return c
+}
+
+// serverPortRE finds the RTCP port of a SETUP response's Transport header.
+var serverPortRE = regexp.MustCompile(`(?i)server_port=(\d+)-(\d+)`)
+
+// guardSetupResponse filters the RTCP socket lal bound for a SETUP over
+// UDP before the response names its port (udpfilter_linux.go).
+func (c *conn) guardSetupResponse(b []byte) error {
+	if len(b) < 12 || string(b[:8]) != "RTSP/1.0" {
+		return nil
+	}
+	m := serverPortRE.FindSubmatch(b)
+	if m == nil {
+		return nil
+	}
+	port, err := strconv.Atoi(string(m[2]))
+	if err != nil || port <= 0 || port > 65535 {
+		return fmt.Errorf("setup response names a bad rtcp port %q", m[2])
+	}
+	n, err := guardRTCPPorts(map[int]bool{port: true})
+	if err == nil && n == 0 {
+		err = fmt.Errorf("no udp socket bound to port %d", port)
+	}
+	if err != nil {
+		c.log.Error("rtsp over udp refused: cannot filter the rtcp socket", "port", port, "error", err)
+		return fmt.Errorf("guard rtcp port %d: %w", port, err)
+	}
+	c.log.Debug("rtcp socket filtered", "port", port)
+	return nil
 }
 
 // close ends the connection once with reason.

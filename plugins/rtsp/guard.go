@@ -162,6 +162,9 @@ type guard struct {
 
 	// onWrite sees every write (lal's responses, RTP), after it is done.
 	onWrite func(b []byte)
+	// beforeWrite sees every write before it is sent; an error ends the
+	// connection instead of sending it.
+	beforeWrite func(b []byte) error
 
 	mu       sync.Mutex
 	err      error // the framing error that ended the connection
@@ -232,6 +235,15 @@ func (g *guard) Read(p []byte) (int, error) {
 }
 
 func (g *guard) Write(b []byte) (int, error) {
+	if g.beforeWrite != nil {
+		if err := g.beforeWrite(b); err != nil {
+			g.mu.Lock()
+			g.err = err
+			g.mu.Unlock()
+			_ = g.Conn.Close()
+			return 0, err
+		}
+	}
 	n, err := g.Conn.Write(b)
 	if g.onWrite != nil && n > 0 {
 		g.onWrite(b[:n])

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -410,6 +411,85 @@ func TestRTSPHostileInputs(t *testing.T) {
 	if ps["rtsp"].Restarts != 0 || strings.Contains(e.d.Log(), "panic") {
 		t.Errorf("rtsp restarted %d times or panicked", ps["rtsp"].Restarts)
 	}
+}
+
+// TestRTSPUDPRTCPJunk: datagrams that crash lal's RTCP reader (a 1-byte
+// packet, sender reports shorter than 28 bytes) sent to the RTCP port a
+// SETUP over UDP gave out are dropped by the socket filter the plugin puts
+// on it: the plugin does not restart, and a good RTSP player beside goes
+// on; well-formed RTCP still reaches the session.
+func TestRTSPUDPRTCPJunk(t *testing.T) {
+	e := startRTSP(t, "", "")
+	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/good", 120)
+	waitPublished(t, e.d, "live", "good")
+	ps0 := waitRunning(t, e.d, "rtsp")
+	r := rtspDial(t, e.rtspAddr)
+	url := "rtsp://" + e.rtspAddr + "/live/udpjunk"
+	if s := r.request("ANNOUNCE", url, "", rtspTestSDP); !strings.Contains(s, "200") {
+		t.Fatalf("ANNOUNCE: %q", s)
+	}
+	status, hdr := r.requestHeaders("SETUP", url+"/streamid=0", "Transport: RTP/AVP/UDP;unicast;client_port=40010-40011;mode=record\r\n", "")
+	if !strings.Contains(status, "200") {
+		t.Fatalf("SETUP: %q", status)
+	}
+	m := regexp.MustCompile(`server_port=(\d+)-(\d+)`).FindStringSubmatch(hdr)
+	if m == nil {
+		t.Fatalf("SETUP response without server_port:\n%s", hdr)
+	}
+	if s := r.request("RECORD", url, "", ""); !strings.Contains(s, "200") {
+		t.Fatalf("RECORD: %q", s)
+	}
+	rtcp, err := net.Dial("udp", "127.0.0.1:"+m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtcp.Close()
+	sr := make([]byte, 28)
+	sr[0], sr[1], sr[3] = 0x80, 200, 6
+	for _, d := range [][]byte{{0x80}, {0x80, 200, 0, 1}, sr[:20], sr[:27], {}, sr} {
+		if _, err := rtcp.Write(d); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	ps, err := e.d.Plugins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ps["rtsp"]; p.PID != ps0["rtsp"].PID || p.Restarts != 0 || strings.Contains(e.d.Log(), "panic") {
+		t.Fatalf("junk RTCP over UDP crashed the rtsp plugin: pid %d -> %d, restarts %d", ps0["rtsp"].PID, p.PID, p.Restarts)
+	}
+	logLineWith(t, e.d, "rtcp socket filtered", "rtcp socket filtered", "client_id")
+	checkAV(t, "rtsp beside junk rtcp", ffprobeOpts(t, "rtsp://"+e.rtspAddr+"/live/good", 3, "-rtsp_transport", "tcp"), 10)
+}
+
+// requestHeaders is request, returning the response's header lines too.
+func (r *rtspRaw) requestHeaders(method, url, headers, body string) (string, string) {
+	r.t.Helper()
+	r.cseq++
+	msg := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\n%s", method, url, r.cseq, headers)
+	if body != "" {
+		msg += fmt.Sprintf("Content-Type: application/sdp\r\nContent-Length: %d\r\n", len(body))
+	}
+	msg += "\r\n" + body
+	_ = r.c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := r.c.Write([]byte(msg)); err != nil {
+		return "", ""
+	}
+	status, err := r.r.ReadString('\n')
+	if err != nil {
+		return "", ""
+	}
+	var hdr strings.Builder
+	for {
+		l, err := r.r.ReadString('\n')
+		if err != nil || strings.TrimSpace(l) == "" {
+			break
+		}
+		hdr.WriteString(l)
+	}
+	return strings.TrimSpace(status), hdr.String()
 }
 
 // TestRTSPSecurityRules: a vhost's security rules refuse RTSP players and
