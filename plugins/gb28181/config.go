@@ -30,9 +30,18 @@ type settings struct {
 	// arrives (SRS sip { auto_play }); otherwise channels are invited when
 	// a player wants their stream.
 	AutoInvite bool `json:"auto_invite"`
-	// Transport is how devices send media: "udp" or "tcp" (TCP passive:
-	// the device connects to the media port).
+	// Transport is how devices send media: "udp", "tcp" (TCP passive:
+	// the device connects to the media port; "tcp_passive" is the same)
+	// or "tcp_active" (the server connects to the port the device's SDP
+	// answer gives).
 	Transport string `json:"transport"`
+	// RTPPortMin and RTPPortMax give each UDP stream a port of its own
+	// from this range (SRS stream_caster { rtp_port_min rtp_port_max }),
+	// bound at invite and given back when the stream ends; the SSRC is
+	// still checked. 0 (the default) sends every UDP stream to the one
+	// listen_media_udp port, where streams are told apart by SSRC.
+	RTPPortMin int `json:"rtp_port_min"`
+	RTPPortMax int `json:"rtp_port_max"`
 	// Vhost is the vhost the devices' streams belong to.
 	Vhost string `json:"vhost"`
 	// MaxDevices bounds the registry (REGISTER floods).
@@ -74,8 +83,17 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	if !idRE.MatchString(s.ServerID) {
 		bad("server_id", fmt.Sprintf("%q is not a GB28181 id", s.ServerID))
 	}
-	if s.Transport != "udp" && s.Transport != "tcp" {
-		bad("transport", fmt.Sprintf("%q: want \"udp\" or \"tcp\"", s.Transport))
+	switch s.Transport {
+	case "udp", "tcp", "tcp_active":
+	case "tcp_passive":
+		s.Transport = "tcp"
+	default:
+		bad("transport", fmt.Sprintf("%q: want \"udp\", \"tcp\" (passive) or \"tcp_active\"", s.Transport))
+	}
+	switch {
+	case s.RTPPortMin == 0 && s.RTPPortMax == 0:
+	case s.RTPPortMin < 1 || s.RTPPortMax > 65535 || s.RTPPortMin > s.RTPPortMax:
+		bad("rtp_port_min", fmt.Sprintf("rtp_port_min %d and rtp_port_max %d: want 1 <= min <= max <= 65535", s.RTPPortMin, s.RTPPortMax))
 	}
 	if s.KeepaliveTimeout.Std() < time.Second {
 		bad("keepalive_timeout", "must be at least 1s")

@@ -53,6 +53,7 @@ type Server struct {
 	pcs      []net.PacketConn
 	ssrcSeq  uint32
 	sn       int
+	pool     *portPool // the rtp_port range, nil without one
 
 	registers atomic.Uint64
 	refused   atomic.Uint64
@@ -434,7 +435,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		d.log.Info("catalog", "channels", len(m.Items))
 		if cfg.AutoInvite && cfg.enabled {
 			for _, c := range fresh {
-				s.startInvite(d, c)
+				s.startInvite(d, c, false)
 			}
 		}
 	}
@@ -549,7 +550,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	live := map[string]bool{}
 	for _, ss := range s.sessions {
-		live[ss.dev.id+"/"+ss.channel] = ss.pub.Load() != nil
+		if ss.dev != nil {
+			live[ss.dev.id+"/"+ss.channel] = ss.pub.Load() != nil
+		}
 	}
 	out := []devJSON{}
 	for _, d := range s.devices {
@@ -609,6 +612,9 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"devices": uint64(len(s.devices)), "sessions": uint64(len(s.sessions)),
 		"registers": s.registers.Load(), "registers_refused": s.refused.Load(),
 	}}
+	if s.pool != nil {
+		st.Counters["rtp_ports_in_use"] = uint64(s.pool.inUse())
+	}
 	for _, ss := range s.sessions {
 		if ss.pub.Load() == nil {
 			continue
@@ -643,7 +649,7 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	}
 	s.mu.Unlock()
 	if dev != nil {
-		s.startInvite(dev, ch)
+		s.startInvite(dev, ch, true)
 	}
 }
 
@@ -662,6 +668,25 @@ func (s *Server) newSSRC() uint32 {
 }
 
 var errNoSession = errors.New("gb28181: no session for ssrc")
+
+// portPool is the pool of the configured rtp_port range (nil when there
+// is none); a reload that changes the range makes a new pool, and each
+// session gives its port back to the pool it came from.
+func (s *Server) portPool(cfg *config) *portPool {
+	if cfg.RTPPortMin == 0 {
+		return nil
+	}
+	host := "0.0.0.0"
+	if pcs := s.rt.PacketConns("media_udp"); len(pcs) > 0 {
+		host = pcs[0].LocalAddr().(*net.UDPAddr).IP.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pool; p == nil || p.min != cfg.RTPPortMin || p.max != cfg.RTPPortMax || p.host != host {
+		s.pool = newPortPool(host, cfg.RTPPortMin, cfg.RTPPortMax)
+	}
+	return s.pool
+}
 
 func ssrcOf(b []byte) (uint32, bool) {
 	if len(b) < 12 {

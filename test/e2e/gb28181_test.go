@@ -172,8 +172,14 @@ type gbDevice struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	streaming atomic.Bool
-	junk      bool // send random bytes as the PS payload
-	tcp       bool // SIP over TCP
+	invites   atomic.Int32 // INVITEs answered
+	byes      atomic.Int32 // BYEs received
+	// activeInvites counts INVITEs asking for TCP active; mediaPorts gets
+	// the UDP port of each UDP INVITE.
+	activeInvites atomic.Int32
+	mediaPorts    chan string
+	junk          bool // send random bytes as the PS payload
+	tcp           bool // SIP over TCP
 }
 
 func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *gbDevice {
@@ -197,12 +203,13 @@ func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *g
 		t.Fatal(err)
 	}
 	g := &gbDevice{t: t, id: gbDeviceID, password: password, server: sip.Uri{User: gbServerID, Host: host, Port: p},
-		ua: ua, cli: cli, pc: pc, aus: aus, stop: make(chan struct{})}
+		ua: ua, cli: cli, pc: pc, aus: aus, stop: make(chan struct{}), mediaPorts: make(chan string, 64)}
 	srv.OnMessage(g.onMessage)
 	srv.OnInvite(g.onInvite)
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		g.byes.Add(1)
 		g.streaming.Store(false)
 	})
 	go func() { _ = srv.ServeUDP(pc) }()
@@ -238,11 +245,16 @@ func (g *gbDevice) request(method sip.RequestMethod, body []byte) *sip.Request {
 }
 
 // register returns the final status of a REGISTER with digest auth.
-func (g *gbDevice) register() int {
+func (g *gbDevice) register() int { return g.registerExpires(3600) }
+
+// unregister sends REGISTER with Expires: 0.
+func (g *gbDevice) unregister() int { return g.registerExpires(0) }
+
+func (g *gbDevice) registerExpires(expires int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := g.request(sip.REGISTER, nil)
-	req.AppendHeader(sip.NewHeader("Expires", "3600"))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	res, err := g.cli.Do(ctx, req)
 	if err != nil {
 		g.t.Fatalf("register: %v", err)
@@ -309,33 +321,63 @@ func (g *gbDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ssrc, _ := strconv.ParseUint(y[1], 10, 32)
-	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=%s\r\n", g.id, m[2], y[1])
+	tcp := m[2] == "TCP/RTP/AVP"
+	// TCP active (the server connects): listen, and answer with the port.
+	var ln net.Listener
+	port := "0"
+	if tcp && strings.Contains(body, "a=setup:active") {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Error", nil))
+			return
+		}
+		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		g.activeInvites.Add(1)
+	}
+	if !tcp {
+		select {
+		case g.mediaPorts <- m[1]:
+		default:
+		}
+	}
+	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video %s %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\n", g.id, port, m[2])
+	if ln != nil {
+		answer += "a=setup:passive\r\na=connection:new\r\n"
+	}
+	answer += "y=" + y[1] + "\r\n"
 	res := sip.NewResponseFromRequest(req, 200, "OK", []byte(answer))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: g.id, Host: "127.0.0.1", Port: g.port()}})
 	_ = tx.Respond(res)
 	dst := net.JoinHostPort(c[1], m[1])
 	g.streaming.Store(true)
+	g.invites.Add(1)
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.stream(dst, m[2] == "TCP/RTP/AVP", uint32(ssrc))
+		var nc net.Conn
+		var err error
+		switch {
+		case ln != nil:
+			_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+			nc, err = ln.Accept()
+			ln.Close()
+		case tcp:
+			nc, err = net.Dial("tcp", dst)
+		default:
+			nc, err = net.Dial("udp", dst)
+		}
+		if err != nil {
+			g.t.Errorf("media connection (%s): %v", dst, err)
+			return
+		}
+		g.stream(nc, tcp, uint32(ssrc))
 	}()
 }
 
-// stream sends the file in a loop at its frame rate until stopped or BYE.
-func (g *gbDevice) stream(dst string, tcp bool, ssrc uint32) {
-	var nc net.Conn
-	var err error
-	if tcp {
-		nc, err = net.Dial("tcp", dst)
-	} else {
-		nc, err = net.Dial("udp", dst)
-	}
-	if err != nil {
-		g.t.Errorf("media dial %s: %v", dst, err)
-		return
-	}
+// stream sends the file in a loop at its frame rate on nc until stopped
+// or BYE.
+func (g *gbDevice) stream(nc net.Conn, tcp bool, ssrc uint32) {
 	defer nc.Close()
 	var seq uint16
 	tick := time.NewTicker(40 * time.Millisecond)

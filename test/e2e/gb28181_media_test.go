@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gbRange finds a base port with n free UDP ports after it on loopback
+// (free when probed; the plugin skips a port taken meanwhile).
+func gbRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := pc.LocalAddr().(*net.UDPAddr).Port
+		pc.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			c, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			c.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free udp port range")
+	return 0
+}
+
+// TestGB28181PortRange: with rtp_port_min/max each UDP stream gets a port
+// of its own from the range, packets of another SSRC on it are dropped,
+// and the port is given back when the stream ends.
+func TestGB28181PortRange(t *testing.T) {
+	base := gbRange(t, 4)
+	d, addrs, rtmp := startGB(t, "udp", fmt.Sprintf("rtp_port_min = %d", base), fmt.Sprintf("rtp_port_max = %d", base+3))
+	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
+	if code := g.register(); code != 200 {
+		t.Fatalf("register: %d", code)
+	}
+	g.startKeepalive()
+	var port int
+	select {
+	case p := <-g.mediaPorts:
+		port, _ = strconv.Atoi(p)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no udp invite")
+	}
+	_, shared, _ := net.SplitHostPort(addrs.mediaUDP)
+	if port < base || port > base+3 || strconv.Itoa(port) == shared {
+		t.Fatalf("invite offered port %d, want one of %d-%d (shared port %s)", port, base, base+3, shared)
+	}
+	stream := gbDeviceID + "_" + gbChanID
+	waitPublished(t, d, "live", stream)
+	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
+	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
+		t.Fatalf("rtmp probe: %+v", p.Streams)
+	}
+
+	// RTP of another SSRC on the stream's port is dropped with a log line.
+	mc, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := make([]byte, 40)
+	pkt[0], pkt[1] = 0x80, 96
+	binary.BigEndian.PutUint32(pkt[8:], 4242)
+	for range 3 {
+		_, _ = mc.Write(pkt)
+	}
+	mc.Close()
+	Eventually(t, 10*time.Second, "foreign ssrc logged", func() error {
+		if strings.Contains(d.Log(), "rtp of another ssrc dropped") && strings.Contains(d.Log(), "got_ssrc=4242") {
+			return nil
+		}
+		return fmt.Errorf("no log line")
+	})
+	waitPublished(t, d, "live", stream) // untouched
+
+	// The device unregisters: the stream ends and its port is free again.
+	if code := g.unregister(); code != 200 {
+		t.Fatalf("unregister: %d", code)
+	}
+	waitUnpublished(t, d, "live", stream)
+	Eventually(t, 10*time.Second, "rtp port given back", func() error {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		pc.Close()
+		return nil
+	})
+}
+
+// TestGB28181TCPActive: with transport tcp_active the INVITE asks the
+// device to listen (a=setup:active), and the server connects to the port
+// of the device's answer and receives the stream there.
+func TestGB28181TCPActive(t *testing.T) {
+	d, addrs, rtmp := startGB(t, "tcp_active")
+	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
+	if code := g.register(); code != 200 {
+		t.Fatalf("register: %d", code)
+	}
+	g.startKeepalive()
+	stream := gbDeviceID + "_" + gbChanID
+	waitPublished(t, d, "live", stream)
+	if g.activeInvites.Load() == 0 {
+		t.Fatal("the invite did not ask for tcp active")
+	}
+	if !strings.Contains(d.Log(), "tcp active media connected") {
+		t.Fatal("no log line for the active connection")
+	}
+	httpWantCodecs(t, "flv", httpProbe(t, "http://"+hlsAddr(t, d)+"/live/"+stream+".flv", 2), "h264")
+	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
+	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Height != 240 {
+		t.Fatalf("rtmp probe: %+v", p.Streams)
+	}
+}
