@@ -90,7 +90,7 @@ func (s *Server) Info() sdk.Info {
 			{Name: "media", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:9000"}},
 			{Name: "media_udp", Network: "udp", DefaultAddrs: []string{"0.0.0.0:9000"}},
 		},
-		HTTPRoutes: []string{"/api/v1/gb28181/"},
+		HTTPRoutes: []string{"/api/v1/gb28181/", "/gb/v1/publish"},
 	}
 }
 
@@ -527,9 +527,13 @@ func (s *Server) dropDevice(d *device, why string) {
 
 // ---- API ----
 
-// ServeHTTP serves GET /api/v1/gb28181/devices: devices, their channels
-// and status.
+// ServeHTTP serves GET /api/v1/gb28181/devices (devices, their channels
+// and status) and SRS 6's POST /gb/v1/publish/ (publishapi.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.TrimSuffix(r.URL.Path, "/") == "/gb/v1/publish" {
+		s.servePublish(w, r)
+		return
+	}
 	if strings.TrimSuffix(r.URL.Path, "/") != "/api/v1/gb28181/devices" {
 		http.Error(w, `{"code":404,"error":"not found"}`, http.StatusNotFound)
 		return

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,4 +130,87 @@ func TestGB28181TCPActive(t *testing.T) {
 	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Height != 240 {
 		t.Fatalf("rtmp probe: %+v", p.Streams)
 	}
+}
+
+type gbPublishReply struct {
+	Code     int    `json:"code"`
+	Desc     string `json:"desc"`
+	Port     int    `json:"port"`
+	IsTCP    bool   `json:"is_tcp"`
+	ClientID string `json:"client_id"`
+}
+
+func gbPublish(t *testing.T, d *Daemon, body string) gbPublishReply {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Post(d.API+"/gb/v1/publish/", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r gbPublishReply
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("publish reply: %v", err)
+	}
+	return r
+}
+
+// TestGB28181PublishAPI: an external SIP server asks for a stream with SRS
+// 6's POST /gb/v1/publish/ (id, ssrc), gets the media port, and the PS
+// sent there with that SSRC plays as live/<id>; over TCP (SRS's answer)
+// and over UDP; a taken id or SSRC and a bad body get SRS's error codes.
+func TestGB28181PublishAPI(t *testing.T) {
+	d, addrs, rtmp := startGB(t, "udp")
+	aus := gbAUs(t)
+	sim := newGBDevice(t, addrs.sipUDP, "secret", aus) // only its media sender is used
+	sim.streaming.Store(true)
+
+	r := gbPublish(t, d, `{"id":"cam1","ssrc":"0100000123"}`)
+	_, tcpPort, _ := net.SplitHostPort(addrs.mediaTCP)
+	if r.Code != 0 || !r.IsTCP || strconv.Itoa(r.Port) != tcpPort {
+		t.Fatalf("publish reply %+v, want code 0, is_tcp and port %s", r, tcpPort)
+	}
+	nc, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.wg.Add(1)
+	go func() { defer sim.wg.Done(); sim.stream(nc, true, 100000123) }()
+	waitPublished(t, d, "live", "cam1")
+	p := ffprobe(t, "rtmp://"+rtmp+"/live/cam1", 2)
+	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
+		t.Fatalf("rtmp probe: %+v", p.Streams)
+	}
+
+	if r := gbPublish(t, d, `{"id":"cam1","ssrc":"77"}`); r.Code != 1028 {
+		t.Fatalf("same id again: %+v, want code 1028", r)
+	}
+	if r := gbPublish(t, d, `{"id":"cam9","ssrc":"100000123"}`); r.Code != 1028 {
+		t.Fatalf("same ssrc again: %+v, want code 1028", r)
+	}
+	for _, bad := range []string{`{"id":"cam2"}`, `{"ssrc":"5"}`, `{"id":"../x","ssrc":"5"}`, `not json`, `{"id":"cam2","ssrc":"99999999999"}`} {
+		if r := gbPublish(t, d, bad); r.Code != 3008 || r.Desc == "" {
+			t.Fatalf("bad body %s: %+v, want code 3008 with a desc", bad, r)
+		}
+	}
+
+	// UDP: the shared UDP port (no range configured here).
+	u := gbPublish(t, d, `{"id":"cam2","ssrc":"4000","transport":"udp"}`)
+	_, udpPort, _ := net.SplitHostPort(addrs.mediaUDP)
+	if u.Code != 0 || u.IsTCP || strconv.Itoa(u.Port) != udpPort {
+		t.Fatalf("udp publish reply %+v, want port %s", u, udpPort)
+	}
+	uc, err := net.Dial("udp", addrs.mediaUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.wg.Add(1)
+	go func() { defer sim.wg.Done(); sim.stream(uc, false, 4000) }()
+	waitPublished(t, d, "live", "cam2")
+	httpWantCodecs(t, "flv", httpProbe(t, "http://"+hlsAddr(t, d)+"/live/cam2.flv", 2), "h264")
+
+	// The TCP stream ends when its connection closes.
+	nc.Close()
+	waitUnpublished(t, d, "live", "cam1")
+	waitPublished(t, d, "live", "cam2")
 }
