@@ -44,6 +44,17 @@ type settings struct {
 	RTPPortMax int `json:"rtp_port_max"`
 	// Vhost is the vhost the devices' streams belong to.
 	Vhost string `json:"vhost"`
+	// MediaTimeout ends a stream whose media does not decode: nothing
+	// decodable within this long of its first packet (junk, a codec we do
+	// not read), or no packet and no frame for this long once publishing
+	// (SRS rtp_idle_timeout). The device is sent BYE.
+	MediaTimeout sdk.Duration `json:"media_timeout"`
+	// ReorderPackets and ReorderWait bound how long a missing RTP packet
+	// is waited for: until this many later packets arrived or this long
+	// passed; then it is counted lost and the frame it belonged to is
+	// dropped.
+	ReorderPackets int          `json:"reorder_packets"`
+	ReorderWait    sdk.Duration `json:"reorder_wait"`
 	// MaxDevices bounds the registry (REGISTER floods).
 	MaxDevices int `json:"max_devices"`
 }
@@ -69,7 +80,8 @@ func defaultSettings() settings {
 	return settings{
 		ServerID: "34020000002000000001", Realm: "3402000000", Candidate: "127.0.0.1",
 		KeepaliveTimeout: sdk.Duration(30 * time.Second), AutoInvite: true, Transport: "udp",
-		Vhost: "__defaultVhost__", MaxDevices: 1000,
+		Vhost: "__defaultVhost__", MaxDevices: 1000, MediaTimeout: sdk.Duration(10 * time.Second),
+		ReorderPackets: defaultReorderPackets, ReorderWait: sdk.Duration(defaultReorderWait),
 	}
 }
 
@@ -97,6 +109,15 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if s.KeepaliveTimeout.Std() < time.Second {
 		bad("keepalive_timeout", "must be at least 1s")
+	}
+	if s.MediaTimeout.Std() < 100*time.Millisecond {
+		bad("media_timeout", "must be at least 100ms")
+	}
+	if s.ReorderPackets < 1 || s.ReorderPackets > 1024 {
+		bad("reorder_packets", fmt.Sprintf("%d: want 1 to 1024", s.ReorderPackets))
+	}
+	if w := s.ReorderWait.Std(); w < 0 || w > 5*time.Second {
+		bad("reorder_wait", "want 0 to 5s")
 	}
 	if s.MaxDevices < 1 {
 		bad("max_devices", "must be at least 1")

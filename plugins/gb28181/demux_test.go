@@ -128,9 +128,8 @@ func TestDemuxReorder(t *testing.T) {
 }
 
 func TestDemuxLoss(t *testing.T) {
-	// lal's reorder buffer gives up on a lost packet when it holds 1024
-	// packets: send enough after the loss for that to happen, then expect
-	// the frames after it to come out again.
+	// A long stream with one packet lost: the frames after it come out
+	// (TestDemuxLossCostsOneFrame checks exactly which and how soon).
 	const loops = 60
 	pkts := testStreamLoops(t, loops)
 	lost := len(pkts) / 10

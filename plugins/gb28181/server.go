@@ -487,19 +487,39 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
-		// A session whose media never decodes (junk, wrong SSRC, nothing
-		// sent) ends after the same time (SRS publish { firstpkt_timeout }).
-		var stale []*session
-		s.mu.Lock()
-		for _, x := range s.sessions {
-			if x.pub.Load() == nil && time.Since(x.started) > limit {
-				stale = append(stale, x)
-			}
+		s.expireSessions(limit, s.cfg.Load().MediaTimeout.Std())
+	}
+}
+
+// expireSessions ends the sessions whose media stopped or never decoded:
+// nothing at all within keepalive_timeout of the invite (SRS publish {
+// firstpkt_timeout }), nothing decodable within media_timeout of the first
+// packet (junk PS), no packet or no frame for media_timeout while
+// publishing, and on-demand channels with no player for idle_timeout.
+func (s *Server) expireSessions(first, media time.Duration) {
+	now := time.Now()
+	type due struct {
+		ss  *session
+		why string
+	}
+	var stale []due
+	s.mu.Lock()
+	for _, x := range s.sessions {
+		fp := x.firstPkt.Load()
+		switch {
+		case x.pub.Load() == nil && fp == 0 && now.Sub(x.started) > first:
+			stale = append(stale, due{x, fmt.Sprintf("no media within %s", first)})
+		case x.pub.Load() == nil && fp != 0 && now.Sub(time.Unix(0, fp)) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no decodable media within %s (received %d bytes)", media, x.recv.Load())})
+		case x.pub.Load() != nil && now.Sub(time.Unix(0, x.lastPkt.Load())) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no media for %s", media)})
+		case x.pub.Load() != nil && now.Sub(time.Unix(0, x.lastFrame.Load())) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no decodable media for %s (received %d bytes)", media, x.recv.Load())})
 		}
-		s.mu.Unlock()
-		for _, x := range stale {
-			x.close(fmt.Sprintf("no decodable media within %s (received %d bytes)", limit, x.recv.Load()), true)
-		}
+	}
+	s.mu.Unlock()
+	for _, x := range stale {
+		x.ss.close(x.why, true)
 	}
 }
 

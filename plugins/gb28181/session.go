@@ -53,6 +53,7 @@ type session struct {
 	conn   net.Conn // TCP media, closed with the session
 
 	firstPkt  atomic.Int64 // unix ns of the first media packet, 0 before
+	lastPkt   atomic.Int64 // unix ns of the last media packet
 	lastFrame atomic.Int64 // unix ns of the last decoded frame (or the publish)
 	idleSince atomic.Int64 // unix ns the last player left, 0 while one plays
 }
@@ -103,6 +104,7 @@ func (s *Server) newSession(cfg *config, d *device, channel, stream string, ssrc
 		ss.log = s.log.With("client_id", cid, "stream_id", channel, "ssrc", ssrc)
 	}
 	ss.dmx = newDemux(ss.write)
+	ss.dmx.setReorder(cfg.ReorderPackets, cfg.ReorderWait.Std())
 	return ss
 }
 
@@ -332,6 +334,9 @@ func (ss *session) feed(b []byte) {
 		return
 	}
 	ss.recv.Add(uint64(len(b)))
+	now := time.Now().UnixNano()
+	ss.firstPkt.CompareAndSwap(0, now)
+	ss.lastPkt.Store(now)
 	ss.mu.Lock()
 	err := ss.dmx.FeedRTP(b)
 	ss.mu.Unlock()
@@ -350,9 +355,13 @@ func (ss *session) write(p media.Packet) error {
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", ss.ref.Key(), err)
 		}
+		ss.lastFrame.Store(time.Now().UnixNano()) // before pub: expireSessions reads both
 		ss.pub.Store(np)
 		pub = np
 		ss.log.Info("publish started", "stream", ss.ref.Key(), "codec", p.Codec.String())
+	}
+	if p.Kind == media.KindVideo || p.Kind == media.KindAudio {
+		ss.lastFrame.Store(time.Now().UnixNano())
 	}
 	return pub.Write(p)
 }

@@ -46,6 +46,7 @@ func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs,
   listen_media_udp = ["127.0.0.1:0"]
   password = "secret"
   keepalive_timeout = "3s"
+  media_timeout = "2s"
   transport = %q
   %s`, transport, strings.Join(extra, "\n  "))
 	d := StartDaemon(t, Config{
@@ -556,7 +557,7 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 	}
 	j.startKeepalive()
 	Eventually(t, 20*time.Second, "junk stream ended with a log line", func() error {
-		if strings.Contains(d.Log(), "no decodable media within 3s") {
+		if strings.Contains(d.Log(), "no decodable media within 2s") {
 			return nil
 		}
 		return fmt.Errorf("no log line yet")
