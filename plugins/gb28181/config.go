@@ -55,6 +55,11 @@ type settings struct {
 	// dropped.
 	ReorderPackets int          `json:"reorder_packets"`
 	ReorderWait    sdk.Duration `json:"reorder_wait"`
+	// IdleTimeout sends BYE to a channel invited on demand (for a player)
+	// once it has had no player for this long, and its stream ends; the
+	// next player invites it again. 0 keeps it streaming. Default 30s
+	// (SRS's rtp_idle_timeout).
+	IdleTimeout sdk.Duration `json:"idle_timeout"`
 	// MaxDevices bounds the registry (REGISTER floods).
 	MaxDevices int `json:"max_devices"`
 }
@@ -81,7 +86,7 @@ func defaultSettings() settings {
 		ServerID: "34020000002000000001", Realm: "3402000000", Candidate: "127.0.0.1",
 		KeepaliveTimeout: sdk.Duration(30 * time.Second), AutoInvite: true, Transport: "udp",
 		Vhost: "__defaultVhost__", MaxDevices: 1000, MediaTimeout: sdk.Duration(10 * time.Second),
-		ReorderPackets: defaultReorderPackets, ReorderWait: sdk.Duration(defaultReorderWait),
+		IdleTimeout: sdk.Duration(30 * time.Second), ReorderPackets: defaultReorderPackets, ReorderWait: sdk.Duration(defaultReorderWait),
 	}
 }
 
@@ -118,6 +123,9 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if w := s.ReorderWait.Std(); w < 0 || w > 5*time.Second {
 		bad("reorder_wait", "want 0 to 5s")
+	}
+	if s.IdleTimeout.Std() < 0 {
+		bad("idle_timeout", "must not be negative")
 	}
 	if s.MaxDevices < 1 {
 		bad("max_devices", "must be at least 1")

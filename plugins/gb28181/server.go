@@ -487,7 +487,8 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
-		s.expireSessions(limit, s.cfg.Load().MediaTimeout.Std())
+		cfg := s.cfg.Load()
+		s.expireSessions(limit, cfg.MediaTimeout.Std(), cfg.IdleTimeout.Std())
 	}
 }
 
@@ -496,7 +497,7 @@ func (s *Server) expireLoop() {
 // firstpkt_timeout }), nothing decodable within media_timeout of the first
 // packet (junk PS), no packet or no frame for media_timeout while
 // publishing, and on-demand channels with no player for idle_timeout.
-func (s *Server) expireSessions(first, media time.Duration) {
+func (s *Server) expireSessions(first, media, idle time.Duration) {
 	now := time.Now()
 	type due struct {
 		ss  *session
@@ -515,6 +516,8 @@ func (s *Server) expireSessions(first, media time.Duration) {
 			stale = append(stale, due{x, fmt.Sprintf("no media for %s", media)})
 		case x.pub.Load() != nil && now.Sub(time.Unix(0, x.lastFrame.Load())) > media:
 			stale = append(stale, due{x, fmt.Sprintf("no decodable media for %s (received %d bytes)", media, x.recv.Load())})
+		case x.onDemand && idle > 0 && x.idleSince.Load() != 0 && now.Sub(time.Unix(0, x.idleSince.Load())) > idle:
+			stale = append(stale, due{x, fmt.Sprintf("no players for %s", idle)})
 		}
 	}
 	s.mu.Unlock()
@@ -650,13 +653,26 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 }
 
 // StreamEvent implements sdk.StreamWatcher: a player wants a channel's
-// stream nobody publishes, so invite the channel.
+// stream nobody publishes, so invite the channel; the last player of a
+// channel invited on demand left, so start its idle_timeout (a player
+// coming back, StreamWanted again, stops it).
 func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
-	if ev.Type != sdk.StreamWanted {
+	if ev.Type != sdk.StreamWanted && ev.Type != sdk.StreamUnwanted {
 		return
 	}
 	cfg := s.cfg.Load()
 	if !cfg.enabled || ev.Stream.Vhost != cfg.Vhost || ev.Stream.App != cfg.app {
+		return
+	}
+	if ev.Type == sdk.StreamUnwanted {
+		s.mu.Lock()
+		for _, x := range s.sessions {
+			if x.onDemand && x.ref.Stream == ev.Stream.Stream && x.ref.App == ev.Stream.App {
+				x.idleSince.Store(time.Now().UnixNano())
+				x.log.Info("no players left", "stream", x.ref.Key(), "idle_timeout", cfg.IdleTimeout.Std().String())
+			}
+		}
+		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()

@@ -580,9 +580,11 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 }
 
 // TestGB28181OnDemand: with auto_invite off, a registered channel is only
-// invited when a player asks for its stream.
+// invited when a player asks for its stream; once no player is left for
+// idle_timeout it is sent BYE and its stream ends; a player coming back
+// before that keeps it; the next player invites it again.
 func TestGB28181OnDemand(t *testing.T) {
-	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false")
+	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false", `idle_timeout = "3s"`)
 	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
 	if code := g.register(); code != 200 {
 		t.Fatalf("register: %d", code)
@@ -602,9 +604,43 @@ func TestGB28181OnDemand(t *testing.T) {
 	if g.streaming.Load() {
 		t.Fatal("invited without a player")
 	}
-	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
-	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
-		t.Fatalf("rtmp probe: %+v", p.Streams)
+	probe := func() {
+		t.Helper()
+		p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
+		if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
+			t.Fatalf("rtmp probe: %+v", p.Streams)
+		}
+	}
+	probe()
+	// Players come back one after another, each before idle_timeout: the
+	// channel is not sent BYE.
+	for range 2 {
+		probe()
+	}
+	if n := g.byes.Load(); n != 0 || g.invites.Load() != 1 {
+		t.Fatalf("byes=%d invites=%d while players came and went within idle_timeout", n, g.invites.Load())
+	}
+	Eventually(t, 10*time.Second, "each player's leaving seen", func() error {
+		if n := strings.Count(d.Log(), "no players left"); n < 3 {
+			return fmt.Errorf("%d 'no players left' lines, want 3", n)
+		}
+		return nil
+	})
+	// No player: BYE, the stream ends, with a log line.
+	Eventually(t, 20*time.Second, "idle channel sent BYE", func() error {
+		if g.byes.Load() == 0 {
+			return fmt.Errorf("no bye yet")
+		}
+		return nil
+	})
+	waitUnpublished(t, d, "live", stream)
+	if !strings.Contains(d.Log(), "no players for 3s") {
+		t.Fatal("no log line for the idle bye")
+	}
+	// The next player invites it again.
+	probe()
+	if n := g.invites.Load(); n != 2 {
+		t.Fatalf("invites=%d, want 2 after a player came back", n)
 	}
 }
 
