@@ -38,6 +38,13 @@ type gbAddrs struct{ sipUDP, mediaUDP, mediaTCP string }
 
 func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs, string) {
 	t.Helper()
+	return startGBWith(t, transport, "", false, extra...)
+}
+
+// startGBWith adds vhostBody to the default vhost (after its gb28181
+// block) and, with rtc, the webrtc plugin.
+func startGBWith(t *testing.T, transport, vhostBody string, rtc bool, extra ...string) (*Daemon, gbAddrs, string) {
+	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	block := fmt.Sprintf(`listen = ["127.0.0.1:0"]
@@ -49,15 +56,20 @@ func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs,
   media_timeout = "2s"
   transport = %q
   %s`, transport, strings.Join(extra, "\n  "))
-	d := StartDaemon(t, Config{
+	cfg := Config{
 		Plugins: []string{"gb28181", "rtmp", "httpstream"},
 		Blocks: map[string]string{
 			"gb28181":    block,
 			"rtmp":       `listen = ["127.0.0.1:0"]`,
 			"httpstream": `listen = ["127.0.0.1:0"]`,
 		},
-		Extra: "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n}\n",
-	})
+		Extra: "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n" + vhostBody + "}\n",
+	}
+	if rtc {
+		cfg.Plugins = append(cfg.Plugins, "webrtc")
+		cfg.Blocks["webrtc"] = "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\""
+	}
+	d := StartDaemon(t, cfg)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Log())
