@@ -20,6 +20,11 @@ type settings struct {
 	// device id. With neither, REGISTER needs no authentication.
 	Password  string            `json:"password"`
 	Passwords map[string]string `json:"passwords"`
+	// DigestQOP offers qop="auth" in the digest challenge (RFC 2617): the
+	// device's answer then covers a nonce count and a client nonce, and a
+	// repeated count is refused. Devices that ignore it still register;
+	// without qop a nonce authenticates one REGISTER only.
+	DigestQOP bool `json:"digest_qop"`
 	// Candidate is the IP address put in the SDP of an INVITE: where
 	// devices send media (SRS stream_caster { host } / candidate).
 	Candidate string `json:"candidate"`
@@ -84,7 +89,7 @@ var idRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
 func defaultSettings() settings {
 	return settings{
 		ServerID: "34020000002000000001", Realm: "3402000000", Candidate: "127.0.0.1",
-		KeepaliveTimeout: sdk.Duration(30 * time.Second), AutoInvite: true, Transport: "udp",
+		KeepaliveTimeout: sdk.Duration(30 * time.Second), AutoInvite: true, DigestQOP: true, Transport: "udp",
 		Vhost: "__defaultVhost__", MaxDevices: 1000, MediaTimeout: sdk.Duration(10 * time.Second),
 		IdleTimeout: sdk.Duration(30 * time.Second), ReorderPackets: defaultReorderPackets, ReorderWait: sdk.Duration(defaultReorderWait),
 	}

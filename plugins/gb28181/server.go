@@ -55,6 +55,8 @@ type Server struct {
 	sn       int
 	pool     *portPool // the rtp_port range, nil without one
 
+	nonces *nonceTracker
+
 	registers atomic.Uint64
 	refused   atomic.Uint64
 }
@@ -70,7 +72,7 @@ var (
 )
 
 func newServer() *Server {
-	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger()}
+	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger(), nonces: newNonceTracker(8192)}
 	c := &config{settings: defaultSettings(), app: "live", stream: "[deviceid]_[channelid]"}
 	s.cfg.Store(c)
 	_, _ = rand.Read(s.secret[:])
@@ -240,13 +242,15 @@ func (s *Server) nonce(now time.Time) string {
 	return ts + "." + hex.EncodeToString(m.Sum(nil)[:12])
 }
 
-func (s *Server) nonceValid(n string, now time.Time) bool {
-	ts, _, ok := strings.Cut(n, ".")
-	if !ok || !hmac.Equal([]byte(n), []byte(s.nonce(time.Unix(mustHex(ts), 0)))) {
-		return false
+// nonceValid checks a nonce's HMAC and age; issued is its issue time.
+func (s *Server) nonceValid(n string, now time.Time) (issued int64, fresh, ok bool) {
+	ts, _, found := strings.Cut(n, ".")
+	if !found || !hmac.Equal([]byte(n), []byte(s.nonce(time.Unix(mustHex(ts), 0)))) {
+		return 0, false, false
 	}
-	age := now.Sub(time.Unix(mustHex(ts), 0))
-	return age >= 0 && age < 5*time.Minute
+	issued = mustHex(ts)
+	age := now.Sub(time.Unix(issued, 0))
+	return issued, age >= 0 && age < nonceLifetime, true
 }
 
 func mustHex(s string) int64 {
@@ -275,25 +279,64 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if pw, need := cfg.password(id); need {
-		h := req.GetHeader("Authorization")
-		if h == nil {
-			chal := digest.Challenge{Realm: cfg.Realm, Nonce: s.nonce(time.Now()), Algorithm: "MD5"}
+		challenge := func(stale bool) {
+			chal := digest.Challenge{Realm: cfg.Realm, Nonce: s.nonce(time.Now()), Algorithm: "MD5", Stale: stale}
+			if cfg.DigestQOP {
+				chal.QOP = []string{"auth"}
+			}
 			res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
 			res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
 			_ = tx.Respond(res)
+		}
+		h := req.GetHeader("Authorization")
+		if h == nil {
+			challenge(false)
 			return
 		}
 		cred, err := digest.ParseCredentials(h.Value())
-		ok := err == nil && cred.Username == id && s.nonceValid(cred.Nonce, time.Now())
+		if err != nil || cred.Username != id {
+			s.refused.Add(1)
+			log.Warn("register refused: bad authorization header")
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return
+		}
+		issued, fresh, genuine := s.nonceValid(cred.Nonce, time.Now())
+		if genuine && !fresh { // ours, expired: RFC 2617 stale, the device retries
+			log.Debug("register: stale nonce, challenged again")
+			challenge(true)
+			return
+		}
+		ok := genuine
 		if ok {
-			want, err := digest.Digest(&digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"},
-				digest.Options{Method: "REGISTER", URI: cred.URI, Username: id, Password: pw})
-			ok = err == nil && hmac.Equal([]byte(want.Response), []byte(cred.Response))
+			chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"}
+			opts := digest.Options{Method: "REGISTER", URI: cred.URI, Username: id, Password: pw}
+			if cred.QOP != "" {
+				// qop=auth (RFC 2617 §3.2.2): the response covers the nonce
+				// count and the client nonce. A device that ignores the qop
+				// offered answers in RFC 2069 form, accepted too.
+				if cred.QOP != "auth" || cred.Nc < 1 || cred.Cnonce == "" {
+					ok = false
+				}
+				chal.QOP = []string{"auth"}
+				opts.Count, opts.Cnonce = cred.Nc, cred.Cnonce
+			}
+			want, err := digest.Digest(chal, opts)
+			ok = ok && err == nil && hmac.Equal([]byte(want.Response), []byte(cred.Response))
 		}
 		if !ok {
 			s.refused.Add(1)
 			log.Warn("register refused: wrong credentials")
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return
+		}
+		nc := 0
+		if cred.QOP != "" {
+			nc = cred.Nc
+		}
+		if !s.nonces.use(cred.Nonce, issued, nc) {
+			s.refused.Add(1)
+			log.Warn("register refused: nonce replayed", "nc", nc)
+			challenge(true)
 			return
 		}
 	}
@@ -487,6 +530,7 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
+		s.nonces.sweep(time.Now())
 		cfg := s.cfg.Load()
 		s.expireSessions(limit, cfg.MediaTimeout.Std(), cfg.IdleTimeout.Std())
 	}
@@ -639,6 +683,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"devices": uint64(len(s.devices)), "sessions": uint64(len(s.sessions)),
 		"registers": s.registers.Load(), "registers_refused": s.refused.Load(),
 	}}
+	st.Counters["digest_nonces"] = uint64(s.nonces.size())
 	if s.pool != nil {
 		st.Counters["rtp_ports_in_use"] = uint64(s.pool.inUse())
 	}

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 // gbVhost is the vhost body startGB writes, which reloadExtra replaces.
@@ -118,5 +123,74 @@ func TestGB28181KickReloadUnregister(t *testing.T) {
 	})
 	if !strings.Contains(d.Log(), `reason=unregistered`) {
 		t.Fatal("no log line for the unregister")
+	}
+}
+
+// TestGB28181DigestReplay: the challenge offers qop="auth"; a REGISTER
+// replayed with the same nonce and nonce count is refused (401, stale)
+// with a log line, the next nonce count on the same nonce is accepted,
+// and a wrong password is still 403.
+func TestGB28181DigestReplay(t *testing.T) {
+	d, addrs, _ := startGB(t, "udp", "auto_invite = false")
+	g := newGBDevice(t, addrs.sipUDP, "secret", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := g.request(sip.REGISTER, nil)
+	req.AppendHeader(sip.NewHeader("Expires", "3600"))
+	res, err := g.cli.Do(ctx, req)
+	if err != nil || res.StatusCode != 401 {
+		t.Fatalf("first register: %v %v", res, err)
+	}
+	wwwAuth := res.GetHeader("WWW-Authenticate").Value()
+	if !strings.Contains(wwwAuth, `qop="auth"`) {
+		t.Fatalf("challenge without qop=auth: %s", wwwAuth)
+	}
+	res2, err := g.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: g.id, Password: "secret"})
+	if err != nil || res2.StatusCode != 200 {
+		t.Fatalf("register with auth: %v %v", res2, err)
+	}
+	send := func(auth string) int {
+		t.Helper()
+		r := req.Clone()
+		r.RemoveHeader("Via")
+		r.CSeq().SeqNo += 10
+		r.RemoveHeader("Authorization")
+		r.AppendHeader(sip.NewHeader("Authorization", auth))
+		res, err := g.cli.Do(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	first := req.GetHeader("Authorization").Value()
+	if !strings.Contains(first, "nc=00000001") {
+		t.Fatalf("sipgo did not answer with qop: %s", first)
+	}
+	if code := send(first); code != 401 {
+		t.Fatalf("replayed register: %d, want 401", code)
+	}
+	if !strings.Contains(d.Log(), "register refused: nonce replayed") {
+		t.Fatal("no log line for the replay")
+	}
+	chal, err := digest.ParseChallenge(wwwAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := func(nc int, pw string) string {
+		c, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: req.Recipient.Addr(), Username: g.id, Password: pw, Count: nc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.String()
+	}
+	next := cred(2, "secret")
+	if code := send(next); code != 200 {
+		t.Fatalf("nonce count 2 on the same nonce: %d, want 200", code)
+	}
+	if code := send(next); code != 401 {
+		t.Fatalf("nonce count 2 again: %d, want 401", code)
+	}
+	if code := send(cred(3, "wrong")); code != 403 {
+		t.Fatalf("wrong password: %d, want 403", code)
 	}
 }
