@@ -618,12 +618,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		LastAlive time.Time  `json:"last_keepalive"`
 		Channels  []*channel `json:"channels"`
 	}
+	type extJSON struct {
+		ID        string `json:"id"`
+		ClientID  string `json:"client_id"`
+		SSRC      uint32 `json:"ssrc"`
+		Stream    string `json:"stream"`
+		Transport string `json:"transport"`
+		Port      int    `json:"port"`
+		Status    string `json:"status"`
+	}
 	s.mu.Lock()
 	live := map[string]bool{}
+	ext := []extJSON{}
 	for _, ss := range s.sessions {
 		if ss.dev != nil {
 			live[ss.dev.id+"/"+ss.channel] = ss.pub.Load() != nil
+			continue
 		}
+		st := "waiting"
+		if ss.pub.Load() != nil {
+			st = "streaming"
+		}
+		ext = append(ext, extJSON{ID: ss.channel, ClientID: ss.clientID, SSRC: ss.ssrc, Stream: ss.ref.App + "/" + ss.ref.Stream, Transport: ss.mode, Port: ss.port, Status: st})
 	}
 	out := []devJSON{}
 	for _, d := range s.devices {
@@ -644,7 +660,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": 0, "devices": out})
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": 0, "devices": out, "publish_sessions": ext})
 }
 
 // Kick implements sdk.Kicker: a device's client id drops the device, a

@@ -177,6 +177,21 @@ func TestGB28181PublishAPI(t *testing.T) {
 	sim.wg.Add(1)
 	go func() { defer sim.wg.Done(); sim.stream(nc, true, 100000123) }()
 	waitPublished(t, d, "live", "cam1")
+	Eventually(t, 10*time.Second, "publish session listed", func() error {
+		var l struct {
+			Sessions []struct {
+				ID, ClientID, Stream, Status string
+				SSRC                         uint32
+			} `json:"publish_sessions"`
+		}
+		if err := d.GetJSON("/api/v1/gb28181/devices", &l); err != nil {
+			return err
+		}
+		if len(l.Sessions) == 1 && l.Sessions[0].ID == "cam1" && l.Sessions[0].SSRC == 100000123 && l.Sessions[0].Status == "streaming" && l.Sessions[0].Stream == "live/cam1" {
+			return nil
+		}
+		return fmt.Errorf("publish sessions %+v", l.Sessions)
+	})
 	p := ffprobe(t, "rtmp://"+rtmp+"/live/cam1", 2)
 	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
 		t.Fatalf("rtmp probe: %+v", p.Streams)
