@@ -102,6 +102,21 @@ func (d *demux) feedRTPAt(b []byte, now time.Time) (err error) {
 	return d.emitErr
 }
 
+// Tick releases the packets held behind a gap older than the reorder
+// wait; Pending says whether any are held (the caller ticks again).
+func (d *demux) Tick(now time.Time) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: ps parser: %v", errJunk, r)
+		}
+	}()
+	d.ro.expire(now, d.onRTP)
+	return d.emitErr
+}
+
+// Pending reports whether packets wait behind a gap.
+func (d *demux) Pending() bool { return d.ro.pending() }
+
 // onRTP takes the packets the reorder buffer releases, in order.
 func (d *demux) onRTP(p *rtpPacket, lost bool) {
 	if lost {

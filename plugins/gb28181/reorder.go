@@ -116,6 +116,20 @@ func (r *reorder) push(seq uint16, ts uint32, marker bool, payload []byte, now t
 	}
 }
 
+// expire gives up the gap at next once it is older than wait (packets
+// that stop coming after a loss do not hold the ones after it back).
+func (r *reorder) expire(now time.Time, out func(*rtpPacket, bool)) {
+	for r.held > 0 && !r.gapSince.IsZero() && now.Sub(r.gapSince) >= r.wait {
+		r.skip(out)
+		if r.held > 0 && r.gapSince.IsZero() {
+			r.gapSince = now
+		}
+	}
+}
+
+// pending reports whether packets wait behind a gap.
+func (r *reorder) pending() bool { return r.held > 0 }
+
 // drain releases the packets in sequence from next on.
 func (r *reorder) drain(out func(*rtpPacket, bool), lost bool) {
 	for r.held > 0 {

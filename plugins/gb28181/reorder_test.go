@@ -86,6 +86,19 @@ func TestReorder(t *testing.T) {
 			t.Fatalf("stale packet released: %v", out)
 		}
 	})
+	t.Run("expire without more packets", func(t *testing.T) {
+		r := newReorder(64, 50*time.Millisecond)
+		out := pushAll(r, t0, 1, 3, 4)
+		collect := func(p *rtpPacket, lost bool) { out = append(out, released{p.seq, lost}) }
+		r.expire(t0.Add(10*time.Millisecond), collect)
+		if got, _ := seqsOf(out); !equalSeqs(got, []uint16{1}) || !r.pending() {
+			t.Fatalf("released %v before the wait", got)
+		}
+		r.expire(t0.Add(50*time.Millisecond), collect)
+		if got, lost := seqsOf(out); !equalSeqs(got, []uint16{1, 3, 4}) || !equalSeqs(lost, []uint16{3}) || r.pending() {
+			t.Fatalf("released %v lost %v after the wait", got, lost)
+		}
+	})
 	t.Run("sequence restart", func(t *testing.T) {
 		r := newReorder(4, time.Hour)
 		pushAll(r, t0, 1000, 1001, 1002)

@@ -47,6 +47,7 @@ type session struct {
 
 	mu     sync.Mutex // feeds the demuxer: one media source at a time
 	dmx    *demux
+	tick   *time.Timer // releases packets held behind a gap when no more come
 	pub    atomic.Pointer[sdk.Publication]
 	recv   atomic.Uint64
 	closed atomic.Bool
@@ -339,10 +340,33 @@ func (ss *session) feed(b []byte) {
 	ss.lastPkt.Store(now)
 	ss.mu.Lock()
 	err := ss.dmx.FeedRTP(b)
+	ss.armTick()
 	ss.mu.Unlock()
 	if err != nil {
 		ss.close(fmt.Sprintf("bad media: %v", err), true)
 	}
+}
+
+// armTick (under ss.mu) makes sure packets held behind a gap are released
+// after the reorder wait even if no packet follows (a pause, the end of a
+// burst).
+func (ss *session) armTick() {
+	if ss.tick != nil || !ss.dmx.Pending() || ss.closed.Load() {
+		return
+	}
+	ss.tick = time.AfterFunc(ss.dmx.ro.wait+time.Millisecond, func() {
+		ss.mu.Lock()
+		ss.tick = nil
+		var err error
+		if !ss.closed.Load() {
+			err = ss.dmx.Tick(time.Now())
+			ss.armTick()
+		}
+		ss.mu.Unlock()
+		if err != nil {
+			ss.close(fmt.Sprintf("bad media: %v", err), true)
+		}
+	})
 }
 
 // write publishes on the first packet the demuxer produces.
@@ -381,6 +405,10 @@ func (ss *session) close(why string, sendBye bool) {
 	s.mu.Unlock()
 	ss.mu.Lock()
 	c := ss.conn
+	if ss.tick != nil {
+		ss.tick.Stop()
+		ss.tick = nil
+	}
 	ss.mu.Unlock()
 	if c != nil {
 		c.Close()
