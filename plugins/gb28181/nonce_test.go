@@ -29,3 +29,26 @@ func TestNonceTracker(t *testing.T) {
 		t.Fatalf("%d nonces left after their lifetime", tr.size())
 	}
 }
+
+// TestNonceUnique: two challenges in the same second get different nonces
+// (two devices answering nc=1 to the same nonce were taken for a replay),
+// both valid; a tampered one is not.
+func TestNonceUnique(t *testing.T) {
+	s := newServer()
+	now := time.Now()
+	a, b := s.nonce(now), s.nonce(now)
+	if a == b {
+		t.Fatalf("same nonce twice in a second: %s", a)
+	}
+	for _, n := range []string{a, b} {
+		if issued, fresh, ok := s.nonceValid(n, now); !ok || !fresh || issued != now.Unix() {
+			t.Fatalf("nonce %s: issued %d fresh %v ok %v", n, issued, fresh, ok)
+		}
+	}
+	if _, _, ok := s.nonceValid(a[:len(a)-1]+"0", now); ok && a[len(a)-1] != '0' {
+		t.Fatal("tampered nonce accepted")
+	}
+	if _, fresh, ok := s.nonceValid(a, now.Add(nonceLifetime+time.Second)); !ok || fresh {
+		t.Fatal("an old nonce is genuine but not fresh")
+	}
+}

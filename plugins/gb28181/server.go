@@ -233,21 +233,28 @@ type channel struct {
 	Stream string `json:"stream"`
 }
 
-// nonce makes a stateless digest nonce: time and an HMAC of it, so a flood
+// nonce makes a stateless digest nonce: its time, a random part (two
+// challenges in the same second differ) and an HMAC of both, so a flood
 // of unauthenticated REGISTERs costs no memory.
 func (s *Server) nonce(now time.Time) string {
-	ts := strconv.FormatInt(now.Unix(), 16)
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return s.signNonce(strconv.FormatInt(now.Unix(), 16) + "." + hex.EncodeToString(r[:]))
+}
+
+func (s *Server) signNonce(body string) string {
 	m := hmac.New(sha256.New, s.secret[:])
-	m.Write([]byte(ts))
-	return ts + "." + hex.EncodeToString(m.Sum(nil)[:12])
+	m.Write([]byte(body))
+	return body + "." + hex.EncodeToString(m.Sum(nil)[:12])
 }
 
 // nonceValid checks a nonce's HMAC and age; issued is its issue time.
 func (s *Server) nonceValid(n string, now time.Time) (issued int64, fresh, ok bool) {
-	ts, _, found := strings.Cut(n, ".")
-	if !found || !hmac.Equal([]byte(n), []byte(s.nonce(time.Unix(mustHex(ts), 0)))) {
+	i := strings.LastIndexByte(n, '.')
+	if i < 0 || !hmac.Equal([]byte(n), []byte(s.signNonce(n[:i]))) {
 		return 0, false, false
 	}
+	ts, _, _ := strings.Cut(n, ".")
 	issued = mustHex(ts)
 	age := now.Sub(time.Unix(issued, 0))
 	return issued, age >= 0 && age < nonceLifetime, true
@@ -333,7 +340,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		if cred.QOP != "" {
 			nc = cred.Nc
 		}
-		if !s.nonces.use(cred.Nonce, issued, nc) {
+		if !s.nonces.use(id+" "+cred.Nonce, issued, nc) {
 			s.refused.Add(1)
 			log.Warn("register refused: nonce replayed", "nc", nc)
 			challenge(true)
