@@ -122,9 +122,7 @@ func TestGB28181TCPActive(t *testing.T) {
 	if g.activeInvites.Load() == 0 {
 		t.Fatal("the invite did not ask for tcp active")
 	}
-	if !strings.Contains(d.Log(), "tcp active media connected") {
-		t.Fatal("no log line for the active connection")
-	}
+	gbWaitLog(t, d, "tcp active media connected")
 	httpWantCodecs(t, "flv", httpProbe(t, "http://"+hlsAddr(t, d)+"/live/"+stream+".flv", 2), "h264")
 	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
 	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Height != 240 {
