@@ -41,9 +41,14 @@ plugin "httpstream" {
 #   realm             = "3402000000"
 #   password          = ""                 # global; passwords = { "<device id>" = "..." } per device
 #   candidate         = "127.0.0.1"        # the IP put in INVITE SDP: where cameras send media
-#   transport         = "udp"              # or "tcp" (TCP passive)
+#   transport         = "udp"              # or "tcp" (TCP passive) or "tcp_active" (we connect)
+#   rtp_port_min      = 0                  # with rtp_port_max: one UDP port per stream from the range
+#   rtp_port_max      = 0
 #   keepalive_timeout = "30s"
+#   media_timeout     = "10s"              # no decodable media for this long ends the stream
+#   idle_timeout      = "30s"              # BYE to an on-demand channel without players
 #   auto_invite       = true
+#   digest_qop        = true               # offer qop="auth"; replayed nonces are refused
 # }
 
 # SRS stream_caster inputs: MPEG-TS over UDP on 8935 and FLV over HTTP POST

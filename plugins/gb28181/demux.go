@@ -57,30 +57,105 @@ type demux struct {
 	asc     []byte // the last AudioSpecificConfig sent
 	emitErr error
 	frames  uint64
+
+	// Reordering and PS framing in front of lal (reorder.go): lal's own
+	// reorder buffer is bypassed, it is fed whole PS units in order.
+	ro        *reorder
+	fr        psFramer
+	lastPTS   int64 // 90 kHz PTS of the last video PES fed, -1 before
+	frameDone bool  // an RTP marker came after the last video PES
+	dropPTS   int64 // ms PTS of a frame a loss cut short, -1 for none
+	losses    uint64
 }
 
 func newDemux(emit func(media.Packet) error) *demux {
-	d := &demux{emit: emit, dts: -1}
+	d := &demux{emit: emit, dts: -1, lastPTS: -1, dropPTS: -1}
 	d.u = gb28181.NewPsUnpacker().WithOnAvPacket(d.onAv)
+	d.ro = newReorder(defaultReorderPackets, defaultReorderWait)
 	return d
 }
+
+// setReorder sets the reorder window (packets) and the longest wait for
+// a missing packet.
+func (d *demux) setReorder(packets int, wait time.Duration) { d.ro = newReorder(packets, wait) }
 
 // FeedRTP feeds one RTP packet (with its 12+ byte header). It returns an
 // error for input that cannot be PS over RTP and for errors of emit.
 func (d *demux) FeedRTP(b []byte) (err error) {
-	if len(b) < 12 || len(b) > maxRTPPacket || b[0]>>6 != 2 {
+	return d.feedRTPAt(b, time.Now())
+}
+
+func (d *demux) feedRTPAt(b []byte, now time.Time) (err error) {
+	if len(b) > maxRTPPacket {
 		return fmt.Errorf("%w: rtp packet of %d bytes", errJunk, len(b))
+	}
+	seq, ts, marker, payload, err := parseRTP(b)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: ps parser: %v", errJunk, r)
 		}
 	}()
-	_ = d.u.FeedRtpPacket(b) // lal reports stale or unparsable packets; it resyncs itself
-	if d.emitErr != nil {
-		return d.emitErr
+	d.ro.push(seq, ts, marker, payload, now, d.onRTP)
+	return d.emitErr
+}
+
+// Tick releases the packets held behind a gap older than the reorder
+// wait; Pending says whether any are held (the caller ticks again).
+func (d *demux) Tick(now time.Time) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: ps parser: %v", errJunk, r)
+		}
+	}()
+	d.ro.expire(now, d.onRTP)
+	return d.emitErr
+}
+
+// Pending reports whether packets wait behind a gap.
+func (d *demux) Pending() bool { return d.ro.pending() }
+
+// onRTP takes the packets the reorder buffer releases, in order.
+func (d *demux) onRTP(p *rtpPacket, lost bool) {
+	if lost {
+		d.onLoss()
 	}
-	return nil
+	d.fr.feed(p.payload, lost, func(code byte, u []byte) { d.onUnit(code, u, p.ts) })
+	if p.marker {
+		d.frameDone = true
+	}
+}
+
+// onLoss marks the video frame a loss cut short, so that what lal holds
+// of it is dropped rather than emitted truncated: the frame in progress,
+// unless the unit being assembled was the first PES of a new frame (then
+// lal holds the previous frame whole) or a marker closed the frame.
+func (d *demux) onLoss() {
+	d.losses++
+	part := d.fr.data[d.fr.off:]
+	newFrame := len(part) >= 8 && part[0] == 0 && part[1] == 0 && part[2] == 1 &&
+		part[3] >= 0xe0 && part[3] <= 0xef && part[7]&0x80 != 0
+	if !newFrame && !d.frameDone && d.lastPTS >= 0 {
+		d.dropPTS = d.lastPTS / 90
+	}
+}
+
+// onUnit feeds lal one whole PS unit. Pack and system headers, padding
+// and private streams carry nothing lal uses and are not fed.
+func (d *demux) onUnit(code byte, u []byte, ts uint32) {
+	switch {
+	case code == 0xbc, code >= 0xc0 && code <= 0xdf:
+	case code >= 0xe0 && code <= 0xef:
+		if pts, ok := pesPTS(u); ok {
+			d.lastPTS = pts
+		}
+		d.frameDone = false
+	default:
+		return
+	}
+	_ = d.u.FeedRtpBody(u, ts) // lal resets itself on what it cannot parse
 }
 
 // Flush emits the access unit being assembled.
@@ -145,6 +220,12 @@ func (d *demux) onNALU(p *base.AvPacket) {
 	codec := media.CodecH264
 	if p.PayloadType == base.AvPacketPtHevc {
 		codec = media.CodecH265
+	}
+	if d.dropPTS >= 0 {
+		if p.Pts == d.dropPTS {
+			return // of the frame a loss cut short
+		}
+		d.dropPTS = -1
 	}
 	nalu := stripStartCode(p.Payload)
 	if len(nalu) == 0 {

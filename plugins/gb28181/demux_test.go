@@ -128,9 +128,8 @@ func TestDemuxReorder(t *testing.T) {
 }
 
 func TestDemuxLoss(t *testing.T) {
-	// lal's reorder buffer gives up on a lost packet when it holds 1024
-	// packets: send enough after the loss for that to happen, then expect
-	// the frames after it to come out again.
+	// A long stream with one packet lost: the frames after it come out
+	// (TestDemuxLossCostsOneFrame checks exactly which and how soon).
 	const loops = 60
 	pkts := testStreamLoops(t, loops)
 	lost := len(pkts) / 10
@@ -240,4 +239,40 @@ func TestDemuxH265(t *testing.T) {
 			t.Fatalf("config is not an HEVCDecoderConfigurationRecord: % x", p.Payload[:min(8, len(p.Payload))])
 		}
 	}
+}
+
+// FuzzDemuxStream feeds a stream of RTP packets cut from the input (each
+// preceded by a one-byte length), so reordering, losses and PS units
+// spanning packets are exercised together.
+func FuzzDemuxStream(f *testing.F) {
+	pkts := testStream(f)
+	var seed []byte
+	for _, p := range pkts[:6] {
+		n := min(len(p), 255)
+		seed = append(seed, byte(n))
+		seed = append(seed, p[:n]...)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c collected
+		d := newDemux(c.emit)
+		d.setReorder(4, 0)
+		for len(b) > 0 {
+			n := int(b[0])
+			b = b[1:]
+			if n > len(b) {
+				n = len(b)
+			}
+			_ = d.FeedRTP(b[:n])
+			b = b[n:]
+		}
+		_ = d.Flush()
+		for _, p := range c.pkts {
+			if p.Kind == media.KindVideo && !p.IsConfig() {
+				if err := media.SplitAVCC(p.Payload, func([]byte) bool { return true }); err != nil {
+					t.Fatalf("emitted a bad AVCC payload: %v", err)
+				}
+			}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -65,6 +66,42 @@ func FuzzMANSCDP(f *testing.F) {
 		for _, it := range m.Items {
 			if !idRE.MatchString(it.DeviceID) {
 				t.Fatalf("accepted a bad channel id %q", it.DeviceID)
+			}
+		}
+	})
+}
+
+func TestAnswerAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name, sdp, want string
+	}{
+		{"session c", "v=0\r\nc=IN IP4 10.0.0.5\r\nm=video 15060 TCP/RTP/AVP 96\r\na=setup:passive\r\ny=0100000001\r\nf=\r\n", "10.0.0.5:15060"},
+		{"media c wins", "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 1 RTP/AVP 8\r\nm=video 2000 TCP/RTP/AVP 96\r\nc=IN IP4 10.0.0.6\r\n", "10.0.0.6:2000"},
+		{"no video", "v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 1 RTP/AVP 8\r\n", ""},
+		{"bad port", "v=0\r\nc=IN IP4 10.0.0.5\r\nm=video 99999 TCP/RTP/AVP 96\r\n", ""},
+		{"host name", "v=0\r\nc=IN IP4 camera.local\r\nm=video 2000 TCP/RTP/AVP 96\r\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := answerAddr([]byte(tc.sdp))
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("got %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzAnswerAddr(f *testing.F) {
+	f.Add([]byte("v=0\r\nc=IN IP4 10.0.0.5\r\nm=video 15060 TCP/RTP/AVP 96\r\ny=0100000001\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := answerAddr(b); err == nil {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				t.Fatalf("answerAddr returned %q", a)
 			}
 		}
 	})

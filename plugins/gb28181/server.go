@@ -53,6 +53,9 @@ type Server struct {
 	pcs      []net.PacketConn
 	ssrcSeq  uint32
 	sn       int
+	pool     *portPool // the rtp_port range, nil without one
+
+	nonces *nonceTracker
 
 	registers atomic.Uint64
 	refused   atomic.Uint64
@@ -69,7 +72,7 @@ var (
 )
 
 func newServer() *Server {
-	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger()}
+	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger(), nonces: newNonceTracker(8192)}
 	c := &config{settings: defaultSettings(), app: "live", stream: "[deviceid]_[channelid]"}
 	s.cfg.Store(c)
 	_, _ = rand.Read(s.secret[:])
@@ -89,7 +92,7 @@ func (s *Server) Info() sdk.Info {
 			{Name: "media", Network: "tcp", DefaultAddrs: []string{"0.0.0.0:9000"}},
 			{Name: "media_udp", Network: "udp", DefaultAddrs: []string{"0.0.0.0:9000"}},
 		},
-		HTTPRoutes: []string{"/api/v1/gb28181/"},
+		HTTPRoutes: []string{"/api/v1/gb28181/", "/gb/v1/publish"},
 	}
 }
 
@@ -230,22 +233,31 @@ type channel struct {
 	Stream string `json:"stream"`
 }
 
-// nonce makes a stateless digest nonce: time and an HMAC of it, so a flood
+// nonce makes a stateless digest nonce: its time, a random part (two
+// challenges in the same second differ) and an HMAC of both, so a flood
 // of unauthenticated REGISTERs costs no memory.
 func (s *Server) nonce(now time.Time) string {
-	ts := strconv.FormatInt(now.Unix(), 16)
-	m := hmac.New(sha256.New, s.secret[:])
-	m.Write([]byte(ts))
-	return ts + "." + hex.EncodeToString(m.Sum(nil)[:12])
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return s.signNonce(strconv.FormatInt(now.Unix(), 16) + "." + hex.EncodeToString(r[:]))
 }
 
-func (s *Server) nonceValid(n string, now time.Time) bool {
-	ts, _, ok := strings.Cut(n, ".")
-	if !ok || !hmac.Equal([]byte(n), []byte(s.nonce(time.Unix(mustHex(ts), 0)))) {
-		return false
+func (s *Server) signNonce(body string) string {
+	m := hmac.New(sha256.New, s.secret[:])
+	m.Write([]byte(body))
+	return body + "." + hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// nonceValid checks a nonce's HMAC and age; issued is its issue time.
+func (s *Server) nonceValid(n string, now time.Time) (issued int64, fresh, ok bool) {
+	i := strings.LastIndexByte(n, '.')
+	if i < 0 || !hmac.Equal([]byte(n), []byte(s.signNonce(n[:i]))) {
+		return 0, false, false
 	}
-	age := now.Sub(time.Unix(mustHex(ts), 0))
-	return age >= 0 && age < 5*time.Minute
+	ts, _, _ := strings.Cut(n, ".")
+	issued = mustHex(ts)
+	age := now.Sub(time.Unix(issued, 0))
+	return issued, age >= 0 && age < nonceLifetime, true
 }
 
 func mustHex(s string) int64 {
@@ -274,25 +286,64 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if pw, need := cfg.password(id); need {
-		h := req.GetHeader("Authorization")
-		if h == nil {
-			chal := digest.Challenge{Realm: cfg.Realm, Nonce: s.nonce(time.Now()), Algorithm: "MD5"}
+		challenge := func(stale bool) {
+			chal := digest.Challenge{Realm: cfg.Realm, Nonce: s.nonce(time.Now()), Algorithm: "MD5", Stale: stale}
+			if cfg.DigestQOP {
+				chal.QOP = []string{"auth"}
+			}
 			res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
 			res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
 			_ = tx.Respond(res)
+		}
+		h := req.GetHeader("Authorization")
+		if h == nil {
+			challenge(false)
 			return
 		}
 		cred, err := digest.ParseCredentials(h.Value())
-		ok := err == nil && cred.Username == id && s.nonceValid(cred.Nonce, time.Now())
+		if err != nil || cred.Username != id {
+			s.refused.Add(1)
+			log.Warn("register refused: bad authorization header")
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return
+		}
+		issued, fresh, genuine := s.nonceValid(cred.Nonce, time.Now())
+		if genuine && !fresh { // ours, expired: RFC 2617 stale, the device retries
+			log.Debug("register: stale nonce, challenged again")
+			challenge(true)
+			return
+		}
+		ok := genuine
 		if ok {
-			want, err := digest.Digest(&digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"},
-				digest.Options{Method: "REGISTER", URI: cred.URI, Username: id, Password: pw})
-			ok = err == nil && hmac.Equal([]byte(want.Response), []byte(cred.Response))
+			chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"}
+			opts := digest.Options{Method: "REGISTER", URI: cred.URI, Username: id, Password: pw}
+			if cred.QOP != "" {
+				// qop=auth (RFC 2617 §3.2.2): the response covers the nonce
+				// count and the client nonce. A device that ignores the qop
+				// offered answers in RFC 2069 form, accepted too.
+				if cred.QOP != "auth" || cred.Nc < 1 || cred.Cnonce == "" {
+					ok = false
+				}
+				chal.QOP = []string{"auth"}
+				opts.Count, opts.Cnonce = cred.Nc, cred.Cnonce
+			}
+			want, err := digest.Digest(chal, opts)
+			ok = ok && err == nil && hmac.Equal([]byte(want.Response), []byte(cred.Response))
 		}
 		if !ok {
 			s.refused.Add(1)
 			log.Warn("register refused: wrong credentials")
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return
+		}
+		nc := 0
+		if cred.QOP != "" {
+			nc = cred.Nc
+		}
+		if !s.nonces.use(id+" "+cred.Nonce, issued, nc) {
+			s.refused.Add(1)
+			log.Warn("register refused: nonce replayed", "nc", nc)
+			challenge(true)
 			return
 		}
 	}
@@ -434,7 +485,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		d.log.Info("catalog", "channels", len(m.Items))
 		if cfg.AutoInvite && cfg.enabled {
 			for _, c := range fresh {
-				s.startInvite(d, c)
+				s.startInvite(d, c, false)
 			}
 		}
 	}
@@ -486,19 +537,43 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
-		// A session whose media never decodes (junk, wrong SSRC, nothing
-		// sent) ends after the same time (SRS publish { firstpkt_timeout }).
-		var stale []*session
-		s.mu.Lock()
-		for _, x := range s.sessions {
-			if x.pub.Load() == nil && time.Since(x.started) > limit {
-				stale = append(stale, x)
-			}
+		s.nonces.sweep(time.Now())
+		cfg := s.cfg.Load()
+		s.expireSessions(limit, cfg.MediaTimeout.Std(), cfg.IdleTimeout.Std())
+	}
+}
+
+// expireSessions ends the sessions whose media stopped or never decoded:
+// nothing at all within keepalive_timeout of the invite (SRS publish {
+// firstpkt_timeout }), nothing decodable within media_timeout of the first
+// packet (junk PS), no packet or no frame for media_timeout while
+// publishing, and on-demand channels with no player for idle_timeout.
+func (s *Server) expireSessions(first, media, idle time.Duration) {
+	now := time.Now()
+	type due struct {
+		ss  *session
+		why string
+	}
+	var stale []due
+	s.mu.Lock()
+	for _, x := range s.sessions {
+		fp := x.firstPkt.Load()
+		switch {
+		case x.pub.Load() == nil && fp == 0 && now.Sub(x.started) > first:
+			stale = append(stale, due{x, fmt.Sprintf("no media within %s", first)})
+		case x.pub.Load() == nil && fp != 0 && now.Sub(time.Unix(0, fp)) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no decodable media within %s (received %d bytes)", media, x.recv.Load())})
+		case x.pub.Load() != nil && now.Sub(time.Unix(0, x.lastPkt.Load())) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no media for %s", media)})
+		case x.pub.Load() != nil && now.Sub(time.Unix(0, x.lastFrame.Load())) > media:
+			stale = append(stale, due{x, fmt.Sprintf("no decodable media for %s (received %d bytes)", media, x.recv.Load())})
+		case x.onDemand && idle > 0 && x.idleSince.Load() != 0 && now.Sub(time.Unix(0, x.idleSince.Load())) > idle:
+			stale = append(stale, due{x, fmt.Sprintf("no players for %s", idle)})
 		}
-		s.mu.Unlock()
-		for _, x := range stale {
-			x.close(fmt.Sprintf("no decodable media within %s (received %d bytes)", limit, x.recv.Load()), true)
-		}
+	}
+	s.mu.Unlock()
+	for _, x := range stale {
+		x.ss.close(x.why, true)
 	}
 }
 
@@ -526,9 +601,13 @@ func (s *Server) dropDevice(d *device, why string) {
 
 // ---- API ----
 
-// ServeHTTP serves GET /api/v1/gb28181/devices: devices, their channels
-// and status.
+// ServeHTTP serves GET /api/v1/gb28181/devices (devices, their channels
+// and status) and SRS 6's POST /gb/v1/publish/ (publishapi.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.TrimSuffix(r.URL.Path, "/") == "/gb/v1/publish" {
+		s.servePublish(w, r)
+		return
+	}
 	if strings.TrimSuffix(r.URL.Path, "/") != "/api/v1/gb28181/devices" {
 		http.Error(w, `{"code":404,"error":"not found"}`, http.StatusNotFound)
 		return
@@ -546,10 +625,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		LastAlive time.Time  `json:"last_keepalive"`
 		Channels  []*channel `json:"channels"`
 	}
+	type extJSON struct {
+		ID        string `json:"id"`
+		ClientID  string `json:"client_id"`
+		SSRC      uint32 `json:"ssrc"`
+		Stream    string `json:"stream"`
+		Transport string `json:"transport"`
+		Port      int    `json:"port"`
+		Status    string `json:"status"`
+	}
 	s.mu.Lock()
 	live := map[string]bool{}
+	ext := []extJSON{}
 	for _, ss := range s.sessions {
-		live[ss.dev.id+"/"+ss.channel] = ss.pub.Load() != nil
+		if ss.dev != nil {
+			live[ss.dev.id+"/"+ss.channel] = ss.pub.Load() != nil
+			continue
+		}
+		st := "waiting"
+		if ss.pub.Load() != nil {
+			st = "streaming"
+		}
+		ext = append(ext, extJSON{ID: ss.channel, ClientID: ss.clientID, SSRC: ss.ssrc, Stream: ss.ref.App + "/" + ss.ref.Stream, Transport: ss.mode, Port: ss.port, Status: st})
 	}
 	out := []devJSON{}
 	for _, d := range s.devices {
@@ -570,7 +667,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": 0, "devices": out})
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": 0, "devices": out, "publish_sessions": ext})
 }
 
 // Kick implements sdk.Kicker: a device's client id drops the device, a
@@ -609,6 +706,10 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"devices": uint64(len(s.devices)), "sessions": uint64(len(s.sessions)),
 		"registers": s.registers.Load(), "registers_refused": s.refused.Load(),
 	}}
+	st.Counters["digest_nonces"] = uint64(s.nonces.size())
+	if s.pool != nil {
+		st.Counters["rtp_ports_in_use"] = uint64(s.pool.inUse())
+	}
 	for _, ss := range s.sessions {
 		if ss.pub.Load() == nil {
 			continue
@@ -620,13 +721,26 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 }
 
 // StreamEvent implements sdk.StreamWatcher: a player wants a channel's
-// stream nobody publishes, so invite the channel.
+// stream nobody publishes, so invite the channel; the last player of a
+// channel invited on demand left, so start its idle_timeout (a player
+// coming back, StreamWanted again, stops it).
 func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
-	if ev.Type != sdk.StreamWanted {
+	if ev.Type != sdk.StreamWanted && ev.Type != sdk.StreamUnwanted {
 		return
 	}
 	cfg := s.cfg.Load()
 	if !cfg.enabled || ev.Stream.Vhost != cfg.Vhost || ev.Stream.App != cfg.app {
+		return
+	}
+	if ev.Type == sdk.StreamUnwanted {
+		s.mu.Lock()
+		for _, x := range s.sessions {
+			if x.onDemand && x.ref.Stream == ev.Stream.Stream && x.ref.App == ev.Stream.App {
+				x.idleSince.Store(time.Now().UnixNano())
+				x.log.Info("no players left", "stream", x.ref.Key(), "idle_timeout", cfg.IdleTimeout.Std().String())
+			}
+		}
+		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -643,7 +757,7 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	}
 	s.mu.Unlock()
 	if dev != nil {
-		s.startInvite(dev, ch)
+		s.startInvite(dev, ch, true)
 	}
 }
 
@@ -662,6 +776,25 @@ func (s *Server) newSSRC() uint32 {
 }
 
 var errNoSession = errors.New("gb28181: no session for ssrc")
+
+// portPool is the pool of the configured rtp_port range (nil when there
+// is none); a reload that changes the range makes a new pool, and each
+// session gives its port back to the pool it came from.
+func (s *Server) portPool(cfg *config) *portPool {
+	if cfg.RTPPortMin == 0 {
+		return nil
+	}
+	host := "0.0.0.0"
+	if pcs := s.rt.PacketConns("media_udp"); len(pcs) > 0 {
+		host = pcs[0].LocalAddr().(*net.UDPAddr).IP.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pool; p == nil || p.min != cfg.RTPPortMin || p.max != cfg.RTPPortMax || p.host != host {
+		s.pool = newPortPool(host, cfg.RTPPortMin, cfg.RTPPortMax)
+	}
+	return s.pool
+}
 
 func ssrcOf(b []byte) (uint32, bool) {
 	if len(b) < 12 {

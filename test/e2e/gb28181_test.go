@@ -38,6 +38,13 @@ type gbAddrs struct{ sipUDP, mediaUDP, mediaTCP string }
 
 func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs, string) {
 	t.Helper()
+	return startGBWith(t, transport, "", false, extra...)
+}
+
+// startGBWith adds vhostBody to the default vhost (after its gb28181
+// block) and, with rtc, the webrtc plugin.
+func startGBWith(t *testing.T, transport, vhostBody string, rtc bool, extra ...string) (*Daemon, gbAddrs, string) {
+	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	block := fmt.Sprintf(`listen = ["127.0.0.1:0"]
@@ -46,17 +53,23 @@ func startGB(t *testing.T, transport string, extra ...string) (*Daemon, gbAddrs,
   listen_media_udp = ["127.0.0.1:0"]
   password = "secret"
   keepalive_timeout = "3s"
+  media_timeout = "2s"
   transport = %q
   %s`, transport, strings.Join(extra, "\n  "))
-	d := StartDaemon(t, Config{
+	cfg := Config{
 		Plugins: []string{"gb28181", "rtmp", "httpstream"},
 		Blocks: map[string]string{
 			"gb28181":    block,
 			"rtmp":       `listen = ["127.0.0.1:0"]`,
 			"httpstream": `listen = ["127.0.0.1:0"]`,
 		},
-		Extra: "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n}\n",
-	})
+		Extra: "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n" + vhostBody + "}\n",
+	}
+	if rtc {
+		cfg.Plugins = append(cfg.Plugins, "webrtc")
+		cfg.Blocks["webrtc"] = "listen = [\"udp://127.0.0.1:0\"]\ncandidate = \"127.0.0.1\""
+	}
+	d := StartDaemon(t, cfg)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Log())
@@ -172,8 +185,14 @@ type gbDevice struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	streaming atomic.Bool
-	junk      bool // send random bytes as the PS payload
-	tcp       bool // SIP over TCP
+	invites   atomic.Int32 // INVITEs answered
+	byes      atomic.Int32 // BYEs received
+	// activeInvites counts INVITEs asking for TCP active; mediaPorts gets
+	// the UDP port of each UDP INVITE.
+	activeInvites atomic.Int32
+	mediaPorts    chan string
+	junk          bool // send random bytes as the PS payload
+	tcp           bool // SIP over TCP
 
 	audio [][]byte // G.711 A-law, one 40 ms frame per pack (gb28181_audio_test.go)
 }
@@ -199,12 +218,13 @@ func newGBDevice(t *testing.T, sipAddr string, password string, aus [][]byte) *g
 		t.Fatal(err)
 	}
 	g := &gbDevice{t: t, id: gbDeviceID, password: password, server: sip.Uri{User: gbServerID, Host: host, Port: p},
-		ua: ua, cli: cli, pc: pc, aus: aus, stop: make(chan struct{})}
+		ua: ua, cli: cli, pc: pc, aus: aus, stop: make(chan struct{}), mediaPorts: make(chan string, 64)}
 	srv.OnMessage(g.onMessage)
 	srv.OnInvite(g.onInvite)
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		g.byes.Add(1)
 		g.streaming.Store(false)
 	})
 	go func() { _ = srv.ServeUDP(pc) }()
@@ -240,11 +260,16 @@ func (g *gbDevice) request(method sip.RequestMethod, body []byte) *sip.Request {
 }
 
 // register returns the final status of a REGISTER with digest auth.
-func (g *gbDevice) register() int {
+func (g *gbDevice) register() int { return g.registerExpires(3600) }
+
+// unregister sends REGISTER with Expires: 0.
+func (g *gbDevice) unregister() int { return g.registerExpires(0) }
+
+func (g *gbDevice) registerExpires(expires int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := g.request(sip.REGISTER, nil)
-	req.AppendHeader(sip.NewHeader("Expires", "3600"))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	res, err := g.cli.Do(ctx, req)
 	if err != nil {
 		g.t.Fatalf("register: %v", err)
@@ -311,33 +336,63 @@ func (g *gbDevice) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ssrc, _ := strconv.ParseUint(y[1], 10, 32)
-	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 0 %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=%s\r\n", g.id, m[2], y[1])
+	tcp := m[2] == "TCP/RTP/AVP"
+	// TCP active (the server connects): listen, and answer with the port.
+	var ln net.Listener
+	port := "0"
+	if tcp && strings.Contains(body, "a=setup:active") {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Error", nil))
+			return
+		}
+		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		g.activeInvites.Add(1)
+	}
+	if !tcp {
+		select {
+		case g.mediaPorts <- m[1]:
+		default:
+		}
+	}
+	answer := fmt.Sprintf("v=0\r\no=%s 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video %s %s 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\n", g.id, port, m[2])
+	if ln != nil {
+		answer += "a=setup:passive\r\na=connection:new\r\n"
+	}
+	answer += "y=" + y[1] + "\r\n"
 	res := sip.NewResponseFromRequest(req, 200, "OK", []byte(answer))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: g.id, Host: "127.0.0.1", Port: g.port()}})
 	_ = tx.Respond(res)
 	dst := net.JoinHostPort(c[1], m[1])
 	g.streaming.Store(true)
+	g.invites.Add(1)
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.stream(dst, m[2] == "TCP/RTP/AVP", uint32(ssrc))
+		var nc net.Conn
+		var err error
+		switch {
+		case ln != nil:
+			_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+			nc, err = ln.Accept()
+			ln.Close()
+		case tcp:
+			nc, err = net.Dial("tcp", dst)
+		default:
+			nc, err = net.Dial("udp", dst)
+		}
+		if err != nil {
+			g.t.Errorf("media connection (%s): %v", dst, err)
+			return
+		}
+		g.stream(nc, tcp, uint32(ssrc))
 	}()
 }
 
-// stream sends the file in a loop at its frame rate until stopped or BYE.
-func (g *gbDevice) stream(dst string, tcp bool, ssrc uint32) {
-	var nc net.Conn
-	var err error
-	if tcp {
-		nc, err = net.Dial("tcp", dst)
-	} else {
-		nc, err = net.Dial("udp", dst)
-	}
-	if err != nil {
-		g.t.Errorf("media dial %s: %v", dst, err)
-		return
-	}
+// stream sends the file in a loop at its frame rate on nc until stopped
+// or BYE.
+func (g *gbDevice) stream(nc net.Conn, tcp bool, ssrc uint32) {
 	defer nc.Close()
 	var seq uint16
 	tick := time.NewTicker(40 * time.Millisecond)
@@ -519,7 +574,7 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 	}
 	j.startKeepalive()
 	Eventually(t, 20*time.Second, "junk stream ended with a log line", func() error {
-		if strings.Contains(d.Log(), "no decodable media within 3s") {
+		if strings.Contains(d.Log(), "no decodable media within 2s") {
 			return nil
 		}
 		return fmt.Errorf("no log line yet")
@@ -542,9 +597,11 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 }
 
 // TestGB28181OnDemand: with auto_invite off, a registered channel is only
-// invited when a player asks for its stream.
+// invited when a player asks for its stream; once no player is left for
+// idle_timeout it is sent BYE and its stream ends; a player coming back
+// before that keeps it; the next player invites it again.
 func TestGB28181OnDemand(t *testing.T) {
-	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false")
+	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false", `idle_timeout = "3s"`)
 	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
 	if code := g.register(); code != 200 {
 		t.Fatalf("register: %d", code)
@@ -564,9 +621,41 @@ func TestGB28181OnDemand(t *testing.T) {
 	if g.streaming.Load() {
 		t.Fatal("invited without a player")
 	}
-	p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
-	if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
-		t.Fatalf("rtmp probe: %+v", p.Streams)
+	probe := func() {
+		t.Helper()
+		p := ffprobe(t, "rtmp://"+rtmp+"/live/"+stream, 2)
+		if len(p.Streams) == 0 || p.Streams[0].CodecName != "h264" || p.Streams[0].Width != 320 {
+			t.Fatalf("rtmp probe: %+v", p.Streams)
+		}
+	}
+	probe()
+	// Players come back one after another, each before idle_timeout: the
+	// channel is not sent BYE.
+	for range 2 {
+		probe()
+	}
+	if n := g.byes.Load(); n != 0 || g.invites.Load() != 1 {
+		t.Fatalf("byes=%d invites=%d while players came and went within idle_timeout", n, g.invites.Load())
+	}
+	Eventually(t, 10*time.Second, "each player's leaving seen", func() error {
+		if n := strings.Count(d.Log(), "no players left"); n < 3 {
+			return fmt.Errorf("%d 'no players left' lines, want 3", n)
+		}
+		return nil
+	})
+	// No player: BYE, the stream ends, with a log line.
+	Eventually(t, 20*time.Second, "idle channel sent BYE", func() error {
+		if g.byes.Load() == 0 {
+			return fmt.Errorf("no bye yet")
+		}
+		return nil
+	})
+	waitUnpublished(t, d, "live", stream)
+	gbWaitLog(t, d, "no players for 3s")
+	// The next player invites it again.
+	probe()
+	if n := g.invites.Load(); n != 2 {
+		t.Fatalf("invites=%d, want 2 after a player came back", n)
 	}
 }
 

@@ -89,6 +89,7 @@ type Stream struct {
 	ready     chan struct{} // closed when a publisher arrives; replaced after unpublish
 	waiters   int           // subscribers waiting for a publisher
 	wanted    bool          // a StreamWanted was sent and no StreamUnwanted since
+	onDemand  bool          // a StreamWanted was sent once: its source wants to know of players
 	gen       int
 	lastRing  *shm.Segment // kept after unpublish for final stats until removed
 	lastPub   *publisher   // the last publisher, after unpublish (hooks of late segments name it)
@@ -358,7 +359,16 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 			sb := &sub{id: h.newID("sub-"), plugin: plugin, client: req.Client, stream: s, internal: req.Internal, started: time.Now()}
 			s.subs[sb.id] = sb
 			h.subs[sb.id] = sb
+			// A player is back on a stream an on-demand source publishes
+			// (it was wanted, then unwanted): tell the source again, so
+			// that it does not stop a stream someone watches.
+			var again *wire.StreamEvent
+			if s.onDemand && !s.wanted && !req.Internal {
+				s.wanted = true
+				again = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
+			}
 			h.mu.Unlock()
+			h.emit(again)
 			h.log.Debug("stream subscribed", "stream", ref.Key(), "client_id", req.Client.ID, "plugin", plugin)
 			return wire.Subscription{Ring: p.seg.Path, StreamID: s.ID, SubscriptionID: sb.id, GopCache: vp.GopCache, Vhost: ref.Vhost}, nil
 		}
@@ -366,7 +376,7 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 		s.waiters++
 		var wantEv *wire.StreamEvent
 		if req.Wait > 0 && !s.wanted && !req.Internal {
-			s.wanted = true
+			s.wanted, s.onDemand = true, true
 			wantEv = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
 			wantEv.Stream.Param, wantEv.Stream.TcURL = req.Stream.Param, req.Stream.TcURL
 		}

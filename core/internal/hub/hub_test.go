@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -146,6 +147,72 @@ func TestSubscriberWaitsForPublisher(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("waiting subscriber not released by the publisher")
+	}
+}
+
+// TestWantedAgainAfterUnwanted: a player that joins an on-demand stream
+// after its last player left makes it wanted again (its source must not
+// stop it), and leaving makes it unwanted again; a stream nobody waited
+// for sends neither.
+func TestWantedAgainAfterUnwanted(t *testing.T) {
+	h, ev, _ := newTestHub(t)
+	ctx := context.Background()
+	got := make(chan wire.Subscription, 1)
+	go func() {
+		sb, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "od"), Wait: 5 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- sb
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(ev.types()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := h.Publish(ctx, "rtmp", wire.PublishRequest{Stream: ref(DefaultVhost, "live", "od")}); err != nil {
+		t.Fatal(err)
+	}
+	first := <-got
+	if err := h.Unsubscribe("rtmp", first.SubscriptionID); err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "od")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal, err := h.Subscribe(ctx, "hls", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "od"), Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unsubscribe("rtmp", second.SubscriptionID); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Unsubscribe("hls", internal.SubscriptionID)
+	var tt []wire.StreamEventType
+	for _, x := range ev.types() {
+		if x == wire.StreamWanted || x == wire.StreamUnwanted {
+			tt = append(tt, x)
+		}
+	}
+	want := []wire.StreamEventType{wire.StreamWanted, wire.StreamUnwanted, wire.StreamWanted, wire.StreamUnwanted}
+	if fmt.Sprint(tt) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", tt, want)
+	}
+
+	// A stream published before anyone waited: no wanted/unwanted events.
+	if _, err := h.Publish(ctx, "rtmp", wire.PublishRequest{Stream: ref(DefaultVhost, "live", "plain")}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(ev.types())
+	sb, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "plain")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Unsubscribe("rtmp", sb.SubscriptionID)
+	for _, x := range ev.types()[n:] {
+		if x == wire.StreamWanted || x == wire.StreamUnwanted {
+			t.Fatalf("a plain stream got %v", x)
+		}
 	}
 }
 
