@@ -75,6 +75,13 @@ type vhostOptions struct {
 	ForwardBackend string
 	// Origins is cluster { origin } of a vhost in mode "remote" (an edge).
 	Origins []string
+	// OriginCluster is cluster { origin_cluster }: a stream wanted here and
+	// published on a coworker is pulled from it (SRS answers RTMP players
+	// with a 302 redirect; Rill's pull-through serves every protocol).
+	OriginCluster bool
+	// Coworkers is cluster { coworkers }: the HTTP APIs (host:port) of the
+	// other origins, asked over /api/v1/clusters.
+	Coworkers []string
 }
 
 func defaultVhostOptions() vhostOptions {
@@ -187,7 +194,7 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 			raw json.RawMessage
 		}{
 			{"token_traverse", cl.TokenTraverse}, {"vhost", cl.VhostName}, {"debug_srs_upnode", cl.DebugSrsUpnode},
-			{"coworkers", cl.Coworkers}, {"origin_cluster", cl.OriginCluster}, {"follow_client", cl.FollowClient},
+			{"follow_client", cl.FollowClient},
 		} {
 			if len(u.raw) > 0 {
 				errs = append(errs, unsupported(v.Name, "cluster", u.key, "Rill does not implement origin clusters and scale-out"))
@@ -196,6 +203,21 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		if cl.Protocol != nil && *cl.Protocol != "rtmp" {
 			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "protocol"}, Msg: fmt.Sprintf("%q is not supported yet: an edge pulls over rtmp", *cl.Protocol), VhostRelative: true})
 		}
+		if cl.OriginCluster != nil && *cl.OriginCluster {
+			if cl.Mode == "remote" {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "origin_cluster"}, Msg: "an edge (mode remote) cannot be an origin of an origin cluster", VhostRelative: true})
+			}
+			if len(cl.Coworkers) == 0 {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers"}, Msg: "origin_cluster needs at least one coworker (the host:port of another origin's HTTP API)", VhostRelative: true})
+			}
+			o.OriginCluster = true
+		}
+		for i, d := range cl.Coworkers {
+			if _, _, err := net.SplitHostPort(d); err != nil {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers", strconv.Itoa(i)}, Msg: fmt.Sprintf("%q is not host:port (the HTTP API of another origin)", d), VhostRelative: true})
+			}
+		}
+		o.Coworkers = cl.Coworkers
 		switch cl.Mode {
 		case "", "local":
 		case "remote":

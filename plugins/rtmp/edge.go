@@ -18,10 +18,10 @@ import (
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// clusterBlock is SRS's vhost cluster {} section. Mode and Origin are what
-// Rill does (an edge pulls from its origins); the other keys of SRS's
-// section belong to scale-out, which Rill does not do yet: they are
-// decoded only to be refused by name (see unsupportedKeys).
+// clusterBlock is SRS's vhost cluster {} section. Mode and Origin make an
+// edge (it pulls from its origins); OriginCluster and Coworkers make an
+// origin of an origin cluster (it asks its coworkers for the streams it
+// lacks). The keys decoded as raw JSON are refused by name.
 type clusterBlock struct {
 	Mode           string          `json:"mode"`
 	Origin         []string        `json:"origin"`
@@ -29,8 +29,8 @@ type clusterBlock struct {
 	TokenTraverse  json.RawMessage `json:"token_traverse"`
 	VhostName      json.RawMessage `json:"vhost"`
 	DebugSrsUpnode json.RawMessage `json:"debug_srs_upnode"`
-	Coworkers      json.RawMessage `json:"coworkers"`
-	OriginCluster  json.RawMessage `json:"origin_cluster"`
+	Coworkers      []string        `json:"coworkers"`
+	OriginCluster  *bool           `json:"origin_cluster"`
 	FollowClient   json.RawMessage `json:"follow_client"`
 }
 
@@ -47,8 +47,9 @@ func (e *edges) isPulled(key string) bool {
 	return e.pulled[key]
 }
 
-// edgeEvent handles StreamWanted/StreamUnwanted for remote-mode vhosts.
-func (s *Server) edgeEvent(ev sdk.StreamEvent, origins []string) {
+// edgeEvent handles StreamWanted/StreamUnwanted for remote-mode vhosts
+// and origin-cluster vhosts: run pulls the stream until its ctx ends.
+func (s *Server) edgeEvent(ev sdk.StreamEvent, run func(ctx context.Context, ref sdk.StreamRef)) {
 	key := ev.Stream.Key()
 	s.edge.mu.Lock()
 	defer s.edge.mu.Unlock()
@@ -65,7 +66,7 @@ func (s *Server) edgeEvent(ev sdk.StreamEvent, origins []string) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.pull(ctx, ev.Stream, origins)
+			run(ctx, ev.Stream)
 			s.edge.mu.Lock()
 			delete(s.edge.pulled, key)
 			s.edge.mu.Unlock()

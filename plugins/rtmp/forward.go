@@ -116,8 +116,11 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 		return // not started
 	}
 	if ev.Type == sdk.StreamWanted || ev.Type == sdk.StreamUnwanted {
-		if _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); len(opts.Origins) > 0 {
-			s.edgeEvent(ev, opts.Origins)
+		switch _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); {
+		case len(opts.Origins) > 0:
+			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.pull(ctx, ref, opts.Origins) })
+		case opts.OriginCluster:
+			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.clusterPull(ctx, ref, opts.Coworkers) })
 		}
 		return
 	}
@@ -167,6 +170,9 @@ func (s *Server) reconcileForwards() {
 // origin, as SRS does).
 func (s *Server) forwardDests(ref sdk.StreamRef) [][]string {
 	_, opts := s.cfg.Load().vhost(ref.Vhost)
+	if opts.OriginCluster && s.edge.isPulled(ref.Key()) {
+		return nil // a coworker's stream: the coworker forwards it
+	}
 	var dests [][]string
 	for _, d := range opts.Forward {
 		dests = append(dests, []string{d})
