@@ -185,5 +185,5 @@ func (s *Server) pullFromCoworker(ctx context.Context, ref sdk.StreamRef, origin
 	log := s.log.With("stream", key, "client_id", client.ID)
 	log.Info("origin cluster: pulling from coworker", "coworker", coworker, "origin", origin)
 	var unwrap tsUnwrapper
-	return pullOnce(ctx, pub, &unwrap, ref, origin, log)
+	return pullOnce(ctx, pub, &unwrap, upstreamURL(origin, ref, ""), origin, log)
 }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rill-media/rill/sdk"
@@ -28,6 +28,9 @@ type settings struct {
 	// smaller buffer holds less memory per stalled player and detects it
 	// sooner, at the cost of throughput on long round trips.
 	SendBuffer int `json:"send_buffer"`
+	// EdgeIdle is how long an edge (or an origin-cluster origin) pulls on
+	// after the last player of the stream left.
+	EdgeIdle msDuration `json:"edge_idle"`
 }
 
 func defaultSettings() settings {
@@ -36,6 +39,7 @@ func defaultSettings() settings {
 		HandshakeTimeout: msDuration(10 * time.Second),
 		QueueBytes:       32 << 20,
 		PlayWait:         msDuration(10 * time.Second),
+		EdgeIdle:         msDuration(5 * time.Second),
 	}
 }
 
@@ -79,6 +83,13 @@ type vhostOptions struct {
 	// published on a coworker is pulled from it (SRS answers RTMP players
 	// with a 302 redirect; Rill's pull-through serves every protocol).
 	OriginCluster bool
+	// TokenTraverse is cluster { token_traverse } of an edge: each client
+	// is checked by an origin (its hooks see the client's param) before the
+	// edge accepts it.
+	TokenTraverse bool
+	// UpstreamVhost is cluster { vhost } of an edge: the vhost it pulls
+	// from and publishes to at the origin ("" : the stream's own).
+	UpstreamVhost string
 	// Coworkers is cluster { coworkers }: the HTTP APIs (host:port) of the
 	// other origins, asked over /api/v1/clusters.
 	Coworkers []string
@@ -127,6 +138,9 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if c.SendBuffer < 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"send_buffer"}, Msg: "must not be negative"})
+	}
+	if c.EdgeIdle < 0 {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"edge_idle"}, Msg: "must not be negative"})
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"handshake_timeout"}, Msg: "must be positive"})
@@ -189,16 +203,30 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		if err := v.DecodeBlock("cluster", &cl); err != nil {
 			errs = append(errs, err)
 		}
-		for _, u := range []struct {
-			key string
-			raw json.RawMessage
-		}{
-			{"token_traverse", cl.TokenTraverse}, {"vhost", cl.VhostName}, {"debug_srs_upnode", cl.DebugSrsUpnode},
-			{"follow_client", cl.FollowClient},
-		} {
-			if len(u.raw) > 0 {
-				errs = append(errs, unsupported(v.Name, "cluster", u.key, "Rill does not implement origin clusters and scale-out"))
+		if cl.FollowClient != nil && *cl.FollowClient {
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "follow_client"}, VhostRelative: true,
+				Msg: "not supported: follow_client makes an edge pull over its player's protocol (HTTP-FLV for an HTTP-FLV player), and Rill's edge pulls over rtmp only (protocol = \"rtmp\"); set it to false or remove it"})
+		}
+		if cl.DebugSrsUpnode != nil && *cl.DebugSrsUpnode {
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "debug_srs_upnode"}, VhostRelative: true,
+				Msg: "not supported: Rill's edge connects to its origin with lal's client, which sends no SRS debug fields (srs_pid, srs_id) in its connect; set it to false or remove it"})
+		}
+		if cl.Mode != "remote" {
+			for _, k := range []struct {
+				key string
+				set bool
+			}{{"token_traverse", cl.TokenTraverse != nil && *cl.TokenTraverse}, {"vhost", cl.VhostName != nil}} {
+				if k.set {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", k.key}, VhostRelative: true, Msg: "applies to an edge only (mode remote)"})
+				}
 			}
+		}
+		o.TokenTraverse = cl.TokenTraverse != nil && *cl.TokenTraverse
+		if cl.VhostName != nil {
+			if *cl.VhostName == "" || strings.ContainsAny(*cl.VhostName, "/?&# ") {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "vhost"}, VhostRelative: true, Msg: fmt.Sprintf("%q is not a vhost name", *cl.VhostName)})
+			}
+			o.UpstreamVhost = *cl.VhostName
 		}
 		if cl.Protocol != nil && *cl.Protocol != "rtmp" {
 			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "protocol"}, Msg: fmt.Sprintf("%q is not supported yet: an edge pulls over rtmp", *cl.Protocol), VhostRelative: true})
@@ -236,14 +264,6 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		c.vhosts[v.Name] = o
 	}
 	return c, errors.Join(errs...)
-}
-
-// unsupported refuses a key of SRS's that Rill does not implement yet
-// (origin clusters, scale-out): refused, not ignored, so that nobody runs a
-// config believing it does what it says.
-func unsupported(vhost, block, key, why string) *sdk.ConfigError {
-	return &sdk.ConfigError{Vhost: vhost, Key: []string{block, key}, VhostRelative: true,
-		Msg: "not supported yet: " + why + "; remove the key"}
 }
 
 // msDuration is SRS's duration: a Go duration string or a number of

@@ -118,7 +118,7 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	if ev.Type == sdk.StreamWanted || ev.Type == sdk.StreamUnwanted {
 		switch _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); {
 		case len(opts.Origins) > 0:
-			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.pull(ctx, ref, opts.Origins) })
+			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.pull(ctx, ref, opts.Origins, opts.UpstreamVhost) })
 		case opts.OriginCluster:
 			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.clusterPull(ctx, ref, opts.Coworkers) })
 		}
@@ -178,7 +178,14 @@ func (s *Server) forwardDests(ref sdk.StreamRef) [][]string {
 		dests = append(dests, []string{d})
 	}
 	if len(opts.Origins) > 0 && !s.edge.isPulled(ref.Key()) {
-		dests = append(dests, opts.Origins)
+		up := opts.Origins
+		if opts.UpstreamVhost != "" { // cluster { vhost }: that vhost at the origin
+			up = make([]string, len(opts.Origins))
+			for i, o := range opts.Origins {
+				up[i] = "rtmp://" + o + "/[app]/[stream]?vhost=" + opts.UpstreamVhost
+			}
+		}
+		dests = append(dests, up)
 	}
 	return dests
 }

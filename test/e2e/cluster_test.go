@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,11 +33,18 @@ type clusterNode struct {
 
 func startClusterNode(t *testing.T, name, api, cluster string) clusterNode {
 	t.Helper()
+	return startClusterNodeWith(t, name, api, cluster, "", "")
+}
+
+// startClusterNodeWith is startClusterNode with more keys in the rtmp
+// plugin block and in the default vhost.
+func startClusterNodeWith(t *testing.T, name, api, cluster, rtmpBlock, vhost string) clusterNode {
+	t.Helper()
 	d := StartDaemon(t, Config{
 		Plugins: []string{"rtmp", "httpstream"},
 		API:     api,
 		Blocks: map[string]string{
-			"rtmp":       `  listen = ["127.0.0.1:0"]`,
+			"rtmp":       "  listen = [\"127.0.0.1:0\"]\n" + rtmpBlock,
 			"httpstream": `  listen = ["127.0.0.1:0"]`,
 		},
 		Extra: fmt.Sprintf(`vhost "__defaultVhost__" {
@@ -48,8 +57,9 @@ func startClusterNode(t *testing.T, name, api, cluster string) clusterNode {
   cluster {
 %s
   }
+%s
 }
-`, t.TempDir(), cluster),
+`, t.TempDir(), cluster, vhost),
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -224,4 +234,114 @@ func TestOriginClusterStatic(t *testing.T) {
 	if rb.Data.Origin == nil {
 		t.Fatal("origin B does not announce its own publisher")
 	}
+}
+
+// logLines returns the lines of a daemon's log holding every one of subs.
+func logLines(d *Daemon, subs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(d.Log(), "\n") {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestEdgeExtras: an edge of two origins that check tokens in on_connect.
+// token_traverse: a client with a good token plays through the edge, one
+// with a bad token is refused by the origin's hook and so by the edge.
+// Round robin: two streams are pulled from the two origins. The pull goes
+// on for edge_idle after its last player left (a player coming back finds
+// it) and stops after. HLS alone on the edge (no other player) makes the
+// edge pull the stream.
+func TestEdgeExtras(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	file := makeFLV(t, 90)
+	var pushes sync.WaitGroup
+	t.Cleanup(pushes.Wait) // after the daemons stopped (cleanups run last first)
+	tb := newTokenBackend(t, []string{"good"}, []string{"good"})
+	hooks := fmt.Sprintf("  hooks {\n    on_connect = [%q]\n    on_publish = [%q]\n    timeout = \"5s\"\n  }", tb.URL+"/auth", tb.URL+"/auth")
+	o1 := startClusterNodeWith(t, "origin 1", "", `    mode = "local"`, "", hooks)
+	o2 := startClusterNodeWith(t, "origin 2", "", `    mode = "local"`, "", hooks)
+	for _, o := range []clusterNode{o1, o2} {
+		for _, st := range []string{"a", "b", "c"} {
+			url := "rtmp://" + o.rtmp + "/live/" + st + "?token=good"
+			pushes.Add(1)
+			go func() {
+				defer pushes.Done()
+				_ = pushFLV(t, file, url, 0, 1)
+			}()
+		}
+		for _, st := range []string{"a", "b", "c"} {
+			waitPublished(t, o.d, "live", st)
+		}
+	}
+	edge := startClusterNodeWith(t, "edge", "",
+		fmt.Sprintf("    mode = \"remote\"\n    origin = [%q, %q]\n    token_traverse = true\n    debug_srs_upnode = false\n    follow_client = false", o1.rtmp, o2.rtmp),
+		`  edge_idle = "20s"`, "")
+
+	// token_traverse: the origin's hook decides.
+	wantCodecs(t, "rtmp from the edge with a good token", ffprobe(t, "rtmp://"+edge.rtmp+"/live/a?token=good", 2))
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rw_timeout", "15000000", "-show_streams",
+		"rtmp://"+edge.rtmp+"/live/a?token=bad").CombinedOutput()
+	if err == nil {
+		t.Fatalf("a bad token played through the edge: %s", out)
+	}
+	if c := tb.calls("on_connect", "bad"); len(c) != 1 || c[0].allowed || c[0].stream != "a" {
+		t.Fatalf("on_connect at the origins with the bad token: %+v", c)
+	}
+	if l := logLines(edge.d, "token traverse: origin", "refused the client", "client_id="); len(l) != 1 {
+		t.Fatalf("edge log lines of the refusal: %q", l)
+	}
+
+	// The first player left; one comes back within edge_idle: same pull.
+	wantCodecs(t, "rtmp from the edge again", ffprobe(t, "rtmp://"+edge.rtmp+"/live/a?token=good", 2))
+	if l := logLines(edge.d, "edge pulling", "live/a"); len(l) != 1 {
+		t.Fatalf("edge pulls of live/a: %q, want one (the second player came within edge_idle)", l)
+	}
+	if len(logLines(edge.d, "edge pull wanted again before it stopped", "live/a")) == 0 {
+		t.Fatal("the edge did not note the pull wanted again")
+	}
+
+	// Round robin: the next stream is pulled from the other origin.
+	httpWantCodecs(t, "http-flv from the edge", httpProbe(t, "http://"+edge.http+"/live/b.flv?token=good", 2), "h264", "aac")
+	pa, pb := logLines(edge.d, "edge pulling", "live/a"), logLines(edge.d, "edge pulling", "live/b")
+	if len(pb) != 1 {
+		t.Fatalf("edge pulls of live/b: %q", pb)
+	}
+	for _, o := range []string{o1.rtmp, o2.rtmp} {
+		if strings.Contains(pa[0], o) == strings.Contains(pb[0], o) {
+			t.Fatalf("live/a and live/b pulled from the same origin:\n%s\n%s", pa[0], pb[0])
+		}
+	}
+
+	// HLS alone: the playlist request makes the edge pull (with its token).
+	url := "http://" + edge.http + "/live/c.m3u8?token=good"
+	if code, _, _ := httpGet(t, url); code != http.StatusNotFound {
+		t.Fatalf("first playlist request of a stream not pulled yet: %d, want 404", code)
+	}
+	waitPlaylist(t, url, 40*time.Second, "hls of live/c on the edge", func(p hlsPlaylist) error {
+		if len(p.URIs) < 2 {
+			return fmt.Errorf("%d segments", len(p.URIs))
+		}
+		return nil
+	})
+	if len(logLines(edge.d, "edge pulling", "live/c")) != 1 {
+		t.Fatal("the edge did not pull live/c for the hls player")
+	}
+
+	// Nobody plays live/a any more: the pull stops after edge_idle.
+	Eventually(t, 60*time.Second, "edge pull of live/a stopped", func() error {
+		if len(logLines(edge.d, "edge pull stopped", "live/a")) == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 }
