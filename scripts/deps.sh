@@ -7,6 +7,8 @@ command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 # headless Chromium for the console test (Debian's package)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# the origin-cluster registry tests start their own redis-server
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

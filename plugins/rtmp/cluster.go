@@ -48,6 +48,27 @@ type clusterAnswer struct {
 
 var errNotOnCoworker = errors.New("no coworker has a publisher of the stream")
 
+// discover asks the registry (if any), then the coworkers, for the origin
+// of ref; coworker names who answered ("registry" for the registry).
+func (s *Server) discover(ctx context.Context, hc *http.Client, ref sdk.StreamRef, coworkers []string) (origin, coworker string, err error) {
+	var errs []error
+	if s.reg != nil {
+		o, err := s.reg.lookup(ctx, ref)
+		if err == nil {
+			return o, "registry", nil
+		}
+		errs = append(errs, err)
+	}
+	if len(coworkers) > 0 {
+		o, cw, err := discover(ctx, hc, ref, coworkers)
+		if err == nil {
+			return o, cw, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", "", errors.Join(errs...)
+}
+
 // discover asks the coworkers in turn for the origin of ref and returns
 // the RTMP host:port of the first that has it.
 func discover(ctx context.Context, hc *http.Client, ref sdk.StreamRef, coworkers []string) (origin, coworker string, err error) {
@@ -146,7 +167,7 @@ func (s *Server) clusterPull(ctx context.Context, ref sdk.StreamRef, coworkers [
 		if s.liveHere(ref.Key()) {
 			continue // published here: nothing to pull
 		}
-		origin, coworker, err := discover(ctx, hc, ref, coworkers)
+		origin, coworker, err := s.discover(ctx, hc, ref, coworkers)
 		if err != nil {
 			if ctx.Err() == nil && err.Error() != lastErr {
 				log.Info("origin cluster: stream not found on the coworkers, asking again", "coworkers", fmt.Sprint(coworkers), "error", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -31,6 +33,14 @@ type settings struct {
 	// EdgeIdle is how long an edge (or an origin-cluster origin) pulls on
 	// after the last player of the stream left.
 	EdgeIdle msDuration `json:"edge_idle"`
+	// ClusterRegistry is the Redis URL (redis://host:port/db) of the
+	// origin cluster's stream registry ("": none, coworkers only).
+	ClusterRegistry string `json:"cluster_registry"`
+	// ClusterRegistryTTL is the life of a registry key without heartbeat.
+	ClusterRegistryTTL msDuration `json:"cluster_registry_ttl"`
+	// ClusterAnnounce is the RTMP host:port this origin registers (default:
+	// its first rtmp listener's address).
+	ClusterAnnounce string `json:"cluster_announce"`
 }
 
 func defaultSettings() settings {
@@ -40,6 +50,8 @@ func defaultSettings() settings {
 		QueueBytes:       32 << 20,
 		PlayWait:         msDuration(10 * time.Second),
 		EdgeIdle:         msDuration(5 * time.Second),
+
+		ClusterRegistryTTL: msDuration(10 * time.Second),
 	}
 }
 
@@ -139,6 +151,19 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	if c.SendBuffer < 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"send_buffer"}, Msg: "must not be negative"})
 	}
+	if c.ClusterRegistry != "" {
+		if _, err := redis.ParseURL(c.ClusterRegistry); err != nil {
+			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry"}, Msg: fmt.Sprintf("%q is not a redis:// URL: %v", c.ClusterRegistry, err)})
+		}
+	}
+	if time.Duration(c.ClusterRegistryTTL) < time.Second {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry_ttl"}, Msg: "must be at least 1s"})
+	}
+	if c.ClusterAnnounce != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAnnounce); err != nil {
+			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_announce"}, Msg: fmt.Sprintf("%q is not host:port", c.ClusterAnnounce)})
+		}
+	}
 	if c.EdgeIdle < 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"edge_idle"}, Msg: "must not be negative"})
 	}
@@ -235,8 +260,8 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 			if cl.Mode == "remote" {
 				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "origin_cluster"}, Msg: "an edge (mode remote) cannot be an origin of an origin cluster", VhostRelative: true})
 			}
-			if len(cl.Coworkers) == 0 {
-				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers"}, Msg: "origin_cluster needs at least one coworker (the host:port of another origin's HTTP API)", VhostRelative: true})
+			if len(cl.Coworkers) == 0 && c.ClusterRegistry == "" {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers"}, Msg: "origin_cluster needs at least one coworker (the host:port of another origin's HTTP API) or the plugin's cluster_registry", VhostRelative: true})
 			}
 			o.OriginCluster = true
 		}

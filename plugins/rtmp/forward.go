@@ -124,6 +124,9 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 		}
 		return
 	}
+	if ev.Type == sdk.StreamPublished || ev.Type == sdk.StreamUnpublished {
+		s.registryEvent(ev)
+	}
 	key := ev.Stream.Key()
 	s.fwd.mu.Lock()
 	defer s.fwd.mu.Unlock()
