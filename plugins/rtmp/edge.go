@@ -142,7 +142,7 @@ func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string, 
 	var unwrap tsUnwrapper
 	delay := time.Duration(0)
 	for i := 0; ctx.Err() == nil; i++ {
-		origin := origins[s.edge.next.Add(1)%uint64(len(origins))]
+		origin := origins[(s.edge.next.Add(1)-1)%uint64(len(origins))]
 		err := pullOnce(ctx, pub, &unwrap, upstreamURL(origin, ref, upVhost), origin, log)
 		if ctx.Err() != nil {
 			break

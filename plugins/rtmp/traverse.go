@@ -27,7 +27,7 @@ func (c *conn) traverse(ref sdk.StreamRef, opts vhostOptions, code string) error
 	}
 	var unreachable []error
 	for range opts.Origins {
-		origin := opts.Origins[c.s.edge.nextCheck.Add(1)%uint64(len(opts.Origins))]
+		origin := opts.Origins[(c.s.edge.nextCheck.Add(1)-1)%uint64(len(opts.Origins))]
 		err := checkAtOrigin(upstreamURL(origin, ref, opts.UpstreamVhost))
 		if err == nil {
 			c.log.Debug("token traverse: origin accepted the client", "stream", ref.Key(), "origin", origin)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // freeAddr returns a loopback address free at the time of the call, for
@@ -341,6 +344,121 @@ func TestEdgeExtras(t *testing.T) {
 	Eventually(t, 60*time.Second, "edge pull of live/a stopped", func() error {
 		if len(logLines(edge.d, "edge pull stopped", "live/a")) == 0 {
 			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+}
+
+// startRedis runs Debian's redis-server on a free loopback port for the
+// test and returns a client of it.
+func startRedis(t *testing.T) (string, *redis.Client) {
+	t.Helper()
+	needTool(t, "redis-server")
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--loglevel", "warning")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	Eventually(t, 10*time.Second, "redis-server answers", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return rdb.Ping(ctx).Err()
+	})
+	return addr, rdb
+}
+
+func registryGet(rdb *redis.Client, key string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return rdb.Get(ctx, key).Result()
+}
+
+// TestOriginClusterRedis: the two origins have no coworkers list; they
+// find each other's streams in a Redis registry (Debian's redis-server,
+// started here). A stream published to A is registered with A's address;
+// B and the edge play it (RTMP, HTTP-FLV, HLS); A's daemon is killed and
+// its key expires (no heartbeat); the stream published again to B is
+// registered with B's address and the edge's players go on.
+func TestOriginClusterRedis(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	raddr, rdb := startRedis(t)
+	reg := fmt.Sprintf("  cluster_registry = \"redis://%s/0\"\n  cluster_registry_ttl = \"3s\"", raddr)
+	a := startClusterNodeWith(t, "origin A", "", "    origin_cluster = true", reg, "")
+	b := startClusterNodeWith(t, "origin B", "", "    origin_cluster = true", reg, "")
+	edge := startClusterNode(t, "edge", "", fmt.Sprintf("    mode = \"remote\"\n    origin = [%q, %q]", a.rtmp, b.rtmp))
+
+	const key = "rill:origin:__defaultVhost__/live/rc"
+	ffmpegPublish(t, "rtmp://"+a.rtmp+"/live/rc", 120)
+	waitPublished(t, a.d, "live", "rc")
+	Eventually(t, 10*time.Second, "stream registered with origin A", func() error {
+		v, err := registryGet(rdb, key)
+		if err != nil || v != a.rtmp {
+			return fmt.Errorf("registry %s = %q, %v; want %s", key, v, err, a.rtmp)
+		}
+		return nil
+	})
+
+	wantCodecs(t, "rtmp from origin B", ffprobe(t, "rtmp://"+b.rtmp+"/live/rc", 3))
+	httpWantCodecs(t, "http-flv from origin B", httpProbe(t, "http://"+b.http+"/live/rc.flv", 3), "h264", "aac")
+	if len(logLines(b.d, "origin cluster: pulling from coworker", "coworker=registry", "origin="+a.rtmp)) == 0 {
+		t.Fatal("origin B did not pull from A through the registry")
+	}
+	// B's copy is not registered as B's.
+	if v, _ := registryGet(rdb, key); v != a.rtmp {
+		t.Fatalf("registry names %q after B pulled, want A %s", v, a.rtmp)
+	}
+
+	onEdge := readFLV(t, "http://"+edge.http+"/live/rc.flv")
+	edgeRTMP := newGoPlayer(t, "rtmp://"+edge.rtmp+"/live/rc")
+	onEdge.growsBy(t, "http-flv on the edge", 50<<10, 20*time.Second)
+	for _, n := range []struct {
+		name string
+		node clusterNode
+	}{{"origin B", b}, {"edge", edge}} {
+		// HLS alone on B (no other player holds the pull there now): the
+		// playlist request wants the stream.
+		url := "http://" + n.node.http + "/live/rc.m3u8"
+		waitPlaylist(t, url, 40*time.Second, "hls on "+n.name, func(p hlsPlaylist) error {
+			if len(p.URIs) < 2 {
+				return fmt.Errorf("%d segments", len(p.URIs))
+			}
+			return nil
+		})
+		httpWantCodecs(t, "hls from "+n.name, httpProbe(t, url, 2), "h264", "aac")
+	}
+
+	// A dies without a word: its key expires.
+	a.d.Kill()
+	Eventually(t, 30*time.Second, "origin A's registry key expired", func() error {
+		v, err := registryGet(rdb, key)
+		if !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("registry %s = %q, %v", key, v, err)
+		}
+		return nil
+	})
+	ffmpegPublish(t, "rtmp://"+b.rtmp+"/live/rc", 120)
+	waitPublished(t, b.d, "live", "rc")
+	Eventually(t, 10*time.Second, "stream registered with origin B", func() error {
+		v, err := registryGet(rdb, key)
+		if err != nil || v != b.rtmp {
+			return fmt.Errorf("registry %s = %q, %v; want %s", key, v, err, b.rtmp)
+		}
+		return nil
+	})
+	onEdge.growsBy(t, "http-flv on the edge after the failover", 200<<10, 40*time.Second)
+	v := edgeRTMP.video.Load()
+	Eventually(t, 40*time.Second, "rtmp player on the edge after the failover", func() error {
+		if got := edgeRTMP.video.Load() - v; got < 50 {
+			return fmt.Errorf("%d video messages since", got)
 		}
 		return nil
 	})
