@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rill-media/rill/sdk"
@@ -207,4 +208,39 @@ func (s *Server) pullFromCoworker(ctx context.Context, ref sdk.StreamRef, origin
 	log.Info("origin cluster: pulling from coworker", "coworker", coworker, "origin", origin)
 	var unwrap tsUnwrapper
 	return pullOnce(ctx, pub, &unwrap, upstreamURL(origin, ref, ""), origin, log)
+}
+
+// errRedirected ends a connection answered with a 302 redirect.
+var errRedirected = errors.New("redirected")
+
+// maybeRedirect is SRS's answer to an RTMP player of an origin-cluster
+// vhost (bug #92) when rtmp { cluster_redirect = true }: a stream not
+// published here but on a coworker is answered with an onStatus error
+// NetConnection.Connect.Rejected carrying ex.code 302, ex.redirect (the
+// coworker's tcUrl) and ex.redirect2 (its full URL), and the connection is
+// closed. Clients that follow it (Flash, SRS's own) play from the coworker;
+// FFmpeg and lal's clients do not (their play ends), hence off by default.
+func (c *conn) maybeRedirect(ref sdk.StreamRef, opts vhostOptions) error {
+	if !opts.OriginCluster || !opts.Redirect || c.s.rt == nil || c.s.liveHere(ref.Key()) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	origin, coworker, err := c.s.discover(ctx, &http.Client{Timeout: clusterAskTimeout}, ref, opts.Coworkers)
+	if err != nil {
+		c.log.Debug("origin cluster: no coworker has the stream, the player waits here", "stream", ref.Key(), "error", err)
+		return nil
+	}
+	u := upstreamURL(origin, ref, "")
+	tcURL := u
+	if i := strings.Index(u, "?"); i >= 0 {
+		tcURL = u[:i]
+	}
+	tcURL = tcURL[:strings.LastIndexByte(tcURL, '/')]
+	ex := []amf0Pair{{"code", 302.0}, {"redirect", tcURL}, {"redirect2", u}}
+	if err := c.writeCommand(msgStreamID, "onStatus", 0.0, nil, status("error", "NetConnection.Connect.Rejected", "RTMP 302 Redirect", amf0Pair{"ex", ex})); err != nil {
+		return err
+	}
+	c.log.Info("origin cluster: player redirected", "stream", ref.Key(), "coworker", coworker, "to", u)
+	return fmt.Errorf("%w to %s", errRedirected, u)
 }

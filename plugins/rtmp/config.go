@@ -61,6 +61,9 @@ type vhostRTMP struct {
 	TCPNoDelay *bool       `json:"tcp_nodelay"`
 	MinLatency *bool       `json:"min_latency"`
 	MWLatency  *msDuration `json:"mw_latency"`
+	// ClusterRedirect answers an RTMP player of a stream that a coworker
+	// has with SRS's 302 redirect (bug #92) instead of pulling it.
+	ClusterRedirect *bool `json:"cluster_redirect"`
 }
 
 // jitter modes (SRS time_jitter).
@@ -102,6 +105,8 @@ type vhostOptions struct {
 	// UpstreamVhost is cluster { vhost } of an edge: the vhost it pulls
 	// from and publishes to at the origin ("" : the stream's own).
 	UpstreamVhost string
+	// Redirect is rtmp { cluster_redirect } of an origin-cluster vhost.
+	Redirect bool
 	// Coworkers is cluster { coworkers }: the HTTP APIs (host:port) of the
 	// other origins, asked over /api/v1/clusters.
 	Coworkers []string
@@ -271,6 +276,12 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 			}
 		}
 		o.Coworkers = cl.Coworkers
+		if vr.ClusterRedirect != nil && *vr.ClusterRedirect {
+			if !o.OriginCluster {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster_redirect"}, Msg: "needs cluster { origin_cluster = true } in the vhost"})
+			}
+			o.Redirect = true
+		}
 		switch cl.Mode {
 		case "", "local":
 		case "remote":

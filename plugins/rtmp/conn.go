@@ -710,6 +710,9 @@ func (c *conn) onPlay(tid float64, name string) error {
 	if err := c.traverse(ref, opts, "NetStream.Play.Rejected"); err != nil {
 		return err
 	}
+	if err := c.maybeRedirect(ref, opts); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.info.Type = "rtmp-play"
 	c.ref = ref

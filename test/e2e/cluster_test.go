@@ -463,3 +463,58 @@ func TestOriginClusterRedis(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOriginClusterRedirect: with rtmp { cluster_redirect = true } an
+// origin answers an RTMP player of a stream its coworker has with SRS's
+// 302 redirect (onStatus NetConnection.Connect.Rejected, ex.redirect2 the
+// coworker's URL) and closes; FFmpeg does not follow it; HTTP-FLV players
+// of the same origin still get the stream pulled from the coworker.
+func TestOriginClusterRedirect(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "ffprobe")
+	apiA, apiB := freeAddr(t), freeAddr(t)
+	a := startClusterNode(t, "origin A", apiA, fmt.Sprintf("    origin_cluster = true\n    coworkers = [%q]", apiB))
+	b := startClusterNodeWith(t, "origin B", apiB, fmt.Sprintf("    origin_cluster = true\n    coworkers = [%q]", apiA), "",
+		"  rtmp {\n    cluster_redirect = true\n  }")
+	ffmpegPublish(t, "rtmp://"+a.rtmp+"/live/rd", 60)
+	waitPublished(t, a.d, "live", "rd")
+
+	r := dialRaw(t, b.rtmp, true)
+	r.connect("live", "rtmp://"+b.rtmp+"/live")
+	r.play("rd")
+	_ = r.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for len(got) < 1<<20 {
+		n, err := r.nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("origin B did not close the redirected player; read %q", got)
+			}
+			break
+		}
+	}
+	for _, want := range []string{"NetConnection.Connect.Rejected", "RTMP 302 Redirect", "redirect2", "rtmp://" + a.rtmp + "/live/rd", "rtmp://" + a.rtmp + "/live"} {
+		if !strings.Contains(string(got), want) {
+			t.Fatalf("the answer to the player has no %q: %q", want, got)
+		}
+	}
+	Eventually(t, 10*time.Second, "origin B logs the redirect", func() error {
+		if len(logLines(b.d, "origin cluster: player redirected", "live/rd")) != 1 {
+			return fmt.Errorf("no log line")
+		}
+		return nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rw_timeout", "15000000", "-show_streams",
+		"rtmp://"+b.rtmp+"/live/rd").CombinedOutput()
+	if err == nil && strings.Contains(string(out), "codec_name=h264") {
+		t.Fatalf("ffprobe played through a redirect (it follows them now: the default could change): %s", out)
+	}
+	t.Logf("ffprobe at the redirect: %v: %s", err, strings.TrimSpace(string(out)))
+
+	httpWantCodecs(t, "http-flv from origin B", httpProbe(t, "http://"+b.http+"/live/rd.flv", 3), "h264", "aac")
+}
