@@ -158,7 +158,7 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if c.ClusterRegistry != "" {
 		if _, err := redis.ParseURL(c.ClusterRegistry); err != nil {
-			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry"}, Msg: fmt.Sprintf("%q is not a redis:// URL: %v", c.ClusterRegistry, err)})
+			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry"}, Msg: fmt.Sprintf("not a redis:// URL (redis://[user:password@]host:port/db): %v", err)})
 		}
 	}
 	if time.Duration(c.ClusterRegistryTTL) < time.Second {

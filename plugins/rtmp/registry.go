@@ -47,7 +47,7 @@ func newRegistry(cfg *config, lns []net.Listener, log hclog.Logger) (*registry, 
 	}
 	opt, err := redis.ParseURL(cfg.ClusterRegistry)
 	if err != nil {
-		return nil, fmt.Errorf("cluster_registry %q: %w", cfg.ClusterRegistry, err)
+		return nil, fmt.Errorf("cluster_registry: %w", err) // the URL may hold a password: not echoed
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	self := cfg.ClusterAnnounce
