@@ -131,9 +131,22 @@ func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string, 
 	s.edge.mu.Lock()
 	s.edge.pulled[ref.Key()] = true
 	s.edge.mu.Unlock()
-	pctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	pub, err := s.rt.Host.Publish(pctx, client, ref)
-	cancel()
+	// A pull that just stopped (edge_idle ran out as a player came back)
+	// may still hold the stream for a moment: wait for it, boundedly.
+	var pub *sdk.Publication
+	var err error
+	for try := 0; ; try++ {
+		pctx, cancel := context.WithTimeout(ctx, commandTimeout)
+		pub, err = s.rt.Host.Publish(pctx, client, ref)
+		cancel()
+		if err == nil || !errors.Is(err, sdk.ErrStreamBusy) || try == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		log.Warn("edge pull: publish into the hub failed", "error", err)
 		return
