@@ -12,6 +12,11 @@ shm {
 
 plugin "rtmp" {
   listen = ["0.0.0.0:1935"]
+  # edge_idle = "5s"   # an edge pulls on this long after a stream's last player left
+  # Origin cluster registry (docs/cluster.md): origins find each other's streams in Redis.
+  # cluster_registry     = "redis://127.0.0.1:6379/0"
+  # cluster_registry_ttl = "10s"
+  # cluster_announce     = "10.0.0.2:1935"   # needed when listen is 0.0.0.0
 }
 
 # SRS srt_server: the plugin binds its UDP socket itself (bind, not listen).

@@ -27,6 +27,8 @@ if [ "$mode" != build ]; then
   /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
   /usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || need+=(python3-protobuf)
   command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+  # the origin-cluster registry tests start their own redis-server
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

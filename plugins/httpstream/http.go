@@ -90,7 +90,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	key := streamKey{Vhost: vhost, App: sp.App, Stream: sp.Stream}
 	switch sp.Format {
 	case fmtM3U8:
-		s.serveHLSFile(w, r, cfg, vc, sp)
+		found := s.serveHLSFile(w, r, cfg, vc, sp)
+		s.touchHLS(key, vc, remoteIP(r.RemoteAddr), hlsParam(r.URL.Query()), !found)
 		return
 	case fmtTS:
 		if s.serveHLSFile(w, r, cfg, vc, sp) {
@@ -305,7 +306,7 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request, cfg *config, 
 	var src *source
 	var err error
 	for attempt := 0; ; attempt++ {
-		src, err = s.source(r.Context(), key, client)
+		src, err = s.source(r.Context(), key, client, ref.Param)
 		if err != nil {
 			code, msg := subscribeStatus(err)
 			log.Info("player refused", "stream", key.String(), "status", code, "error", err)

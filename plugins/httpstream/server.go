@@ -39,6 +39,7 @@ type Server struct {
 	writing map[string]bool
 
 	sessions sessions // HLS viewers with hls_ctx
+	demand   demands  // streams wanted by HLS playlist requests
 }
 
 type playerEntry struct {
@@ -254,15 +255,19 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 }
 
 // source returns the running source of key, starting one if needed, once
-// its stream is subscribed.
-func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInfo) (*source, error) {
+// its stream is subscribed. The first player's param goes with the
+// subscription: an on-demand source (an edge pull) passes it upstream,
+// where the origin's hooks check its token.
+func (s *Server) source(ctx context.Context, key streamKey, client sdk.ClientInfo, param string) (*source, error) {
 	cfg := s.cfg.Load()
 	s.mu.Lock()
 	src := s.sources[key]
 	if src == nil {
 		src = newSource(s, key, cfg)
 		s.sources[key] = src
-		src.rd = s.tap.Join(key.ref(), s.liveOptions(cfg, key.Vhost, client, sdk.SubscribeOptions{Wait: cfg.PlayWait}), src)
+		ref := key.ref()
+		ref.Param = param
+		src.rd = s.tap.Join(ref, s.liveOptions(cfg, key.Vhost, client, sdk.SubscribeOptions{Wait: cfg.PlayWait}), src)
 	}
 	st := src.rd.Stream()
 	s.mu.Unlock()

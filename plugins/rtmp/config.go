@@ -1,13 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rill-media/rill/sdk"
 )
@@ -28,6 +30,17 @@ type settings struct {
 	// smaller buffer holds less memory per stalled player and detects it
 	// sooner, at the cost of throughput on long round trips.
 	SendBuffer int `json:"send_buffer"`
+	// EdgeIdle is how long an edge (or an origin-cluster origin) pulls on
+	// after the last player of the stream left.
+	EdgeIdle msDuration `json:"edge_idle"`
+	// ClusterRegistry is the Redis URL (redis://host:port/db) of the
+	// origin cluster's stream registry ("": none, coworkers only).
+	ClusterRegistry string `json:"cluster_registry"`
+	// ClusterRegistryTTL is the life of a registry key without heartbeat.
+	ClusterRegistryTTL msDuration `json:"cluster_registry_ttl"`
+	// ClusterAnnounce is the RTMP host:port this origin registers (default:
+	// its first rtmp listener's address).
+	ClusterAnnounce string `json:"cluster_announce"`
 }
 
 func defaultSettings() settings {
@@ -36,6 +49,9 @@ func defaultSettings() settings {
 		HandshakeTimeout: msDuration(10 * time.Second),
 		QueueBytes:       32 << 20,
 		PlayWait:         msDuration(10 * time.Second),
+		EdgeIdle:         msDuration(5 * time.Second),
+
+		ClusterRegistryTTL: msDuration(10 * time.Second),
 	}
 }
 
@@ -45,6 +61,9 @@ type vhostRTMP struct {
 	TCPNoDelay *bool       `json:"tcp_nodelay"`
 	MinLatency *bool       `json:"min_latency"`
 	MWLatency  *msDuration `json:"mw_latency"`
+	// ClusterRedirect answers an RTMP player of a stream that a coworker
+	// has with SRS's 302 redirect (bug #92) instead of pulling it.
+	ClusterRedirect *bool `json:"cluster_redirect"`
 }
 
 // jitter modes (SRS time_jitter).
@@ -75,6 +94,22 @@ type vhostOptions struct {
 	ForwardBackend string
 	// Origins is cluster { origin } of a vhost in mode "remote" (an edge).
 	Origins []string
+	// OriginCluster is cluster { origin_cluster }: a stream wanted here and
+	// published on a coworker is pulled from it (SRS answers RTMP players
+	// with a 302 redirect; Rill's pull-through serves every protocol).
+	OriginCluster bool
+	// TokenTraverse is cluster { token_traverse } of an edge: each client
+	// is checked by an origin (its hooks see the client's param) before the
+	// edge accepts it.
+	TokenTraverse bool
+	// UpstreamVhost is cluster { vhost } of an edge: the vhost it pulls
+	// from and publishes to at the origin ("" : the stream's own).
+	UpstreamVhost string
+	// Redirect is rtmp { cluster_redirect } of an origin-cluster vhost.
+	Redirect bool
+	// Coworkers is cluster { coworkers }: the HTTP APIs (host:port) of the
+	// other origins, asked over /api/v1/clusters.
+	Coworkers []string
 }
 
 func defaultVhostOptions() vhostOptions {
@@ -120,6 +155,22 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	if c.SendBuffer < 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"send_buffer"}, Msg: "must not be negative"})
+	}
+	if c.ClusterRegistry != "" {
+		if _, err := redis.ParseURL(c.ClusterRegistry); err != nil {
+			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry"}, Msg: fmt.Sprintf("not a redis:// URL (redis://[user:password@]host:port/db): %v", err)})
+		}
+	}
+	if time.Duration(c.ClusterRegistryTTL) < time.Second {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_registry_ttl"}, Msg: "must be at least 1s"})
+	}
+	if c.ClusterAnnounce != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAnnounce); err != nil {
+			errs = append(errs, &sdk.ConfigError{Key: []string{"cluster_announce"}, Msg: fmt.Sprintf("%q is not host:port", c.ClusterAnnounce)})
+		}
+	}
+	if c.EdgeIdle < 0 {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"edge_idle"}, Msg: "must not be negative"})
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"handshake_timeout"}, Msg: "must be positive"})
@@ -182,19 +233,54 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		if err := v.DecodeBlock("cluster", &cl); err != nil {
 			errs = append(errs, err)
 		}
-		for _, u := range []struct {
-			key string
-			raw json.RawMessage
-		}{
-			{"token_traverse", cl.TokenTraverse}, {"vhost", cl.VhostName}, {"debug_srs_upnode", cl.DebugSrsUpnode},
-			{"coworkers", cl.Coworkers}, {"origin_cluster", cl.OriginCluster}, {"follow_client", cl.FollowClient},
-		} {
-			if len(u.raw) > 0 {
-				errs = append(errs, unsupported(v.Name, "cluster", u.key, "Rill does not implement origin clusters and scale-out"))
+		if cl.FollowClient != nil && *cl.FollowClient {
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "follow_client"}, VhostRelative: true,
+				Msg: "not supported: follow_client makes an edge pull over its player's protocol (HTTP-FLV for an HTTP-FLV player), and Rill's edge pulls over rtmp only (protocol = \"rtmp\"); set it to false or remove it"})
+		}
+		if cl.DebugSrsUpnode != nil && *cl.DebugSrsUpnode {
+			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "debug_srs_upnode"}, VhostRelative: true,
+				Msg: "not supported: Rill's edge connects to its origin with lal's client, which sends no SRS debug fields (srs_pid, srs_id) in its connect; set it to false or remove it"})
+		}
+		if cl.Mode != "remote" {
+			for _, k := range []struct {
+				key string
+				set bool
+			}{{"token_traverse", cl.TokenTraverse != nil && *cl.TokenTraverse}, {"vhost", cl.VhostName != nil}} {
+				if k.set {
+					errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", k.key}, VhostRelative: true, Msg: "applies to an edge only (mode remote)"})
+				}
 			}
+		}
+		o.TokenTraverse = cl.TokenTraverse != nil && *cl.TokenTraverse
+		if cl.VhostName != nil {
+			if *cl.VhostName == "" || strings.ContainsAny(*cl.VhostName, "/?&# ") {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "vhost"}, VhostRelative: true, Msg: fmt.Sprintf("%q is not a vhost name", *cl.VhostName)})
+			}
+			o.UpstreamVhost = *cl.VhostName
 		}
 		if cl.Protocol != nil && *cl.Protocol != "rtmp" {
 			errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "protocol"}, Msg: fmt.Sprintf("%q is not supported yet: an edge pulls over rtmp", *cl.Protocol), VhostRelative: true})
+		}
+		if cl.OriginCluster != nil && *cl.OriginCluster {
+			if cl.Mode == "remote" {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "origin_cluster"}, Msg: "an edge (mode remote) cannot be an origin of an origin cluster", VhostRelative: true})
+			}
+			if len(cl.Coworkers) == 0 && c.ClusterRegistry == "" {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers"}, Msg: "origin_cluster needs at least one coworker (the host:port of another origin's HTTP API) or the plugin's cluster_registry", VhostRelative: true})
+			}
+			o.OriginCluster = true
+		}
+		for i, d := range cl.Coworkers {
+			if _, _, err := net.SplitHostPort(d); err != nil {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster", "coworkers", strconv.Itoa(i)}, Msg: fmt.Sprintf("%q is not host:port (the HTTP API of another origin)", d), VhostRelative: true})
+			}
+		}
+		o.Coworkers = cl.Coworkers
+		if vr.ClusterRedirect != nil && *vr.ClusterRedirect {
+			if !o.OriginCluster {
+				errs = append(errs, &sdk.ConfigError{Vhost: v.Name, Key: []string{"cluster_redirect"}, Msg: "needs cluster { origin_cluster = true } in the vhost"})
+			}
+			o.Redirect = true
 		}
 		switch cl.Mode {
 		case "", "local":
@@ -214,14 +300,6 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 		c.vhosts[v.Name] = o
 	}
 	return c, errors.Join(errs...)
-}
-
-// unsupported refuses a key of SRS's that Rill does not implement yet
-// (origin clusters, scale-out): refused, not ignored, so that nobody runs a
-// config believing it does what it says.
-func unsupported(vhost, block, key, why string) *sdk.ConfigError {
-	return &sdk.ConfigError{Vhost: vhost, Key: []string{block, key}, VhostRelative: true,
-		Msg: "not supported yet: " + why + "; remove the key"}
 }
 
 // msDuration is SRS's duration: a Go duration string or a number of

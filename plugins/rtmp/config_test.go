@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -55,10 +56,10 @@ func TestScaleOutKeysRefused(t *testing.T) {
 	}{
 		{"edge", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"protocol":"rtmp"}`}, nil},
 		{"forward", map[string]string{"forward": `{"enabled":true,"destination":["127.0.0.1:1936"]}`}, nil},
-		{"coworkers", map[string]string{"cluster": `{"mode":"local","origin_cluster":true,"coworkers":["127.0.0.1:9091"]}`},
-			[]string{"cluster.coworkers", "cluster.origin_cluster"}},
-		{"edge extras", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"token_traverse":true,"vhost":"x","debug_srs_upnode":false,"follow_client":true}`},
-			[]string{"cluster.debug_srs_upnode", "cluster.follow_client", "cluster.token_traverse", "cluster.vhost"}},
+		{"coworkers", map[string]string{"cluster": `{"mode":"local","origin_cluster":true,"coworkers":["127.0.0.1:9091"]}`}, nil},
+		{"edge extras", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"token_traverse":true,"vhost":"x","debug_srs_upnode":false,"follow_client":false}`}, nil},
+		{"follow_client and debug_srs_upnode on", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"debug_srs_upnode":true,"follow_client":true}`},
+			[]string{"cluster.debug_srs_upnode", "cluster.follow_client"}},
 		{"protocol", map[string]string{"cluster": `{"mode":"remote","origin":["127.0.0.1:1935"],"protocol":"flv"}`}, []string{"cluster.protocol"}},
 		{"backend", map[string]string{"forward": `{"backend":"http://127.0.0.1:8085/api/v1/forward"}`}, nil},
 		{"variables", map[string]string{"forward": `{"destination":["rtmp://127.0.0.1:1936/[app]/[stream]?k=[param]&v=[vhost]"]}`}, nil},
@@ -72,8 +73,8 @@ func TestScaleOutKeysRefused(t *testing.T) {
 			got := map[string]bool{}
 			for _, p := range ps {
 				key, msg, _ := strings.Cut(p, ": ")
-				if !strings.Contains(msg, "not supported yet") {
-					t.Errorf("%s: message %q does not say it is not supported yet", key, msg)
+				if !strings.Contains(msg, "not supported") {
+					t.Errorf("%s: message %q does not say it is not supported", key, msg)
 				}
 				got[key] = true
 			}
@@ -84,6 +85,75 @@ func TestScaleOutKeysRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Origin-cluster keys are checked at their key.
+func TestOriginClusterKeysChecked(t *testing.T) {
+	for _, tc := range []struct{ block, key, msg string }{
+		{`{"origin_cluster":true}`, "cluster.coworkers", "needs at least one coworker"},
+		{`{"origin_cluster":true,"coworkers":["nohostport"]}`, "cluster.coworkers.0", "is not host:port"},
+		{`{"mode":"remote","origin":["127.0.0.1:1935"],"origin_cluster":true,"coworkers":["127.0.0.1:1985"]}`, "cluster.origin_cluster", "an edge (mode remote) cannot be"},
+		{`{"token_traverse":true}`, "cluster.token_traverse", "applies to an edge only"},
+		{`{"vhost":"up.example.com"}`, "cluster.vhost", "applies to an edge only"},
+		{`{"mode":"remote","origin":["127.0.0.1:1935"],"vhost":"a/b"}`, "cluster.vhost", "is not a vhost name"},
+	} {
+		ps := problems(t, map[string]string{"cluster": tc.block})
+		if len(ps) != 1 || !strings.HasPrefix(ps[0], tc.key+": ") || !strings.Contains(ps[0], tc.msg) {
+			t.Errorf("%s: problems %q, want %s: ...%s...", tc.block, ps, tc.key, tc.msg)
+		}
+	}
+}
+
+func TestUpstreamURL(t *testing.T) {
+	for _, tc := range []struct {
+		ref   sdk.StreamRef
+		vhost string
+		want  string
+	}{
+		{sdk.StreamRef{Vhost: defaultVhost, App: "live", Stream: "s"}, "", "rtmp://o:1935/live/s"},
+		{sdk.StreamRef{Vhost: defaultVhost, App: "live", Stream: "s", Param: "?token=abc&x=1"}, "", "rtmp://o:1935/live/s?token=abc&x=1"},
+		{sdk.StreamRef{Vhost: "v.example.com", App: "live", Stream: "s", Param: "?vhost=v.example.com&token=abc"}, "", "rtmp://o:1935/live/s?vhost=v.example.com&token=abc"},
+		{sdk.StreamRef{Vhost: "v.example.com", App: "live", Stream: "s", Param: "?token=abc"}, "up.example.com", "rtmp://o:1935/live/s?vhost=up.example.com&token=abc"},
+	} {
+		if got := upstreamURL("o:1935", tc.ref, tc.vhost); got != tc.want {
+			t.Errorf("%+v %q: %q, want %q", tc.ref, tc.vhost, got, tc.want)
+		}
+	}
+}
+
+func TestParseClusterAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string // "" : an error
+	}{
+		{200, `{"code":0,"data":{"query":{},"origin":{"ip":"10.0.0.2","port":1935,"vhost":"__defaultVhost__","api":"10.0.0.2:1985","routers":["10.0.0.2:1985"]}}}`, "10.0.0.2:1935"},
+		{200, `{"code":0,"data":{"query":{},"origin":{"ip":"::1","port":19350}}}`, "[::1]:19350"},
+		{200, `{"code":0,"data":{"query":{},"origin":null}}`, ""},
+		{200, `{"code":0,"data":{"origin":{"ip":"","port":1935}}}`, ""},
+		{200, `{"code":0,"data":{"origin":{"ip":"x","port":70000}}}`, ""},
+		{200, `{"code":2048}`, ""},
+		{404, `{}`, ""},
+		{200, `not json`, ""},
+	} {
+		got, err := parseClusterAnswer("c:1", tc.status, []byte(tc.body))
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("%d %s: %q %v, want %q", tc.status, tc.body, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseClusterAnswer(f *testing.F) {
+	f.Add(`{"code":0,"data":{"origin":{"ip":"10.0.0.2","port":1935}}}`)
+	f.Add(`{"code":0,"data":{"origin":null}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		addr, err := parseClusterAnswer("c:1", 200, []byte(body))
+		if err == nil {
+			if _, _, e := net.SplitHostPort(addr); e != nil {
+				t.Fatalf("answer %q gave %q, not host:port", body, addr)
+			}
+		}
+	})
 }
 
 // Forward destinations and the backend are checked at their key.

@@ -571,6 +571,9 @@ func (c *conn) onPublish(tid float64, name string) error {
 	if err := c.reportConnect(ref, "NetStream.Publish.Rejected"); err != nil {
 		return err
 	}
+	if err := c.traverse(ref, opts, "NetStream.Publish.Rejected"); err != nil {
+		return err
+	}
 	typ := "flash-publish"
 	if c.fmle {
 		typ = "fmle-publish"
@@ -702,6 +705,12 @@ func (c *conn) onPlay(tid float64, name string) error {
 	vhost, opts := c.cfg.vhost(ref.Vhost)
 	ref.Vhost = vhost
 	if err := c.reportConnect(ref, "NetStream.Play.Rejected"); err != nil {
+		return err
+	}
+	if err := c.traverse(ref, opts, "NetStream.Play.Rejected"); err != nil {
+		return err
+	}
+	if err := c.maybeRedirect(ref, opts); err != nil {
 		return err
 	}
 	c.mu.Lock()

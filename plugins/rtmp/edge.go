@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,27 +20,40 @@ import (
 	"github.com/rill-media/rill/sdk/media"
 )
 
-// clusterBlock is SRS's vhost cluster {} section. Mode and Origin are what
-// Rill does (an edge pulls from its origins); the other keys of SRS's
-// section belong to scale-out, which Rill does not do yet: they are
-// decoded only to be refused by name (see unsupportedKeys).
+// clusterBlock is SRS's vhost cluster {} section. Mode and Origin make an
+// edge (it pulls from its origins); OriginCluster and Coworkers make an
+// origin of an origin cluster (it asks its coworkers for the streams it
+// lacks). TokenTraverse, VhostName, DebugSrsUpnode and FollowClient are
+// the edge's extras (see parseConfig for what Rill does with each).
 type clusterBlock struct {
-	Mode           string          `json:"mode"`
-	Origin         []string        `json:"origin"`
-	Protocol       *string         `json:"protocol"` // "rtmp" only
-	TokenTraverse  json.RawMessage `json:"token_traverse"`
-	VhostName      json.RawMessage `json:"vhost"`
-	DebugSrsUpnode json.RawMessage `json:"debug_srs_upnode"`
-	Coworkers      json.RawMessage `json:"coworkers"`
-	OriginCluster  json.RawMessage `json:"origin_cluster"`
-	FollowClient   json.RawMessage `json:"follow_client"`
+	Mode           string   `json:"mode"`
+	Origin         []string `json:"origin"`
+	Protocol       *string  `json:"protocol"` // "rtmp" only
+	TokenTraverse  *bool    `json:"token_traverse"`
+	VhostName      *string  `json:"vhost"`
+	DebugSrsUpnode *bool    `json:"debug_srs_upnode"`
+	Coworkers      []string `json:"coworkers"`
+	OriginCluster  *bool    `json:"origin_cluster"`
+	FollowClient   *bool    `json:"follow_client"`
 }
 
 // edges runs one pull per wanted stream of a remote-mode vhost.
 type edges struct {
 	mu     sync.Mutex
-	byKey  map[string]context.CancelFunc
+	byKey  map[string]*edgePull
 	pulled map[string]bool // streams published by our own pulls
+	// next is the round-robin counter over the origins: every connect to
+	// an origin, of any stream, takes the next one (SRS's SrsLbRoundRobin).
+	next atomic.Uint64
+	// nextCheck is the same over the token_traverse checks.
+	nextCheck atomic.Uint64
+}
+
+// edgePull is one running pull; idle is set while nobody wants it and it
+// waits edge_idle before it stops.
+type edgePull struct {
+	cancel context.CancelFunc
+	idle   *time.Timer
 }
 
 func (e *edges) isPulled(key string) bool {
@@ -47,41 +62,61 @@ func (e *edges) isPulled(key string) bool {
 	return e.pulled[key]
 }
 
-// edgeEvent handles StreamWanted/StreamUnwanted for remote-mode vhosts.
-func (s *Server) edgeEvent(ev sdk.StreamEvent, origins []string) {
+// edgeEvent handles StreamWanted/StreamUnwanted for remote-mode vhosts
+// and origin-cluster vhosts: run pulls the stream until its ctx ends.
+func (s *Server) edgeEvent(ev sdk.StreamEvent, run func(ctx context.Context, ref sdk.StreamRef)) {
 	key := ev.Stream.Key()
 	s.edge.mu.Lock()
 	defer s.edge.mu.Unlock()
 	if s.edge.byKey == nil {
-		s.edge.byKey, s.edge.pulled = map[string]context.CancelFunc{}, map[string]bool{}
+		s.edge.byKey, s.edge.pulled = map[string]*edgePull{}, map[string]bool{}
 	}
 	switch ev.Type {
 	case sdk.StreamWanted:
-		if _, ok := s.edge.byKey[key]; ok {
+		if p, ok := s.edge.byKey[key]; ok {
+			if p.idle != nil && p.idle.Stop() {
+				p.idle = nil
+				s.log.Debug("edge pull wanted again before it stopped", "stream", key)
+			}
 			return
 		}
 		ctx, cancel := context.WithCancel(s.ctx)
-		s.edge.byKey[key] = cancel
+		p := &edgePull{cancel: cancel}
+		s.edge.byKey[key] = p
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.pull(ctx, ev.Stream, origins)
+			run(ctx, ev.Stream)
 			s.edge.mu.Lock()
 			delete(s.edge.pulled, key)
+			if s.edge.byKey[key] == p {
+				delete(s.edge.byKey, key)
+			}
 			s.edge.mu.Unlock()
 		}()
 	case sdk.StreamUnwanted:
-		if cancel, ok := s.edge.byKey[key]; ok {
-			cancel()
-			delete(s.edge.byKey, key)
+		p, ok := s.edge.byKey[key]
+		if !ok || p.idle != nil {
+			return
 		}
+		// The last player left: pull on for edge_idle, so that a player
+		// coming back (a reconnect, a page reload) finds the stream warm.
+		idle := time.Duration(s.cfg.Load().EdgeIdle)
+		p.idle = time.AfterFunc(idle, func() {
+			s.edge.mu.Lock()
+			defer s.edge.mu.Unlock()
+			if s.edge.byKey[key] == p && p.idle != nil {
+				p.cancel()
+				delete(s.edge.byKey, key)
+			}
+		})
 	}
 }
 
 // pull plays the stream from the first reachable origin and publishes it
 // into the hub, failing over to the next origin, until ctx ends (the last
 // player left).
-func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string) {
+func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string, upVhost string) {
 	log := s.log.With("stream", ref.Key())
 	defer func() {
 		if r := recover(); r != nil {
@@ -96,9 +131,22 @@ func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string) 
 	s.edge.mu.Lock()
 	s.edge.pulled[ref.Key()] = true
 	s.edge.mu.Unlock()
-	pctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	pub, err := s.rt.Host.Publish(pctx, client, ref)
-	cancel()
+	// A pull that just stopped (edge_idle ran out as a player came back)
+	// may still hold the stream for a moment: wait for it, boundedly.
+	var pub *sdk.Publication
+	var err error
+	for try := 0; ; try++ {
+		pctx, cancel := context.WithTimeout(ctx, commandTimeout)
+		pub, err = s.rt.Host.Publish(pctx, client, ref)
+		cancel()
+		if err == nil || !errors.Is(err, sdk.ErrStreamBusy) || try == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		log.Warn("edge pull: publish into the hub failed", "error", err)
 		return
@@ -107,8 +155,8 @@ func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string) 
 	var unwrap tsUnwrapper
 	delay := time.Duration(0)
 	for i := 0; ctx.Err() == nil; i++ {
-		origin := origins[i%len(origins)]
-		err := pullOnce(ctx, pub, &unwrap, ref, origin, log)
+		origin := origins[(s.edge.next.Add(1)-1)%uint64(len(origins))]
+		err := pullOnce(ctx, pub, &unwrap, upstreamURL(origin, ref, upVhost), origin, log)
 		if ctx.Err() != nil {
 			break
 		}
@@ -124,11 +172,31 @@ func (s *Server) pull(ctx context.Context, ref sdk.StreamRef, origins []string) 
 	log.Info("edge pull stopped")
 }
 
-func pullOnce(ctx context.Context, pub *sdk.Publication, unwrap *tsUnwrapper, ref sdk.StreamRef, origin string, log hclog.Logger) error {
-	url := "rtmp://" + origin + "/" + ref.App + "/" + ref.Stream
-	if ref.Vhost != defaultVhost {
-		url += "?vhost=" + ref.Vhost
+// upstreamURL is the URL an edge plays or publishes ref at origin: the
+// client's app, stream and param (where its token is: the origin's hooks
+// check it, as SRS's edge passes it on), in vhost (cluster { vhost }, else
+// the stream's own).
+func upstreamURL(origin string, ref sdk.StreamRef, vhost string) string {
+	if vhost == "" {
+		vhost = ref.Vhost
 	}
+	var q []string
+	if vhost != defaultVhost {
+		q = append(q, "vhost="+url.QueryEscape(vhost))
+	}
+	for _, kv := range strings.FieldsFunc(strings.TrimPrefix(ref.Param, "?"), func(r rune) bool { return r == '&' }) {
+		if k, _, _ := strings.Cut(kv, "="); k != "vhost" && k != "domain" {
+			q = append(q, kv)
+		}
+	}
+	u := "rtmp://" + origin + "/" + ref.App + "/" + ref.Stream
+	if len(q) > 0 {
+		u += "?" + strings.Join(q, "&")
+	}
+	return u
+}
+
+func pullOnce(ctx context.Context, pub *sdk.Publication, unwrap *tsUnwrapper, url, origin string, log hclog.Logger) error {
 	var (
 		mu   sync.Mutex
 		werr error

@@ -116,10 +116,16 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 		return // not started
 	}
 	if ev.Type == sdk.StreamWanted || ev.Type == sdk.StreamUnwanted {
-		if _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); len(opts.Origins) > 0 {
-			s.edgeEvent(ev, opts.Origins)
+		switch _, opts := s.cfg.Load().vhost(ev.Stream.Vhost); {
+		case len(opts.Origins) > 0:
+			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.pull(ctx, ref, opts.Origins, opts.UpstreamVhost) })
+		case opts.OriginCluster:
+			s.edgeEvent(ev, func(ctx context.Context, ref sdk.StreamRef) { s.clusterPull(ctx, ref, opts.Coworkers) })
 		}
 		return
+	}
+	if ev.Type == sdk.StreamPublished || ev.Type == sdk.StreamUnpublished {
+		s.registryEvent(ev)
 	}
 	key := ev.Stream.Key()
 	s.fwd.mu.Lock()
@@ -167,12 +173,22 @@ func (s *Server) reconcileForwards() {
 // origin, as SRS does).
 func (s *Server) forwardDests(ref sdk.StreamRef) [][]string {
 	_, opts := s.cfg.Load().vhost(ref.Vhost)
+	if opts.OriginCluster && s.edge.isPulled(ref.Key()) {
+		return nil // a coworker's stream: the coworker forwards it
+	}
 	var dests [][]string
 	for _, d := range opts.Forward {
 		dests = append(dests, []string{d})
 	}
 	if len(opts.Origins) > 0 && !s.edge.isPulled(ref.Key()) {
-		dests = append(dests, opts.Origins)
+		up := opts.Origins
+		if opts.UpstreamVhost != "" { // cluster { vhost }: that vhost at the origin
+			up = make([]string, len(opts.Origins))
+			for i, o := range opts.Origins {
+				up[i] = "rtmp://" + o + "/[app]/[stream]?vhost=" + opts.UpstreamVhost
+			}
+		}
+		dests = append(dests, up)
 	}
 	return dests
 }

@@ -35,6 +35,7 @@ type Server struct {
 
 	fwd  forwarders
 	edge edges
+	reg  *registry // the Redis stream registry; nil: none
 
 	accepted atomic.Uint64
 	rejected atomic.Uint64
@@ -93,9 +94,19 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 	if len(lns) == 0 {
 		return errors.New("no rtmp listener: set listen in plugin \"rtmp\" {}")
 	}
+	reg, err := newRegistry(s.cfg.Load(), lns, s.log)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.listeners = lns
 	s.mu.Unlock()
+	if reg != nil {
+		s.reg = reg
+		s.wg.Add(1)
+		go s.heartbeat(s.ctx, reg)
+		s.log.Info("origin cluster registry", "redis", reg.rdb.Options().Addr, "announce", reg.self, "ttl", reg.ttl.String())
+	}
 	for _, ln := range lns {
 		s.wg.Add(1)
 		go s.accept(ln)

@@ -71,8 +71,10 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
     fragment = "banana"
   }
   cluster {
-    mode      = "local"
-    coworkers = ["127.0.0.1:9091"]
+    mode           = "remote"
+    origin         = ["127.0.0.1:1935"]
+    origin_cluster = true
+    coworkers      = ["127.0.0.1:9091"]
   }
   forward {
     destination = ["127.0.0.1:1936"]
@@ -82,11 +84,11 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
 `,
 	})
 	wants := map[string]string{ // key -> what the message says
-		"gop_cach":   "unknown key", // the core's, reported with the plugins'
-		"chunk_sise": "unknown key",
-		"fragment":   `bad duration "banana"`,
-		"coworkers":  "not supported yet",
-		"backend":    "is not an http:// or https:// URL",
+		"gop_cach":       "unknown key", // the core's, reported with the plugins'
+		"chunk_sise":     "unknown key",
+		"fragment":       `bad duration "banana"`,
+		"origin_cluster": "an edge (mode remote) cannot be an origin",
+		"backend":        "is not an http:// or https:// URL",
 	}
 	code, out := runCheck(t, d.Dir, d.Conf)
 	if code == 0 {

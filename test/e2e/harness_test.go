@@ -136,6 +136,9 @@ type Config struct {
 	// Labels writes a plugin's block under another label (an old name:
 	// Labels["httpstream"] = "hls" writes plugin "hls" { }).
 	Labels map[string]string
+	// API is listen_api (default 127.0.0.1:0): a fixed address for daemons
+	// that must know each other's API before they start (origin clusters).
+	API string
 }
 
 // StartDaemon starts the daemon with cfg and waits for its API.
@@ -174,7 +177,11 @@ func NewDaemon(t *testing.T, cfg Config) *Daemon {
 		t.Cleanup(func() { os.RemoveAll(shmDir) })
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "plugin_dir = %q\nlisten_api = \"127.0.0.1:0\"\nlog_level = \"debug\"\nshm {\n  dir = %q\n  ring_size = \"4MiB\"\n}\n", pdir, shmDir)
+	api := cfg.API
+	if api == "" {
+		api = "127.0.0.1:0"
+	}
+	fmt.Fprintf(&b, "plugin_dir = %q\nlisten_api = %q\nlog_level = \"debug\"\nshm {\n  dir = %q\n  ring_size = \"4MiB\"\n}\n", pdir, api, shmDir)
 	for _, p := range cfg.Plugins {
 		label := p
 		if l, ok := cfg.Labels[p]; ok {

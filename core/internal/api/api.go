@@ -102,6 +102,7 @@ func (s *Server) routes() {
 	m.HandleFunc("/api/v1/tests/errors", s.testErrors)
 	m.HandleFunc("/api/v1/tests/redirects", s.testRedirects)
 	m.HandleFunc("/api/v1/authors", s.authors)
+	m.HandleFunc("/api/v1/clusters", s.clusters)
 	for _, p := range []string{"streams", "plugins", "vhosts", "clients"} {
 		p := p
 		m.HandleFunc("/api/v1/"+p, func(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,7 @@ func (s *Server) v1Index(w http.ResponseWriter, r *http.Request) {
 		"streams":           "manage all streams or specified stream",
 		"clients":           "manage all clients or specified client, default query top 10 clients",
 		"raw":               "raw api for rill, supports rpc=reload and the dvr controls",
-		"clusters":          "origin cluster server API (not served by rill)",
+		"clusters":          "origin cluster server API",
 		"perf":              "System performance stat (not served by rill)",
 		"tcmalloc":          "tcmalloc api with params ?page=summary|api (not served by rill)",
 		"plugins":           "the plugin processes: name, version, pid, state, restarts",

@@ -89,10 +89,13 @@ type Stream struct {
 	ready     chan struct{} // closed when a publisher arrives; replaced after unpublish
 	waiters   int           // subscribers waiting for a publisher
 	wanted    bool          // a StreamWanted was sent and no StreamUnwanted since
-	onDemand  bool          // a StreamWanted was sent once: its source wants to know of players
-	gen       int
-	lastRing  *shm.Segment // kept after unpublish for final stats until removed
-	lastPub   *publisher   // the last publisher, after unpublish (hooks of late segments name it)
+	// rewant: a StreamUnwanted was sent while the stream was published (an
+	// on-demand source lingers before it stops); the next player wants it
+	// again, so its source goes on.
+	rewant   bool
+	gen      int
+	lastRing *shm.Segment // kept after unpublish for final stats until removed
+	lastPub  *publisher   // the last publisher, after unpublish (hooks of late segments name it)
 }
 
 type publisher struct {
@@ -291,6 +294,7 @@ func (h *Hub) unpublishLocked(s *Stream, why string) wire.StreamEvent {
 	p := s.publisher
 	delete(h.pubs, p.id)
 	s.publisher = nil
+	s.rewant = false // the next player waits, and that wants the stream
 	s.lastPub = p
 	s.ready = make(chan struct{})
 	p.seg.Ring.End()
@@ -359,16 +363,14 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 			sb := &sub{id: h.newID("sub-"), plugin: plugin, client: req.Client, stream: s, internal: req.Internal, started: time.Now()}
 			s.subs[sb.id] = sb
 			h.subs[sb.id] = sb
-			// A player is back on a stream an on-demand source publishes
-			// (it was wanted, then unwanted): tell the source again, so
-			// that it does not stop a stream someone watches.
-			var again *wire.StreamEvent
-			if s.onDemand && !s.wanted && !req.Internal {
-				s.wanted = true
-				again = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
+			var rewantEv *wire.StreamEvent
+			if s.rewant && !req.Internal {
+				s.rewant, s.wanted = false, true
+				rewantEv = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
+				rewantEv.Stream.Param, rewantEv.Stream.TcURL = req.Stream.Param, req.Stream.TcURL
 			}
 			h.mu.Unlock()
-			h.emit(again)
+			h.emit(rewantEv)
 			h.log.Debug("stream subscribed", "stream", ref.Key(), "client_id", req.Client.ID, "plugin", plugin)
 			return wire.Subscription{Ring: p.seg.Path, StreamID: s.ID, SubscriptionID: sb.id, GopCache: vp.GopCache, Vhost: ref.Vhost}, nil
 		}
@@ -376,7 +378,7 @@ func (h *Hub) Subscribe(ctx context.Context, plugin string, req wire.SubscribeRe
 		s.waiters++
 		var wantEv *wire.StreamEvent
 		if req.Wait > 0 && !s.wanted && !req.Internal {
-			s.wanted, s.onDemand = true, true
+			s.wanted = true
 			wantEv = &wire.StreamEvent{Type: wire.StreamWanted, Stream: ref, StreamID: s.ID}
 			wantEv.Stream.Param, wantEv.Stream.TcURL = req.Stream.Param, req.Stream.TcURL
 		}
@@ -447,6 +449,7 @@ func (h *Hub) unwantedLocked(s *Stream) *wire.StreamEvent {
 		}
 	}
 	s.wanted = false
+	s.rewant = s.publisher != nil
 	return &wire.StreamEvent{Type: wire.StreamUnwanted, Stream: s.Ref, StreamID: s.ID}
 }
 

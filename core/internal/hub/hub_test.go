@@ -216,6 +216,60 @@ func TestWantedAgainAfterUnwanted(t *testing.T) {
 	}
 }
 
+// An on-demand source lingers after StreamUnwanted (an edge pulls on for
+// edge_idle): a player that comes meanwhile finds the stream published and
+// wants it again, so the source goes on; a stream published by a plain
+// publisher, never wanted, gets no StreamWanted from its players.
+func TestPlayerWantsALingeringStreamAgain(t *testing.T) {
+	h, ev, _ := newTestHub(t)
+	ctx := context.Background()
+	wait := make(chan wire.Subscription, 1)
+	go func() {
+		sub, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "e"), Wait: 5 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		wait <- sub
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for len(ev.types()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := h.Publish(ctx, "rtmp", wire.PublishRequest{Stream: ref(DefaultVhost, "live", "e")}); err != nil {
+		t.Fatal(err)
+	}
+	first := <-wait
+	if err := h.Unsubscribe("rtmp", first.SubscriptionID); err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "e"), Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unsubscribe("rtmp", second.SubscriptionID); err != nil {
+		t.Fatal(err)
+	}
+	want := []wire.StreamEventType{wire.StreamWanted, wire.StreamPublished, wire.StreamUnwanted, wire.StreamWanted, wire.StreamUnwanted}
+	if tt := ev.types(); fmt.Sprint(tt) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", tt, want)
+	}
+
+	if _, err := h.Publish(ctx, "rtmp", wire.PublishRequest{Stream: ref(DefaultVhost, "live", "plain")}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(ev.types())
+	sub, err := h.Subscribe(ctx, "rtmp", wire.SubscribeRequest{Stream: ref(DefaultVhost, "live", "plain"), Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Unsubscribe("rtmp", sub.SubscriptionID)
+	for _, tt := range ev.types()[n:] {
+		if tt == wire.StreamWanted || tt == wire.StreamUnwanted {
+			t.Fatalf("players of a stream nobody wanted: events %v", ev.types()[n:])
+		}
+	}
+}
+
 func TestSubscribeTimeoutAndErrors(t *testing.T) {
 	h, ev, _ := newTestHub(t)
 	ctx := context.Background()
