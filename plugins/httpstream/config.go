@@ -64,6 +64,10 @@ type vhostSettings struct {
 	TSFile       string       `json:"ts_file"`
 	EntryPrefix  string       `json:"entry_prefix"`
 	HLSCtx       *bool        `json:"hls_ctx"`
+	// UseFMP4 (SRS's hls_use_fmp4, also read as use_fmp4) writes fMP4
+	// segments for every codec instead of MPEG-TS.
+	UseFMP4    *bool `json:"use_fmp4"`
+	HLSUseFMP4 *bool `json:"hls_use_fmp4"`
 }
 
 // hlsConfig is a vhost's resolved HLS configuration.
@@ -81,6 +85,9 @@ type hlsConfig struct {
 	TSFile       string
 	EntryPrefix  string
 	HLSCtx       bool
+	// UseFMP4 makes every stream's segments fMP4 (H.265 streams always
+	// are); MPEG-TS stays the default, as in SRS.
+	UseFMP4 bool
 }
 
 type vhostConfig struct {
@@ -218,6 +225,10 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		TDRatio: s.TDRatio, AOFRatio: s.AOFRatio, WaitKeyframe: boolOr(s.WaitKeyframe, true),
 		Cleanup: boolOr(s.Cleanup, true), Dispose: s.Dispose.Std(), M3U8File: s.M3U8File, TSFile: s.TSFile,
 		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
+		UseFMP4: boolOr(s.UseFMP4, boolOr(s.HLSUseFMP4, false)),
+	}
+	if s.UseFMP4 != nil && s.HLSUseFMP4 != nil && *s.UseFMP4 != *s.HLSUseFMP4 {
+		return nil, cerr(v.Name, "hls_use_fmp4", "contradicts use_fmp4 (set one of them)")
 	}
 	switch {
 	case h.Fragment < 100*time.Millisecond || h.Fragment > 10*time.Minute:

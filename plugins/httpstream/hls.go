@@ -42,8 +42,9 @@ const (
 // plugin or the daemon the first writer reads the playlist left on disk
 // back and continues it the same way (resume.go).
 //
-// Segments are MPEG-TS, except when the stream's video is H.265: then they
-// are fragmented MP4 (RFC 8216 §3.3), since few players take H.265 in TS.
+// Segments are MPEG-TS, except when the vhost says hls_use_fmp4 or the
+// stream's video is H.265: then they are fragmented MP4 (RFC 8216 §3.3),
+// since few players take H.265 in TS.
 // An fMP4 segment is named by ts_file with its .ts extension replaced by
 // .m4s, and the initialization segment (ftyp+moov, EXT-X-MAP) is written
 // next to the playlist as [playlist name]-init.mp4; a codec configuration
@@ -431,9 +432,12 @@ func (h *hlsStream) config(p media.Packet) {
 	h.hasVideo = h.vcfg != nil && h.writable(h.vcfg.Codec)
 }
 
-// wantFMP4 reports whether the stream's segments are fMP4: its video is
-// H.265.
+// wantFMP4 reports whether the stream's segments are fMP4: the vhost asks
+// for them (hls_use_fmp4) or its video is H.265.
 func (h *hlsStream) wantFMP4() bool {
+	if h.cfg.UseFMP4 {
+		return h.vcfg != nil || h.acfg != nil
+	}
 	return h.vcfg != nil && h.vcfg.Codec == media.CodecH265
 }
 
@@ -488,7 +492,7 @@ func (h *hlsStream) openFMP4(s *segment) bool {
 			}
 			tracks = append(tracks, tr)
 		}
-		if len(tracks) == 0 || tracks[0].Kind() != media.KindVideo {
+		if len(tracks) == 0 || (tracks[0].Kind() != media.KindVideo && h.vcfg != nil) {
 			h.warnOnce("fmp4 tracks", errors.New("no usable video configuration"))
 			return false
 		}
