@@ -68,6 +68,10 @@ type vhostSettings struct {
 	// segments for every codec instead of MPEG-TS.
 	UseFMP4    *bool `json:"use_fmp4"`
 	HLSUseFMP4 *bool `json:"hls_use_fmp4"`
+	// LLHLS serves Low-Latency HLS from memory (llhls.go), with partial
+	// segments of about PartTarget.
+	LLHLS      *bool        `json:"ll_hls"`
+	PartTarget sdk.Duration `json:"part_target"`
 }
 
 // hlsConfig is a vhost's resolved HLS configuration.
@@ -88,6 +92,10 @@ type hlsConfig struct {
 	// UseFMP4 makes every stream's segments fMP4 (H.265 streams always
 	// are); MPEG-TS stays the default, as in SRS.
 	UseFMP4 bool
+	// LLHLS keeps the segments in memory as partial segments of about
+	// PartTarget and serves the low-latency playlist (implies fMP4).
+	LLHLS      bool
+	PartTarget time.Duration
 }
 
 type vhostConfig struct {
@@ -214,7 +222,7 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 	s := vhostSettings{
 		Fragment: sdk.Duration(10 * time.Second), Window: sdk.Duration(60 * time.Second),
-		TDRatio: 1.0, AOFRatio: 2.1, Dispose: sdk.Duration(120 * time.Second),
+		TDRatio: 1.0, AOFRatio: 2.1, Dispose: sdk.Duration(120 * time.Second), PartTarget: sdk.Duration(500 * time.Millisecond),
 		Path: "./objs/nginx/html", M3U8File: "[app]/[stream].m3u8", TSFile: "[app]/[stream]-[seq].ts",
 	}
 	if err := v.Decode(&s); err != nil {
@@ -226,6 +234,7 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		Cleanup: boolOr(s.Cleanup, true), Dispose: s.Dispose.Std(), M3U8File: s.M3U8File, TSFile: s.TSFile,
 		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
 		UseFMP4: boolOr(s.UseFMP4, boolOr(s.HLSUseFMP4, false)),
+		LLHLS:   boolOr(s.LLHLS, false), PartTarget: s.PartTarget.Std(),
 	}
 	if s.UseFMP4 != nil && s.HLSUseFMP4 != nil && *s.UseFMP4 != *s.HLSUseFMP4 {
 		return nil, cerr(v.Name, "hls_use_fmp4", "contradicts use_fmp4 (set one of them)")
@@ -239,6 +248,10 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "td_ratio", "must be 1..10")
 	case h.AOFRatio < 1 || h.AOFRatio > 10 || math.IsNaN(h.AOFRatio):
 		return nil, cerr(v.Name, "aof_ratio", "must be 1..10")
+	case h.PartTarget < 200*time.Millisecond || h.PartTarget > time.Second:
+		return nil, cerr(v.Name, "part_target", "must be 200ms..1s")
+	case h.LLHLS && h.Fragment < h.PartTarget:
+		return nil, cerr(v.Name, "fragment", "must be at least part_target with ll_hls")
 	case strings.ContainsAny(h.EntryPrefix, "\r\n"):
 		return nil, cerr(v.Name, "entry_prefix", "must be one line")
 	}

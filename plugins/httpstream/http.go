@@ -88,6 +88,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	vc := cfg.Vhosts[vhost]
 	key := streamKey{Vhost: vhost, App: sp.App, Stream: sp.Stream}
+	if s.serveLL(w, r, key, sp) {
+		return
+	}
 	switch sp.Format {
 	case fmtM3U8:
 		s.serveHLSFile(w, r, cfg, vc, sp)
