@@ -232,8 +232,11 @@ func parseLLQuery(q map[string][]string) (llQuery, error) {
 		if !ok {
 			return "", false, nil
 		}
-		if len(v) != 1 || len(v[0]) > 20 {
-			return "", true, fmt.Errorf("%w: %s given %d times or too long", errLLBadRequest, k, len(v))
+		if len(v) != 1 {
+			return "", true, fmt.Errorf("%w: %s given %d times", errLLBadRequest, k, len(v))
+		}
+		if len(v[0]) > 20 {
+			return "", true, fmt.Errorf("%w: %s longer than 20 characters", errLLBadRequest, k)
 		}
 		return v[0], true, nil
 	}
