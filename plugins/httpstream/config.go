@@ -102,6 +102,7 @@ type vhostConfig struct {
 	Name      string
 	HTTPRemux bool
 	HLS       hlsConfig
+	Dash      dashConfig
 	// MWLatency and GopCache are the vhost's play {} mw_latency (or
 	// min_latency) and gop_cache, as every plugin reads them; the plugin's
 	// own mw_latency setting applies where play {} does not set it.
@@ -268,5 +269,9 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "path", err.Error())
 	}
 	h.Path = abs
-	return &vhostConfig{Name: v.Name, HTTPRemux: boolOr(s.HTTPRemux, true), HLS: h}, nil
+	dash, err := parseDash(v)
+	if err != nil {
+		return nil, err
+	}
+	return &vhostConfig{Name: v.Name, HTTPRemux: boolOr(s.HTTPRemux, true), HLS: h, Dash: dash}, nil
 }
