@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,10 @@ type vhostSettings struct {
 	// segments of about PartTarget.
 	LLHLS      *bool        `json:"ll_hls"`
 	PartTarget sdk.Duration `json:"part_target"`
+	// Variants names the renditions of a stream (templates of stream
+	// names with [stream], [app], [vhost]) that /[app]/[stream]_master.m3u8
+	// groups in a master playlist (variants.go).
+	Variants []string `json:"variants"`
 }
 
 // hlsConfig is a vhost's resolved HLS configuration.
@@ -96,6 +101,9 @@ type hlsConfig struct {
 	// PartTarget and serves the low-latency playlist (implies fMP4).
 	LLHLS      bool
 	PartTarget time.Duration
+	// Variants are the rendition stream name templates of a master
+	// playlist.
+	Variants []string
 }
 
 type vhostConfig struct {
@@ -235,7 +243,15 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		Cleanup: boolOr(s.Cleanup, true), Dispose: s.Dispose.Std(), M3U8File: s.M3U8File, TSFile: s.TSFile,
 		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
 		UseFMP4: boolOr(s.UseFMP4, boolOr(s.HLSUseFMP4, false)),
-		LLHLS:   boolOr(s.LLHLS, false), PartTarget: s.PartTarget.Std(),
+		LLHLS:   boolOr(s.LLHLS, false), PartTarget: s.PartTarget.Std(), Variants: s.Variants,
+	}
+	if len(h.Variants) > 16 {
+		return nil, cerr(v.Name, "variants", "at most 16 renditions")
+	}
+	for _, tpl := range h.Variants {
+		if err := checkVariant(tpl); err != nil {
+			return nil, cerr(v.Name, "variants", fmt.Sprintf("%q: %v", tpl, err))
+		}
 	}
 	if s.UseFMP4 != nil && s.HLSUseFMP4 != nil && *s.UseFMP4 != *s.HLSUseFMP4 {
 		return nil, cerr(v.Name, "hls_use_fmp4", "contradicts use_fmp4 (set one of them)")

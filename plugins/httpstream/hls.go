@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -95,6 +96,9 @@ type hlsStream struct {
 	ll        *llStore
 	nowDTS    time.Duration
 	partStart time.Duration
+
+	// variant is what a master playlist says of this stream (variants.go).
+	variant atomic.Pointer[variantInfo]
 }
 
 // initFile is an fMP4 initialization segment on disk (EXT-X-MAP).
@@ -129,6 +133,7 @@ func (w *segWriter) Write(b []byte) (int, error) {
 		s.err = err
 		w.h.log.Error("write hls segment", "file", s.tmp, "error", err)
 	}
+	s.size += int64(len(b))
 	if h := w.h; h.ll != nil {
 		// Each fragment of the muxer is one part (ll_hls).
 		end := h.nowDTS
@@ -153,6 +158,7 @@ type segment struct {
 	disc   bool
 	opened time.Time
 	err    error
+	size   int64     // bytes written
 	tpl    string    // the file name template (ts_file, or its .m4s form)
 	init   *initFile // fMP4 segments: their initialization segment
 }
@@ -417,6 +423,7 @@ func (h *hlsStream) write(p media.Packet) {
 				h.warnOnce(p.Codec.String(), err)
 				return
 			}
+			c.size += int64(len(b))
 			if c.err == nil {
 				if _, err := c.w.Write(b); err != nil {
 					c.err = err
@@ -690,6 +697,7 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 		return
 	}
 	h.appendSegment(s)
+	h.updateVariant()
 	if err := h.writePlaylist(); err != nil {
 		h.log.Error("write hls playlist", "file", h.m3u8Rel, "error", err)
 	}

@@ -88,6 +88,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	vc := cfg.Vhosts[vhost]
 	key := streamKey{Vhost: vhost, App: sp.App, Stream: sp.Stream}
+	if sp.Format == fmtM3U8 && s.serveMaster(w, r, vc, key) {
+		return
+	}
 	if s.serveLL(w, r, key, sp) {
 		return
 	}
