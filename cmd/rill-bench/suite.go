@@ -35,6 +35,7 @@ type suite struct {
 	results map[string]map[string]result // scenario → server → result
 	shm     shmResult
 	hls     map[string]hlsResult
+	llhls   *llhlsResult
 	only    map[string]bool
 	hlsFor  time.Duration
 	errs    []string
@@ -61,7 +62,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver (also: llhls, Rill only)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 	)
@@ -285,6 +286,23 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	if s.only["hls"] {
 		s.hlsSession(ctx, name)
 	}
+	if s.only["llhls"] && name == srvRill {
+		window := 30 * time.Second
+		if s.quick {
+			window = 10 * time.Second
+		}
+		r := s.llhlsSession(ctx, 500, window)
+		s.llhls = &r
+		logf("llhls        %-10s %s", name, r)
+	}
+}
+
+// llhlsRes is the LL-HLS result when the scenario ran.
+func (s *suite) llhlsRes() (llhlsResult, bool) {
+	if s.llhls == nil {
+		return llhlsResult{}, false
+	}
+	return *s.llhls, true
 }
 
 // hlsSession measures keyframe-to-playlist time on a server with HLS on.
