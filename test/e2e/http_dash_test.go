@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"encoding/xml"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 type dashMPD struct {
@@ -133,4 +138,117 @@ func TestHTTPDASH(t *testing.T) {
 		t.Errorf("listed segment missing: %v", err)
 	}
 	httpWantCodecs(t, "mpd", httpProbe(t, base+"ds.mpd", 4), "h264", "aac")
+}
+
+// dashJSVersion is the dash.js the DASH player test fetches from npm.
+const dashJSVersion = "5.2.1"
+
+// dashJS returns dash.all.min.js, packed from npm once into the user cache
+// (npm pack, no install scripts). Without npm the test is skipped (fails
+// in CI).
+func dashJS(t *testing.T) []byte {
+	t.Helper()
+	needTool(t, "npm")
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "rill-e2e", "dashjs-"+dashJSVersion)
+	js := filepath.Join(dir, "package", "dist", "modern", "umd", "dash.all.min.js")
+	if b, err := os.ReadFile(js); err == nil {
+		return b
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pack := exec.CommandContext(ctx, "npm", "pack", "--silent", "dashjs@"+dashJSVersion)
+	pack.Dir = dir
+	if out, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("npm pack dashjs@%s: %v\n%s", dashJSVersion, err, out)
+	}
+	untar := exec.CommandContext(ctx, "tar", "xzf", "dashjs-"+dashJSVersion+".tgz", "package/dist/modern/umd/dash.all.min.js", "package/LICENSE.md")
+	untar.Dir = dir
+	if out, err := untar.CombinedOutput(); err != nil {
+		t.Fatalf("unpack dashjs: %v\n%s", err, out)
+	}
+	_ = os.Remove(filepath.Join(dir, "dashjs-"+dashJSVersion+".tgz"))
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHTTPDASHDashJS plays the live MPD with dash.js in headless Chromium:
+// the video's time must advance by 6 s; the live latency dash.js reports
+// is logged.
+func TestHTTPDASHDashJS(t *testing.T) {
+	needTool(t, "ffmpeg")
+	needTool(t, "chromium")
+	js := dashJS(t)
+	d := StartDaemon(t, Config{
+		Plugins: []string{"rtmp", "httpstream"},
+		Blocks:  map[string]string{"rtmp": `  listen = ["127.0.0.1:0"]`, "httpstream": `  listen = ["127.0.0.1:0"]`},
+		Extra: fmt.Sprintf("vhost \"__defaultVhost__\" {\n  dash {\n    enabled = true\n    dash_fragment = 2\n    dash_update_period = 2\n"+
+			"    dash_timeshift = 20\n    dash_path = %q\n  }\n}\n", t.TempDir()),
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.Log())
+		}
+	})
+	ps := waitRunning(t, d, "rtmp", "httpstream")
+	ffmpegPublish(t, "rtmp://"+ps["rtmp"].Listeners[0].Addr+"/live/dj", 120)
+	waitPublished(t, d, "live", "dj")
+	url := "http://" + hlsAddr(t, d) + "/live/dj.mpd"
+	Eventually(t, 30*time.Second, "mpd with segments", func() error {
+		code, _, body := httpGet(t, url)
+		if code != 200 || strings.Count(body, "<S ") < 4 {
+			return fmt.Errorf("%d: %.300s", code, body)
+		}
+		return nil
+	})
+	page := `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
+<script src="/dash.all.min.js"></script><script>
+window.stats = {errors: [], latency: 0};
+const p = dashjs.MediaPlayer().create();
+p.on(dashjs.MediaPlayer.events.ERROR, e => window.stats.errors.push(JSON.stringify(e.error || e).slice(0, 200)));
+p.initialize(document.getElementById('v'), ` + strconv.Quote(url) + `, true);
+setInterval(() => { window.stats.latency = p.getCurrentLiveLatency(); }, 250);
+</script></body></html>`
+	ctx := playerPage(t, page, map[string][]byte{"/dash.all.min.js": js})
+	type stats struct {
+		Errors  []string `json:"errors"`
+		Latency float64  `json:"latency"`
+		Time    float64  `json:"time"`
+		Width   int      `json:"width"`
+	}
+	var st stats
+	var first float64
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		tctx, c := context.WithTimeout(ctx, 10*time.Second)
+		got, err := chromedp.Run(tctx, chromedp.Evaluate[stats](`Object.assign({time: document.getElementById('v').currentTime, width: document.getElementById('v').videoWidth}, window.stats)`))
+		c()
+		if err != nil {
+			t.Fatalf("read player stats: %v", err)
+		}
+		st = got
+		if first == 0 && st.Time > 0 {
+			first = st.Time
+		}
+		if first > 0 && st.Time-first > 6 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if first == 0 || st.Time-first <= 6 {
+		t.Fatalf("dash.js did not play 6 s: first %.2f now %.2f, errors %v", first, st.Time, st.Errors)
+	}
+	if st.Width != 640 {
+		t.Errorf("video width %d, want 640", st.Width)
+	}
+	t.Logf("dash.js played %.1f s of 640x360, live latency %.2f s, errors %v", st.Time-first, st.Latency, st.Errors)
 }

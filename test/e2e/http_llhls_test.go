@@ -280,31 +280,7 @@ setInterval(() => { if (hls.latency > 0) window.stats.latency.push(hls.latency);
 hls.loadSource(` + strconv.Quote(url) + `);
 hls.attachMedia(document.getElementById('v'));
 </script></body></html>`
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hls.min.js" {
-			w.Header().Set("Content-Type", "application/javascript")
-			_, _ = w.Write(hlsjs)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html")
-		_, _ = io.WriteString(w, page)
-	}))
-	defer srv.Close()
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("chromium"), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
-		t.Fatalf("open player page: %v", err)
-	}
+	ctx := playerPage(t, page, map[string][]byte{"/hls.min.js": hlsjs})
 	type stats struct {
 		Errors   []string  `json:"errors"`
 		Latency  []float64 `json:"latency"`
@@ -362,4 +338,35 @@ hls.attachMedia(document.getElementById('v'));
 		t.Fatalf("hls.js fetched %d parts and %d blocking playlists", st.PartFetches, st.Blocking)
 	}
 	t.Logf("hls.js fetched %d parts, %d blocking playlist reloads", st.PartFetches, st.Blocking)
+}
+
+// playerPage serves page (at /) and scripts on a loopback test server,
+// opens it in headless Chromium and returns the tab's context.
+func playerPage(t *testing.T, page string, scripts map[string][]byte) context.Context {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if js, ok := scripts[r.URL.Path]; ok {
+			w.Header().Set("Content-Type", "application/javascript")
+			_, _ = w.Write(js)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, page)
+	}))
+	t.Cleanup(srv.Close)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath("chromium"), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatalf("open player page: %v", err)
+	}
+	return ctx
 }
