@@ -1,13 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 var streamInfRE = regexp.MustCompile(`(?m)^#EXT-X-STREAM-INF:(.+)\n(.+)$`)
@@ -47,11 +54,12 @@ func parseMaster(t *testing.T, s string) []hlsVariant {
 	return vs
 }
 
-// TestHTTPHLSVariants publishes one stream, which plugin "exec" transcodes
-// to <stream>_sd at 320x180; hls { variants } makes <stream>_master.m3u8 a
-// master playlist of both renditions with BANDWIDTH, RESOLUTION and CODECS
-// measured from their segments, and ffprobe reads both through it.
-func TestHTTPHLSVariants(t *testing.T) {
+// startVariants starts rtmp, exec (a 320x180 "sd" transcode engine) and
+// httpstream with hls { variants = ["[stream]", "[stream]_sd", ...] },
+// and publishes live/abr with ffmpeg; it returns once both renditions are
+// published.
+func startVariants(t *testing.T) *Daemon {
+	t.Helper()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	dir := t.TempDir()
@@ -97,6 +105,15 @@ func TestHTTPHLSVariants(t *testing.T) {
 	ffmpegPublish(t, "rtmp://"+addr+"/live/abr", 120)
 	waitPublished(t, d, "live", "abr")
 	waitPublished(t, d, "live", "abr_sd")
+	return d
+}
+
+// TestHTTPHLSVariants publishes one stream, which plugin "exec" transcodes
+// to <stream>_sd at 320x180; hls { variants } makes <stream>_master.m3u8 a
+// master playlist of both renditions with BANDWIDTH, RESOLUTION and CODECS
+// measured from their segments, and ffprobe reads both through it.
+func TestHTTPHLSVariants(t *testing.T) {
+	d := startVariants(t)
 	base := "http://" + hlsAddr(t, d) + "/live/"
 	var vs []hlsVariant
 	var raw string
@@ -150,4 +167,113 @@ func TestHTTPHLSVariants(t *testing.T) {
 	if !sizes["640x360"] || !sizes["320x180"] {
 		t.Errorf("ffprobe through the master: %+v", streams)
 	}
+}
+
+// throttle is a loopback HTTP proxy to the plugin whose answers are sent
+// at most rate bytes per second while limited is set: a reader with less
+// bandwidth than the top rendition.
+type throttle struct {
+	target  string
+	limited atomic.Bool
+	rate    int
+}
+
+func (th *throttle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+th.target+r.URL.RequestURI(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 4096)
+	for range 1 << 20 {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if th.limited.Load() {
+				w.(http.Flusher).Flush()
+				time.Sleep(time.Duration(n) * time.Second / time.Duration(th.rate))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestHTTPHLSVariantsPlayerSwitches plays the master playlist with hls.js
+// in headless Chromium through a loopback proxy: with the bandwidth free
+// it climbs to the 640x360 rendition; limited to 80 kB/s (below that
+// rendition's 2 Mbit/s, above the 320x180 one) it switches down.
+func TestHTTPHLSVariantsPlayerSwitches(t *testing.T) {
+	needTool(t, "chromium")
+	d := startVariants(t)
+	th := &throttle{target: hlsAddr(t, d), rate: 80 << 10}
+	proxy := httptest.NewServer(th)
+	defer proxy.Close()
+	master := proxy.URL + "/live/abr_master.m3u8"
+	Eventually(t, 60*time.Second, "master playlist with both renditions", func() error {
+		code, _, body := httpGet(t, master)
+		if code != 200 || len(parseMaster(t, body)) != 2 {
+			return fmt.Errorf("%d:\n%s", code, body)
+		}
+		return nil
+	})
+	hlsjs, err := os.ReadFile(filepath.Join(repoRoot(), "core/internal/console/assets/vendor/hls.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
+<script src="/hls.min.js"></script><script>
+window.stats = {switches: [], errors: []};
+const hls = new Hls({capLevelToPlayerSize: false, abrEwmaDefaultEstimate: 5000000});
+hls.on(Hls.Events.LEVEL_SWITCHED, (e, d) => window.stats.switches.push(hls.levels[d.level].height));
+hls.on(Hls.Events.ERROR, (e, d) => window.stats.errors.push(d.details + (d.fatal ? ':fatal' : '')));
+hls.loadSource(` + strconv.Quote(master) + `);
+hls.attachMedia(document.getElementById('v'));
+</script></body></html>`
+	ctx := playerPage(t, page, map[string][]byte{"/hls.min.js": hlsjs})
+	type stats struct {
+		Switches []int    `json:"switches"`
+		Errors   []string `json:"errors"`
+		Time     float64  `json:"time"`
+		Height   int      `json:"height"`
+	}
+	read := func() stats {
+		tctx, c := context.WithTimeout(ctx, 10*time.Second)
+		defer c()
+		st, err := chromedp.Run(tctx, chromedp.Evaluate[stats](`Object.assign({time: document.getElementById('v').currentTime, height: document.getElementById('v').videoHeight}, window.stats)`))
+		if err != nil {
+			t.Fatalf("read player stats: %v", err)
+		}
+		return st
+	}
+	waitFor := func(what string, limit time.Duration, ok func(stats) bool) stats {
+		var st stats
+		deadline := time.Now().Add(limit)
+		for time.Now().Before(deadline) {
+			if st = read(); ok(st) {
+				return st
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Fatalf("%s: %+v", what, st)
+		return st
+	}
+	st := waitFor("playing the 640x360 rendition with the bandwidth free", 60*time.Second, func(st stats) bool {
+		return st.Time > 2 && st.Height == 360
+	})
+	before := len(st.Switches)
+	th.limited.Store(true)
+	st = waitFor("switch to 320x180 with 80 kB/s", 90*time.Second, func(st stats) bool {
+		return len(st.Switches) > before && st.Switches[len(st.Switches)-1] == 180
+	})
+	t.Logf("hls.js level heights switched to %v (throttled after %d switches), errors %v", st.Switches, before, st.Errors)
 }
