@@ -647,7 +647,7 @@ func (h *hlsStream) open(dts time.Duration) bool {
 	}
 	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
 	if h.ll != nil && s.init != nil && s.init.ll != nil {
-		h.ll.open(s.seq, s.disc, s.init.ll)
+		h.ll.open(s.seq, s.disc, s.init.ll, now)
 		h.partStart = dts
 	}
 	h.srv.setWriting(filepath.Join(h.cfg.Path, s.tmp), true)

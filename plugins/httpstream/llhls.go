@@ -61,6 +61,7 @@ type llInit struct {
 // all its bytes (the parts' data then point into it).
 type llSeg struct {
 	seq   uint64
+	pdt   time.Time // wall clock of its first sample's arrival
 	disc  bool
 	init  *llInit
 	parts []llPart
@@ -109,14 +110,14 @@ func (l *llStore) initFor(data []byte) *llInit {
 }
 
 // open starts segment seq. An open segment left by a lost one is dropped.
-func (l *llStore) open(seq uint64, disc bool, init *llInit) {
+func (l *llStore) open(seq uint64, disc bool, init *llInit, pdt time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.segs); n > 0 && !l.segs[n-1].done {
 		l.segs = l.segs[:n-1]
 		disc = true
 	}
-	l.segs = append(l.segs, &llSeg{seq: seq, disc: disc, init: init})
+	l.segs = append(l.segs, &llSeg{seq: seq, disc: disc, init: init, pdt: pdt})
 	l.broadcastLocked()
 }
 
@@ -407,6 +408,11 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 		}
 		if i == skipped || s.init != prev || s.disc {
 			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s-ll-init-%d.mp4\"\n", stream, s.init.id)
+		}
+		// RFC 8216 §4.3.2.6: when the segment's first sample reached
+		// the server, so players can tell their latency (hls.playingDate).
+		if !s.pdt.IsZero() && (i == skipped || s.disc) {
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", s.pdt.UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
 		prev = s.init
 		if i >= partsFrom {

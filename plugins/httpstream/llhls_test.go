@@ -16,12 +16,12 @@ func llFixture(n, parts int) *llStore {
 	l := newLLStore(500*time.Millisecond, time.Second)
 	in := l.initFor([]byte("init"))
 	for i := range n {
-		l.open(uint64(i), false, in)
+		l.open(uint64(i), false, in, time.Time{})
 		l.addPart(uint64(i), []byte("a"), 500*time.Millisecond)
 		l.addPart(uint64(i), []byte("b"), 500*time.Millisecond)
 		l.close(uint64(i), time.Second, time.Minute)
 	}
-	l.open(uint64(n), false, in)
+	l.open(uint64(n), false, in, time.Time{})
 	for range parts {
 		l.addPart(uint64(n), []byte("c"), 500*time.Millisecond)
 	}
@@ -114,7 +114,7 @@ func TestLLWindowAndFiles(t *testing.T) {
 	l := newLLStore(500*time.Millisecond, time.Second)
 	in := l.initFor([]byte("init"))
 	for i := range 10 {
-		l.open(uint64(i), false, in)
+		l.open(uint64(i), false, in, time.Time{})
 		l.addPart(uint64(i), []byte{byte(i), 1}, 500*time.Millisecond)
 		l.addPart(uint64(i), []byte{byte(i), 2}, 500*time.Millisecond)
 		l.close(uint64(i), time.Second, 4*time.Second)
@@ -152,7 +152,7 @@ func TestLLWindowAndFiles(t *testing.T) {
 	// And comes when written.
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		l.open(10, false, in)
+		l.open(10, false, in, time.Time{})
 		l.addPart(10, []byte("new"), 500*time.Millisecond)
 	}()
 	b, err := l.file(r.WithContext(ctx), llFile{seq: 10, part: 0}, 3*time.Second)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,6 +98,7 @@ func TestHTTPLLHLS(t *testing.T) {
 		"#EXT-X-PART-INF:PART-TARGET=",
 		`#EXT-X-MAP:URI="ll-ll-init-0.mp4"`,
 		",INDEPENDENT=YES\n",
+		"#EXT-X-PROGRAM-DATE-TIME:",
 	} {
 		if !strings.Contains(pl, want) {
 			t.Errorf("playlist lacks %q:\n%s", want, pl)
@@ -268,7 +270,7 @@ func TestHTTPLLHLSHlsJS(t *testing.T) {
 	page := `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
 <script src="/hls.min.js"></script><script>
 performance.setResourceTimingBufferSize(100000);
-window.stats = {errors: [], latency: [], parts: 0, canBlock: false, level: false};
+window.stats = {errors: [], latency: [], g2g: [], parts: 0, canBlock: false, level: false};
 const hls = new Hls({lowLatencyMode: true, liveSyncDurationCount: undefined});
 hls.on(Hls.Events.ERROR, (e, d) => { window.stats.errors.push(d.type + ':' + d.details + (d.fatal ? ':fatal' : '')); });
 hls.on(Hls.Events.LEVEL_LOADED, (e, d) => {
@@ -276,7 +278,12 @@ hls.on(Hls.Events.LEVEL_LOADED, (e, d) => {
   window.stats.parts = d.details.partList ? d.details.partList.length : 0;
   window.stats.canBlock = !!d.details.canBlockReload;
 });
-setInterval(() => { if (hls.latency > 0) window.stats.latency.push(hls.latency); }, 250);
+setInterval(() => {
+  if (hls.latency > 0) window.stats.latency.push(hls.latency);
+  // Ingest to screen: the wall clock now minus the server's
+  // EXT-X-PROGRAM-DATE-TIME of the frame on screen.
+  if (hls.playingDate) window.stats.g2g.push((Date.now() - hls.playingDate.getTime()) / 1000);
+}, 250);
 hls.loadSource(` + strconv.Quote(url) + `);
 hls.attachMedia(document.getElementById('v'));
 </script></body></html>`
@@ -284,6 +291,7 @@ hls.attachMedia(document.getElementById('v'));
 	type stats struct {
 		Errors   []string  `json:"errors"`
 		Latency  []float64 `json:"latency"`
+		G2G      []float64 `json:"g2g"`
 		Parts    int       `json:"parts"`
 		CanBlock bool      `json:"canBlock"`
 		Level    bool      `json:"level"`
@@ -332,6 +340,12 @@ hls.attachMedia(document.getElementById('v'));
 	}
 	t.Logf("hls.js low-latency: played %.1f s, %d parts in the playlist, hls.latency mean %.2f s (min %.2f, max %.2f, %d samples of the second half), errors %v",
 		st.Time-first, st.Parts, sum/float64(len(lat)), lo, hi, len(lat), st.Errors)
+	if len(st.G2G) == 0 {
+		t.Fatalf("hls.playingDate never set: no EXT-X-PROGRAM-DATE-TIME seen")
+	}
+	g := append([]float64(nil), st.G2G[len(st.G2G)/2:]...)
+	slices.Sort(g)
+	t.Logf("ingest-to-screen latency (now - hls.playingDate), second half: p50 %.2f s, max %.2f s, %d samples", g[len(g)/2], g[len(g)-1], len(g))
 	// The player fetched parts, not only whole segments, and blocked on
 	// the playlist.
 	if st.PartFetches == 0 || st.Blocking == 0 {
