@@ -440,7 +440,13 @@ func (d *dashStream) reap(end time.Duration) {
 			continue
 		}
 		d.files = append(d.files, rel)
+		// The timeline is contiguous: a segment spans from the cut that
+		// opened it to the one that closes it (its first sample may come a
+		// frame later, an audio frame not being cut at a video key frame).
 		start := t.track.Units(t.first)
+		if len(t.segs) > 0 {
+			start = t.track.Units(d.segDTS)
+		}
 		dur := t.track.Units(end) - start
 		if dur <= 0 {
 			dur = 1
