@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,6 +43,78 @@ func (r llhlsResult) String() string {
 
 var benchHintRE = regexp.MustCompile(`(?m)^#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]*-ll-(\d+)-(\d+)\.m4s)"`)
 
+// runLLHLS runs the llhls row (-scenarios llhls; Rill only): 500 players,
+// 30 s (10 s with -quick).
+func (s *suite) runLLHLS(ctx context.Context) {
+	window := 30 * time.Second
+	if s.quick {
+		window = 10 * time.Second
+	}
+	r := s.llhlsSession(ctx, 500, window)
+	s.llhls = &r
+	logf("llhls        %-10s %s", srvRill, r)
+}
+
+// llhlsRillConfig is Rill with rtmp, httpstream and LL-HLS in the default
+// vhost: plugin dir, API, RTMP and HTTP addresses, hls path.
+const llhlsRillConfig = `# written by rill-bench (llhls)
+plugin_dir = %q
+listen_api = %q
+log_level  = "warn"
+
+shm {
+  dir = "/dev/shm"
+}
+
+plugin "rtmp" {
+  listen = [%q]
+}
+
+plugin "httpstream" {
+  listen = [%q]
+}
+
+vhost "__defaultVhost__" {
+  gop_cache = true
+  hls {
+    enabled     = true
+    ll_hls      = true
+    part_target = "500ms"
+    fragment    = "2s"
+    window      = "20s"
+    path        = %q
+  }
+}
+`
+
+// startRillLLHLS starts bin/rill with llhlsRillConfig and waits until its
+// plugins run.
+func startRillLLHLS(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
+	addrs, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "rill", rtmpAddr: addrs[0], httpAddr: addrs[1]}
+	if pluginDir, err = filepath.Abs(pluginDir); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "rill-llhls.hcl")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, llhlsRillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hlsDir), 0o644); err != nil {
+		return nil, err
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return nil, err
+	}
+	if err := s.launch(dir, bin, "-c", conf); err != nil {
+		return nil, err
+	}
+	if err := waitRillPlugins(ctx, s, addrs[2], 20*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
 // llhlsSession starts Rill with ll_hls (2 s segments, 500 ms parts), one
 // publisher of the HD file, and n players for the window.
 func (s *suite) llhlsSession(ctx context.Context, n int, window time.Duration) llhlsResult {
@@ -49,7 +122,7 @@ func (s *suite) llhlsSession(ctx context.Context, n int, window time.Duration) l
 	if err != nil {
 		return llhlsResult{failed: err.Error()}
 	}
-	srv, err := startRill(ctx, s.tmp, s.rillBin, s.pluginDir, dir, "    ll_hls = true\n    part_target = \"500ms\"\n")
+	srv, err := startRillLLHLS(ctx, s.tmp, s.rillBin, s.pluginDir, dir)
 	if err != nil {
 		return llhlsResult{failed: err.Error()}
 	}

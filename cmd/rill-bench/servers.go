@@ -212,8 +212,7 @@ vhost "lowlat" {
 //
 // With hlsDir set, HLS is on in the default vhost (2 s fragments) and
 // writes under hlsDir.
-// hlsExtra lines go into the hls block (the llhls scenario's ll_hls).
-func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string, hlsExtra ...string) (*server, error) {
+func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -226,7 +225,7 @@ func startRill(ctx context.Context, dir, bin, pluginDir, hlsDir string, hlsExtra
 	conf := filepath.Join(dir, "rill.hcl")
 	hls := ""
 	if hlsDir != "" {
-		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n%s  }\n", hlsDir, strings.Join(hlsExtra, ""))
+		hls = fmt.Sprintf("  hls {\n    enabled  = true\n    fragment = \"2s\"\n    window   = \"20s\"\n    path     = %q\n  }\n", hlsDir)
 	}
 	if err := os.WriteFile(conf, fmt.Appendf(nil, rillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hls), 0o644); err != nil {
 		return nil, err

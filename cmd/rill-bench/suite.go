@@ -62,7 +62,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver (also: llhls, Rill only)")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls", "scenarios to run against Rill and lalserver")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 	)
@@ -155,6 +155,10 @@ func runSuite(ctx context.Context, args []string) error {
 		default:
 			return fmt.Errorf("-servers: unknown %q", name)
 		}
+	}
+	// llhls (not in the default set) runs against Rill alone.
+	if s.only["llhls"] && ctx.Err() == nil && strings.Contains(*servers, srvRill) {
+		s.runLLHLS(ctx)
 	}
 	if ctx.Err() != nil {
 		s.errs = append(s.errs, "the run was cut short: "+ctx.Err().Error())
@@ -285,15 +289,6 @@ func (s *suite) runServer(ctx context.Context, name string) {
 	}
 	if s.only["hls"] {
 		s.hlsSession(ctx, name)
-	}
-	if s.only["llhls"] && name == srvRill {
-		window := 30 * time.Second
-		if s.quick {
-			window = 10 * time.Second
-		}
-		r := s.llhlsSession(ctx, 500, window)
-		s.llhls = &r
-		logf("llhls        %-10s %s", name, r)
 	}
 }
 
