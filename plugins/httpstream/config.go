@@ -267,6 +267,11 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "aof_ratio", "must be 1..10")
 	case h.PartTarget < 200*time.Millisecond || h.PartTarget > time.Second:
 		return nil, cerr(v.Name, "part_target", "must be 200ms..1s")
+	case h.LLHLS && h.HLSCtx:
+		// The low-latency playlist is served without sessions: refusing
+		// the pair keeps hls_ctx's on_play and security checks from
+		// being bypassed.
+		return nil, cerr(v.Name, "ll_hls", "does not work with hls_ctx = true yet")
 	case h.LLHLS && h.Fragment < h.PartTarget:
 		return nil, cerr(v.Name, "fragment", "must be at least part_target with ll_hls")
 	case strings.ContainsAny(h.EntryPrefix, "\r\n"):
