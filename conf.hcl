@@ -96,7 +96,17 @@ vhost "__defaultVhost__" {
     fragment = "2s"
     window   = "60s"
     path     = "./objs/nginx/html"
+    # hls_use_fmp4 = true                       # fMP4 segments for H.264/AAC too (TS by default)
+    # ll_hls       = true                       # Low-Latency HLS from memory (implies fMP4)
+    # part_target  = "500ms"                    # 200ms..1s
+    # variants     = ["[stream]", "[stream]_sd"] # [stream]_master.m3u8 groups these renditions
   }
+  # dash {
+  #   enabled        = true
+  #   dash_fragment  = 10
+  #   dash_timeshift = 300
+  #   dash_path      = "./objs/nginx/html"
+  # }
   # rtc {
   #   enabled = true
   # }

@@ -127,6 +127,12 @@ func (s *suite) report() string {
 		}
 	}
 
+	if r, ok := s.llhlsRes(); ok {
+		w("\n## LL-HLS: %d players with blocking playlist reload\n\n", r.players)
+		w("A fresh Rill with `ll_hls` (2 s segments, 500 ms parts) and one publisher; each player asks for the playlist with `_HLS_msn`/`_HLS_part` of its preload hint and fetches every hinted part, as hls.js does in low-latency mode, for %v (scenario `llhls`, not in the default set).\n\n", r.window)
+		w("| result |\n| --- |\n| %s |\n", md(r.String()))
+	}
+
 	w("\n## The ring alone (`sdk/shm`)\n\n")
 	w("`RILL_SHM_MEASURE=1 RILL_SHM_MEASURE_SECONDS=%d go test -count=1 -run TestMeasure -v ./sdk/shm/`: one writer process, N reader processes, every packet read by every reader; ", s.shmSeconds)
 	w("wake latency is from the writer's timestamp to a blocked reader seeing the packet.\n\n")

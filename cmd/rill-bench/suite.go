@@ -37,6 +37,7 @@ type suite struct {
 	results map[string]map[string]result // scenario → server → result
 	shm     shmResult
 	hls     map[string]hlsResult
+	llhls   *llhlsResult
 	only    map[string]bool
 	hlsFor  time.Duration
 	errs    []string
@@ -172,6 +173,10 @@ func runSuite(ctx context.Context, args []string) error {
 		default:
 			return fmt.Errorf("-servers: unknown %q", name)
 		}
+	}
+	// llhls (not in the default set) runs against Rill alone.
+	if s.only["llhls"] && ctx.Err() == nil && strings.Contains(*servers, srvRill) {
+		s.runLLHLS(ctx)
 	}
 	if ctx.Err() != nil {
 		s.errs = append(s.errs, "the run was cut short: "+ctx.Err().Error())
@@ -451,6 +456,14 @@ func (s *suite) webrtcSession(ctx context.Context) {
 			row(keys[i], pub.stream(srv.whepURL("bench"), n), tm)
 		}
 	})
+}
+
+// llhlsRes is the LL-HLS result when the scenario ran.
+func (s *suite) llhlsRes() (llhlsResult, bool) {
+	if s.llhls == nil {
+		return llhlsResult{}, false
+	}
+	return *s.llhls, true
 }
 
 // hlsSession measures keyframe-to-playlist time on a server with HLS on.

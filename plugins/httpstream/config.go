@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,18 @@ type vhostSettings struct {
 	TSFile       string       `json:"ts_file"`
 	EntryPrefix  string       `json:"entry_prefix"`
 	HLSCtx       *bool        `json:"hls_ctx"`
+	// UseFMP4 (SRS's hls_use_fmp4, also read as use_fmp4) writes fMP4
+	// segments for every codec instead of MPEG-TS.
+	UseFMP4    *bool `json:"use_fmp4"`
+	HLSUseFMP4 *bool `json:"hls_use_fmp4"`
+	// LLHLS serves Low-Latency HLS from memory (llhls.go), with partial
+	// segments of about PartTarget.
+	LLHLS      *bool        `json:"ll_hls"`
+	PartTarget sdk.Duration `json:"part_target"`
+	// Variants names the renditions of a stream (templates of stream
+	// names with [stream], [app], [vhost]) that /[app]/[stream]_master.m3u8
+	// groups in a master playlist (variants.go).
+	Variants []string `json:"variants"`
 }
 
 // hlsConfig is a vhost's resolved HLS configuration.
@@ -81,12 +94,23 @@ type hlsConfig struct {
 	TSFile       string
 	EntryPrefix  string
 	HLSCtx       bool
+	// UseFMP4 makes every stream's segments fMP4 (H.265 streams always
+	// are); MPEG-TS stays the default, as in SRS.
+	UseFMP4 bool
+	// LLHLS keeps the segments in memory as partial segments of about
+	// PartTarget and serves the low-latency playlist (implies fMP4).
+	LLHLS      bool
+	PartTarget time.Duration
+	// Variants are the rendition stream name templates of a master
+	// playlist.
+	Variants []string
 }
 
 type vhostConfig struct {
 	Name      string
 	HTTPRemux bool
 	HLS       hlsConfig
+	Dash      dashConfig
 	// MWLatency and GopCache are the vhost's play {} mw_latency (or
 	// min_latency) and gop_cache, as every plugin reads them; the plugin's
 	// own mw_latency setting applies where play {} does not set it.
@@ -207,7 +231,7 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 	s := vhostSettings{
 		Fragment: sdk.Duration(10 * time.Second), Window: sdk.Duration(60 * time.Second),
-		TDRatio: 1.0, AOFRatio: 2.1, Dispose: sdk.Duration(120 * time.Second),
+		TDRatio: 1.0, AOFRatio: 2.1, Dispose: sdk.Duration(120 * time.Second), PartTarget: sdk.Duration(500 * time.Millisecond),
 		Path: "./objs/nginx/html", M3U8File: "[app]/[stream].m3u8", TSFile: "[app]/[stream]-[seq].ts",
 	}
 	if err := v.Decode(&s); err != nil {
@@ -218,6 +242,19 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		TDRatio: s.TDRatio, AOFRatio: s.AOFRatio, WaitKeyframe: boolOr(s.WaitKeyframe, true),
 		Cleanup: boolOr(s.Cleanup, true), Dispose: s.Dispose.Std(), M3U8File: s.M3U8File, TSFile: s.TSFile,
 		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
+		UseFMP4: boolOr(s.UseFMP4, boolOr(s.HLSUseFMP4, false)),
+		LLHLS:   boolOr(s.LLHLS, false), PartTarget: s.PartTarget.Std(), Variants: s.Variants,
+	}
+	if len(h.Variants) > 16 {
+		return nil, cerr(v.Name, "variants", "at most 16 renditions")
+	}
+	for _, tpl := range h.Variants {
+		if err := checkVariant(tpl); err != nil {
+			return nil, cerr(v.Name, "variants", fmt.Sprintf("%q: %v", tpl, err))
+		}
+	}
+	if s.UseFMP4 != nil && s.HLSUseFMP4 != nil && *s.UseFMP4 != *s.HLSUseFMP4 {
+		return nil, cerr(v.Name, "hls_use_fmp4", "contradicts use_fmp4 (set one of them)")
 	}
 	switch {
 	case h.Fragment < 100*time.Millisecond || h.Fragment > 10*time.Minute:
@@ -228,6 +265,15 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "td_ratio", "must be 1..10")
 	case h.AOFRatio < 1 || h.AOFRatio > 10 || math.IsNaN(h.AOFRatio):
 		return nil, cerr(v.Name, "aof_ratio", "must be 1..10")
+	case h.PartTarget < 200*time.Millisecond || h.PartTarget > time.Second:
+		return nil, cerr(v.Name, "part_target", "must be 200ms..1s")
+	case h.LLHLS && h.HLSCtx:
+		// The low-latency playlist is served without sessions: refusing
+		// the pair keeps hls_ctx's on_play and security checks from
+		// being bypassed.
+		return nil, cerr(v.Name, "ll_hls", "does not work with hls_ctx = true yet")
+	case h.LLHLS && h.Fragment < h.PartTarget:
+		return nil, cerr(v.Name, "fragment", "must be at least part_target with ll_hls")
 	case strings.ContainsAny(h.EntryPrefix, "\r\n"):
 		return nil, cerr(v.Name, "entry_prefix", "must be one line")
 	}
@@ -244,5 +290,9 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "path", err.Error())
 	}
 	h.Path = abs
-	return &vhostConfig{Name: v.Name, HTTPRemux: boolOr(s.HTTPRemux, true), HLS: h}, nil
+	dash, err := parseDash(v)
+	if err != nil {
+		return nil, err
+	}
+	return &vhostConfig{Name: v.Name, HTTPRemux: boolOr(s.HTTPRemux, true), HLS: h, Dash: dash}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,8 +43,9 @@ const (
 // plugin or the daemon the first writer reads the playlist left on disk
 // back and continues it the same way (resume.go).
 //
-// Segments are MPEG-TS, except when the stream's video is H.265: then they
-// are fragmented MP4 (RFC 8216 §3.3), since few players take H.265 in TS.
+// Segments are MPEG-TS, except when the vhost says hls_use_fmp4 or the
+// stream's video is H.265: then they are fragmented MP4 (RFC 8216 §3.3),
+// since few players take H.265 in TS.
 // An fMP4 segment is named by ts_file with its .ts extension replaced by
 // .m4s, and the initialization segment (ftyp+moov, EXT-X-MAP) is written
 // next to the playlist as [playlist name]-init.mp4; a codec configuration
@@ -87,12 +89,23 @@ type hlsStream struct {
 	fm         *fmp4Writer // nil while writing MPEG-TS
 	inits      []*initFile // on disk, oldest first
 	initGen    int
+
+	// ll holds the low-latency segments (nil without ll_hls); set at
+	// creation, read by HTTP handlers. nowDTS is the packet being written,
+	// partStart where the next part starts.
+	ll        *llStore
+	nowDTS    time.Duration
+	partStart time.Duration
+
+	// variant is what a master playlist says of this stream (variants.go).
+	variant atomic.Pointer[variantInfo]
 }
 
 // initFile is an fMP4 initialization segment on disk (EXT-X-MAP).
 type initFile struct {
 	rel  string
 	data []byte
+	ll   *llInit // its copy in the low-latency store
 }
 
 // fmp4Writer writes the fMP4 segments of one set of tracks: a Muxer whose
@@ -120,6 +133,16 @@ func (w *segWriter) Write(b []byte) (int, error) {
 		s.err = err
 		w.h.log.Error("write hls segment", "file", s.tmp, "error", err)
 	}
+	s.size += int64(len(b))
+	if h := w.h; h.ll != nil {
+		// Each fragment of the muxer is one part (ll_hls).
+		end := h.nowDTS
+		if lim := s.last + 200*time.Millisecond; end > lim {
+			end = lim
+		}
+		h.ll.addPart(s.seq, b, end-h.partStart)
+		h.partStart = end
+	}
 	return len(b), nil
 }
 
@@ -135,6 +158,7 @@ type segment struct {
 	disc   bool
 	opened time.Time
 	err    error
+	size   int64     // bytes written
 	tpl    string    // the file name template (ts_file, or its .m4s form)
 	init   *initFile // fMP4 segments: their initialization segment
 }
@@ -148,6 +172,9 @@ func newHLSStream(srv *Server, key streamKey, cfg hlsConfig) (*hlsStream, error)
 		return nil, fmt.Errorf("hls path: %w", err)
 	}
 	h := &hlsStream{srv: srv, key: key, cfg: cfg, root: root, log: srv.log.With("stream", key.String(), "hls_path", cfg.Path), warned: map[string]bool{}}
+	if cfg.LLHLS {
+		h.ll = newLLStore(cfg.PartTarget, cfg.Fragment)
+	}
 	h.m3u8Rel = renderTemplate(cfg.M3U8File, h.vars(0, time.Now(), 0))
 	if !filepath.IsLocal(h.m3u8Rel) {
 		root.Close()
@@ -332,6 +359,7 @@ func (h *hlsStream) write(p media.Packet) {
 		h.config(p)
 		return
 	}
+	h.nowDTS = p.DTS
 	if !h.writable(p.Codec) {
 		h.warnOnce(p.Codec.String(), tsmux.ErrUnsupported)
 		return
@@ -395,6 +423,7 @@ func (h *hlsStream) write(p media.Packet) {
 				h.warnOnce(p.Codec.String(), err)
 				return
 			}
+			c.size += int64(len(b))
 			if c.err == nil {
 				if _, err := c.w.Write(b); err != nil {
 					c.err = err
@@ -431,9 +460,12 @@ func (h *hlsStream) config(p media.Packet) {
 	h.hasVideo = h.vcfg != nil && h.writable(h.vcfg.Codec)
 }
 
-// wantFMP4 reports whether the stream's segments are fMP4: its video is
-// H.265.
+// wantFMP4 reports whether the stream's segments are fMP4: the vhost asks
+// for them (hls_use_fmp4) or its video is H.265.
 func (h *hlsStream) wantFMP4() bool {
+	if h.cfg.UseFMP4 || h.ll != nil {
+		return h.vcfg != nil || h.acfg != nil
+	}
 	return h.vcfg != nil && h.vcfg.Codec == media.CodecH265
 }
 
@@ -488,7 +520,7 @@ func (h *hlsStream) openFMP4(s *segment) bool {
 			}
 			tracks = append(tracks, tr)
 		}
-		if len(tracks) == 0 || tracks[0].Kind() != media.KindVideo {
+		if len(tracks) == 0 || (tracks[0].Kind() != media.KindVideo && h.vcfg != nil) {
 			h.warnOnce("fmp4 tracks", errors.New("no usable video configuration"))
 			return false
 		}
@@ -505,6 +537,9 @@ func (h *hlsStream) openFMP4(s *segment) bool {
 				s.disc = true
 			}
 			init = &initFile{rel: h.initRel(), data: data}
+			if h.ll != nil {
+				init.ll = h.ll.initFor(data)
+			}
 			if err := h.writeAtomic(init.rel, data); err != nil {
 				h.warnOnce("write init segment", err)
 				return false
@@ -512,12 +547,21 @@ func (h *hlsStream) openFMP4(s *segment) bool {
 			h.initGen++
 			h.inits = append(h.inits, init)
 		}
+		if h.ll != nil && init.ll == nil {
+			init.ll = h.ll.initFor(data) // an init read back from the disk
+		}
 		h.fm = &fmp4Writer{tracks: tracks, init: init, out: &segWriter{h: h}}
 		h.newInit = false
 	}
 	if h.fm.mux == nil {
 		h.fm.out.seg = nil // NewMuxer writes the init: not into the segment
-		m, err := fmp4.NewMuxer(h.fm.out, h.fm.tracks, fmp4.Options{})
+		var opts fmp4.Options
+		if h.ll != nil {
+			// A fragment is a part; the muxer ends one a frame or so
+			// after this, so parts stay under the part target.
+			opts.FragmentDuration = h.cfg.PartTarget * 4 / 5
+		}
+		m, err := fmp4.NewMuxer(h.fm.out, h.fm.tracks, opts)
 		if err != nil {
 			h.warnOnce("fmp4 muxer", err)
 			return false
@@ -602,6 +646,10 @@ func (h *hlsStream) open(dts time.Duration) bool {
 		return false
 	}
 	s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+	if h.ll != nil && s.init != nil && s.init.ll != nil {
+		h.ll.open(s.seq, s.disc, s.init.ll, now)
+		h.partStart = dts
+	}
 	h.srv.setWriting(filepath.Join(h.cfg.Path, s.tmp), true)
 	h.seq++
 	h.disc = false
@@ -626,6 +674,9 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 	if s.dur <= 0 {
 		s.dur = time.Millisecond
 	}
+	if h.ll != nil {
+		h.ll.close(s.seq, s.dur, h.cfg.Window)
+	}
 	if err := s.w.Flush(); err != nil && s.err == nil {
 		s.err = err
 	}
@@ -646,6 +697,7 @@ func (h *hlsStream) reap(end time.Duration, final bool) {
 		return
 	}
 	h.appendSegment(s)
+	h.updateVariant()
 	if err := h.writePlaylist(); err != nil {
 		h.log.Error("write hls playlist", "file", h.m3u8Rel, "error", err)
 	}

@@ -88,6 +88,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	vc := cfg.Vhosts[vhost]
 	key := streamKey{Vhost: vhost, App: sp.App, Stream: sp.Stream}
+	if sp.Format == fmtM3U8 && s.serveMaster(w, r, vc, key) {
+		return
+	}
+	if s.serveLL(w, r, key, sp) {
+		return
+	}
 	switch sp.Format {
 	case fmtM3U8:
 		found := s.serveHLSFile(w, r, cfg, vc, sp)
@@ -97,7 +103,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.serveHLSFile(w, r, cfg, vc, sp) {
 			return
 		}
-	case fmtM4S, fmtMP4:
+	case fmtM4S, fmtMP4, fmtMPD:
 		if !s.serveHLSFile(w, r, cfg, vc, sp) {
 			httpError(w, http.StatusNotFound, "not found: %s", strings.TrimPrefix(path.Clean(r.URL.Path), "/"))
 		}
@@ -122,6 +128,9 @@ func (s *Server) serveHLSFile(w http.ResponseWriter, r *http.Request, cfg *confi
 	var dirs []string
 	if vc != nil && vc.HLS.Enabled {
 		dirs = append(dirs, vc.HLS.Path)
+	}
+	if vc != nil && vc.Dash.Enabled && (len(dirs) == 0 || dirs[0] != vc.Dash.Path) {
+		dirs = append(dirs, vc.Dash.Path)
 	}
 	if cfg.Dir != "" {
 		dirs = append(dirs, cfg.Dir)
@@ -156,6 +165,9 @@ func (s *Server) serveHLSFile(w http.ResponseWriter, r *http.Request, cfg *confi
 			}
 		} else {
 			w.Header().Set("Content-Type", sp.Format.contentType())
+			if sp.Format == fmtMPD {
+				w.Header().Set("Cache-Control", "no-cache")
+			}
 		}
 		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 		f.Close()

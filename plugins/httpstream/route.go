@@ -30,11 +30,13 @@ const (
 	// HLS (H.265 streams): files only, never live streams.
 	fmtM4S
 	fmtMP4
+	// fmtMPD is a DASH MPD (a file).
+	fmtMPD
 )
 
 var formatByExt = map[string]format{
 	".flv": fmtFLV, ".ts": fmtTS, ".aac": fmtAAC, ".mp3": fmtMP3, ".m3u8": fmtM3U8,
-	".m4s": fmtM4S, ".mp4": fmtMP4,
+	".m4s": fmtM4S, ".mp4": fmtMP4, ".mpd": fmtMPD,
 }
 
 func (f format) contentType() string {
@@ -53,6 +55,8 @@ func (f format) contentType() string {
 		return "video/iso.segment"
 	case fmtMP4:
 		return "video/mp4"
+	case fmtMPD:
+		return "application/dash+xml"
 	}
 	return "application/octet-stream"
 }
@@ -85,6 +89,8 @@ func (f format) String() string {
 		return "m4s"
 	case fmtMP4:
 		return "mp4"
+	case fmtMPD:
+		return "mpd"
 	}
 	return "format(" + strconv.Itoa(int(f)) + ")"
 }

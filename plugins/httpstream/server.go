@@ -33,6 +33,7 @@ type Server struct {
 	tap     *live.Tap // this process's streams: HLS writers and HTTP players share them
 	players map[string]*playerEntry
 	hls     map[streamKey]*hlsStream
+	dash    map[streamKey]*dashStream
 	roots   map[string]*rootEntry
 	// writing holds the temporary segment files (absolute paths) that
 	// the HLS writers are writing: never stale.
@@ -62,6 +63,7 @@ func newServer() *Server {
 		sources: map[streamKey]*source{},
 		players: map[string]*playerEntry{},
 		hls:     map[streamKey]*hlsStream{},
+		dash:    map[streamKey]*dashStream{},
 		roots:   map[string]*rootEntry{},
 		writing: map[string]bool{},
 	}
@@ -113,6 +115,11 @@ func (s *Server) Configure(_ context.Context, c sdk.Config) error {
 	for k, h := range s.hls {
 		if vc := cfg.Vhosts[k.Vhost]; vc == nil || !vc.HLS.Enabled {
 			h.stopNow()
+		}
+	}
+	for k, d := range s.dash {
+		if vc := cfg.Vhosts[k.Vhost]; vc == nil || !vc.Dash.Enabled {
+			d.stopNow()
 		}
 	}
 	s.mu.Unlock()
@@ -175,6 +182,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	for _, h := range s.hls {
 		h.stopNow()
 	}
+	for _, d := range s.dash {
+		d.stopNow()
+	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -205,13 +215,30 @@ func (s *Server) StreamEvent(_ context.Context, ev sdk.StreamEvent) {
 	s.tap.Forget(ev.Stream)
 	cfg := s.cfg.Load()
 	vc := cfg.Vhosts[ev.Stream.Vhost]
-	if vc == nil || !vc.HLS.Enabled || !validApp(ev.Stream.App) || !validName(ev.Stream.Stream) {
+	if vc == nil || !validApp(ev.Stream.App) || !validName(ev.Stream.Stream) {
 		return
 	}
 	key := streamKey{Vhost: ev.Stream.Vhost, App: ev.Stream.App, Stream: ev.Stream.Stream}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
+		return
+	}
+	if vc.Dash.Enabled {
+		d := s.dash[key]
+		if d == nil {
+			var err error
+			if d, err = newDashStream(s, key, vc.Dash); err != nil {
+				s.log.Error("dash disabled for stream", "stream", key.String(), "error", err)
+			} else {
+				s.dash[key] = d
+			}
+		}
+		if d != nil {
+			d.start(ev.Stream)
+		}
+	}
+	if !vc.HLS.Enabled {
 		return
 	}
 	h := s.hls[key]

@@ -233,6 +233,7 @@ func TestParseAccepts(t *testing.T) {
   cluster {}
   forward {}
   rtc {}
+  dash {}
 }
 `,
 			check: func(t *testing.T, c *Config) {

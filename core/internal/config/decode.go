@@ -25,7 +25,7 @@ var (
 	// reservedBlocks may appear in a vhost without a plugin of that name.
 	// They are kept in Vhost.Blocks for the core features that will read
 	// them (callbacks, security, play/publish tuning, clusters, forwarding).
-	reservedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward", "rtc"}
+	reservedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward", "rtc", "dash"}
 )
 
 // validVhostName reports whether name is DefaultVhost or a lower-case RFC

@@ -49,9 +49,10 @@
 // Inside a vhost block, a block may be named after a known plugin (found
 // in the plugin directory, or declared with a plugin block) or after one
 // of these reserved names, kept in Vhost.Blocks for core features to come:
-// hooks, http_hooks, security, play, publish, cluster, forward. Any other
-// key is an unknown key. Plugin and reserved blocks must be written as
-// blocks without labels, not as attributes.
+// hooks, http_hooks, security, play, publish, cluster, forward, rtc, dash
+// (SRS's DASH block, read by the httpstream plugin). Any other key is an
+// unknown key. Plugin and reserved blocks must be written as blocks without
+// labels, not as attributes.
 //
 // The vhost DefaultVhost ("__defaultVhost__") always exists; other vhost
 // names are lower-case host names. Plugin names match

@@ -37,7 +37,7 @@ const capOptIn = wire.CapVhostOptIn
 // sharedBlocks are the vhost blocks that are no plugin's own block; every
 // plugin of the vhost gets them with the vhost's core settings, and the
 // plugins that act on them validate them.
-var sharedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward", "rtc"}
+var sharedBlocks = []string{"hooks", "http_hooks", "security", "play", "publish", "cluster", "forward", "rtc", "dash"}
 
 type daemon struct {
 	confPath string
