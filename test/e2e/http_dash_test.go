@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,41 +139,15 @@ func TestHTTPDASH(t *testing.T) {
 	httpWantCodecs(t, "mpd", httpProbe(t, base+"ds.mpd", 4), "h264", "aac")
 }
 
-// dashJSVersion is the dash.js the DASH player test fetches from npm.
+// dashJSVersion is the dash.js the DASH player test plays with: its
+// dist/modern/umd/dash.all.min.js and LICENSE.md (BSD-3-Clause) from the
+// npm package, kept in testdata so the test needs no network.
 const dashJSVersion = "5.2.1"
 
-// dashJS returns dash.all.min.js, packed from npm once into the user cache
-// (npm pack, no install scripts). Without npm the test is skipped (fails
-// in CI).
+// dashJS returns the vendored dash.all.min.js.
 func dashJS(t *testing.T) []byte {
 	t.Helper()
-	needTool(t, "npm")
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "rill-e2e", "dashjs-"+dashJSVersion)
-	js := filepath.Join(dir, "package", "dist", "modern", "umd", "dash.all.min.js")
-	if b, err := os.ReadFile(js); err == nil {
-		return b
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	pack := exec.CommandContext(ctx, "npm", "pack", "--silent", "dashjs@"+dashJSVersion)
-	pack.Dir = dir
-	if out, err := pack.CombinedOutput(); err != nil {
-		t.Fatalf("npm pack dashjs@%s: %v\n%s", dashJSVersion, err, out)
-	}
-	untar := exec.CommandContext(ctx, "tar", "xzf", "dashjs-"+dashJSVersion+".tgz", "package/dist/modern/umd/dash.all.min.js", "package/LICENSE.md")
-	untar.Dir = dir
-	if out, err := untar.CombinedOutput(); err != nil {
-		t.Fatalf("unpack dashjs: %v\n%s", err, out)
-	}
-	_ = os.Remove(filepath.Join(dir, "dashjs-"+dashJSVersion+".tgz"))
-	b, err := os.ReadFile(js)
+	b, err := os.ReadFile(filepath.Join("testdata", "dashjs-"+dashJSVersion, "dash.all.min.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
