@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,6 +124,18 @@ func TestSRSCompatAPIAndCallbacks(t *testing.T) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, flvResp.Body); flvResp.Body.Close() }()
 	hookBody(t, hs, "on_play", func(b map[string]any) bool { return b["param"] == "?who=flv" })
+	// on_play is called before the HTTP-FLV player is counted: wait for
+	// the plugin to log it started, which it does once the player is in its
+	// client list (not through the API: the polls below are the first the
+	// daemon computes rates for).
+	Eventually(t, 10*time.Second, "HTTP-FLV player started", func() error {
+		for _, l := range strings.Split(d.Log(), "\n") {
+			if strings.Contains(l, "player started") && strings.Contains(l, "format=flv") {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
 
 	var streamID, pubID, playerID string
 	t.Run("clients first poll", func(t *testing.T) {
