@@ -134,8 +134,8 @@ func TestCrashingPluginIsolated(t *testing.T) {
 }
 
 // metricValue reads the first sample of a metric whose labels contain
-// label from /metrics (-1: none).
-func metricValue(t *testing.T, d *Daemon, name, label string) float64 {
+// every one of labels from /metrics (-1: none).
+func metricValue(t *testing.T, d *Daemon, name string, labels ...string) float64 {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(d.API + "/metrics")
@@ -144,12 +144,19 @@ func metricValue(t *testing.T, d *Daemon, name, label string) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+next:
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			return v
+		if !strings.HasPrefix(l, name+"{") {
+			continue
 		}
+		for _, want := range labels {
+			if !strings.Contains(l, want) {
+				continue next
+			}
+		}
+		f := strings.Fields(l)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		return v
 	}
 	return -1
 }

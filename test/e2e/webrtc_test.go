@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -752,21 +751,7 @@ func TestWebRTCHooksKickAndBadSDP(t *testing.T) {
 // pluginCounter reads one of a plugin's counters from /metrics (-1: none).
 func pluginCounter(t *testing.T, d *Daemon, plugin, name string) float64 {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(d.API + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "rill_plugin_counter{") && strings.Contains(l, `plugin="`+plugin+`"`) && strings.Contains(l, `name="`+name+`"`) {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			return v
-		}
-	}
-	return -1
+	return metricValue(t, d, "rill_plugin_counter", `plugin="`+plugin+`"`, `name="`+name+`"`)
 }
 
 // TestWebRTCSecurityDeniesPlay: the vhost's security rules apply to WHEP
