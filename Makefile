@@ -3,7 +3,7 @@ GO        ?= go
 PLUGINS   := $(filter-out internal,$(notdir $(wildcard plugins/*)))
 BIN       := bin
 GOFLAGS   ?=
-TEST_TIMEOUT ?= 15m
+TEST_TIMEOUT ?= 30m
 
 .PHONY: all build run test deps build-deps proto fuzz bench bench-quick console-vendor clean $(BIN)/rill
 

@@ -136,9 +136,9 @@ func loadConfig(ctx context.Context, path string) (*config.Config, map[string]wi
 	}
 	infos := map[string]wire.Info{}
 	var errs []error
-	runAs, _, err := runAsOf(cfg)
-	if err != nil {
-		errs = append(errs, err)
+	runAs, _, raErr := runAsOf(cfg)
+	if raErr != nil {
+		errs = append(errs, raErr)
 	}
 	for _, name := range sortedKeys(cfg.Plugins) {
 		p := cfg.Plugins[name]
