@@ -68,6 +68,7 @@ bench bench-quick: $(BIN)/rill
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/httpstream ./plugins/httpstream || rm -f $(BIN)/plugins/httpstream
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/srt ./plugins/srt || rm -f $(BIN)/plugins/srt
 	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/webrtc ./plugins/webrtc || rm -f $(BIN)/plugins/webrtc
+	$(GO) build $(GOFLAGS) -o $(BIN)/plugins/rtsp ./plugins/rtsp || rm -f $(BIN)/plugins/rtsp
 	$(GO) build $(GOFLAGS) -o $(BIN)/rill-bench ./cmd/rill-bench
 	$(GO) build $(GOFLAGS) -o $(BIN)/bench-floor ./bench/floor
 	$(GO) build $(GOFLAGS) -o $(BIN)/lalserver github.com/q191201771/lal/app/lalserver
