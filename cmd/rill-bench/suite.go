@@ -66,7 +66,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,webrtc", "scenarios to run against Rill and lalserver (srt, webrtc: Rill only; also rtsp: 200 RTSP players beside RTMP, Rill only)")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,rtsp", "scenarios to run against Rill and lalserver (srt, rtsp: Rill only; also webrtc and llhls, Rill only, opt-in)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
