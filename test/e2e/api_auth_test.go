@@ -44,6 +44,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 }
 
 func TestAPIBasicAuthAndHTTPS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cert, key := selfSigned(t, dir)
 	cfg := patternConfig()

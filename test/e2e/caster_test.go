@@ -98,6 +98,7 @@ func kickClient(t *testing.T, d *Daemon, id string) {
 // TestCasterMPEGTSOverUDP: ffmpeg sends MPEG-TS to the UDP caster; the
 // configured output stream plays over RTMP, HTTP-FLV and HLS.
 func TestCasterMPEGTSOverUDP(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "", "")
 	ffmpegPublishAs(t, "udp://"+e.udpAddr+"?pkt_size=1316", "mpegts", 90)
 	waitPublished(t, e.d, "live", "udp")
@@ -111,6 +112,7 @@ func TestCasterMPEGTSOverUDP(t *testing.T) {
 // TestCasterFLVOverPOST: ffmpeg POSTs FLV to /live/x.flv; it plays over
 // RTMP as live/x, listed as an flv-post-publish client.
 func TestCasterFLVOverPOST(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "", "")
 	ffmpegPublishAs(t, "http://"+e.flvAddr+"/live/x.flv?token=abc", "flv", 90, "-method", "POST")
 	waitPublished(t, e.d, "live", "x")
@@ -124,6 +126,7 @@ func TestCasterFLVOverPOST(t *testing.T) {
 // /api/v1/clients/{id} cuts each, a second UDP sender of a busy output is
 // refused.
 func TestCasterHooksKick(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	var hooks strings.Builder
 	hooks.WriteString("  hooks {\n")
@@ -214,6 +217,7 @@ func nullTS() []byte {
 // TestCasterSilentUDPSender: a UDP sender that sends a datagram and then
 // nothing is cut after publish_timeout.
 func TestCasterSilentUDPSender(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "publish_timeout = \"1s\"\noutput = \"rtmp://127.0.0.1/live/silent\"", "")
 	silent, err := net.Dial("udp", e.udpAddr)
 	if err != nil {
@@ -276,6 +280,7 @@ func logLineWith(t *testing.T, d *Daemon, what string, parts ...string) {
 // log line naming the client; a good POST stream beside them plays on,
 // and a good UDP sender publishes after the junk one.
 func TestCasterHostileInputs(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "max_tag_size = 1048576", "")
 	ffmpegPublishAs(t, "http://"+e.flvAddr+"/live/good.flv", "flv", 120, "-method", "POST")
 	waitPublished(t, e.d, "live", "good")
@@ -347,6 +352,7 @@ func TestCasterHostileInputs(t *testing.T) {
 // TestCasterSecurityRules: a vhost's security rules refuse both casters'
 // publishers (a POST gets 403, a UDP sender publishes nothing).
 func TestCasterSecurityRules(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "", "  security {\n    rules = [\"deny publish 127.0.0.0/8\", \"allow publish all\"]\n  }\n")
 	resp, err := http.Post("http://"+e.flvAddr+"/live/denied.flv", "video/x-flv", strings.NewReader("FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"))
 	if err != nil {
@@ -379,6 +385,7 @@ func TestCasterSecurityRules(t *testing.T) {
 // TestCasterUDPPeerCap: past max_udp_peers, a new UDP sender's datagrams
 // are dropped with a warning; the publishing sender is untouched.
 func TestCasterUDPPeerCap(t *testing.T) {
+	t.Parallel()
 	e := startCaster(t, "max_udp_peers = 1", "")
 	a, err := net.Dial("udp", e.udpAddr)
 	if err != nil {

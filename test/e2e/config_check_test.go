@@ -58,6 +58,7 @@ func posOfKey(t *testing.T, conf, needle string) string {
 // names every problem at its own key's file:line:col, the core's and the
 // plugins' together; a start refuses the file with the same list.
 func TestConfigCheckAsksThePlugins(t *testing.T) {
+	t.Parallel()
 	d := NewDaemon(t, Config{
 		Plugins: []string{"rtmp", "httpstream"},
 		Blocks: map[string]string{
@@ -132,6 +133,7 @@ func TestConfigCheckAsksThePlugins(t *testing.T) {
 // plugins launched and asked (no socket bound: a running daemon may hold
 // the ports).
 func TestConfigCheckRepoConf(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -149,6 +151,7 @@ func TestConfigCheckRepoConf(t *testing.T) {
 // TestConfigCheckBrokenPlugin: a plugin that cannot be launched, or speaks
 // another API version, fails `rill -t` as it fails a start.
 func TestConfigCheckBrokenPlugin(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ mode, want string }{
 		{"junk-stdout", "launch"},
 		{"api-version", "plugin API version 99"},

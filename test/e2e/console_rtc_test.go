@@ -52,6 +52,7 @@ func videoAdvances(t *testing.T, ctx context.Context, what string) {
 // video's time advances); then the WHIP page publishes the fake camera and
 // ffprobe reads that stream over RTMP.
 func TestConsoleWebRTCPages(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	e := startRTC(t, "")

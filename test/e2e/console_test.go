@@ -42,6 +42,7 @@ func newChromium(t *testing.T, flags ...chromedp.ExecAllocatorOption) context.Co
 // while ffmpeg publishes over RTMP, checks the stream is listed, starts its
 // HTTP-FLV player (mpegts.js) and checks that the video's time advances.
 func TestConsoleListsAndPlaysStream(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "chromium")
 	d := StartDaemon(t, Config{

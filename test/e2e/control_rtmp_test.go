@@ -41,6 +41,7 @@ func hookVhost(hs *HookServer) string {
 // TestRTMPCallbacksWithFFmpeg checks SRS's callback bodies for a real ffmpeg
 // publisher and ffprobe players, and that a refusing hook blocks a player.
 func TestRTMPCallbacksWithFFmpeg(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	hs := NewHookServer(t)
 	d, addr := startRTMP(t, "", hookVhost(hs))
@@ -125,6 +126,7 @@ func TestRTMPCallbacksWithFFmpeg(t *testing.T) {
 // TestSecurityRulesIPv4AndIPv6 checks allow/deny by address family with
 // real clients on 127.0.0.1 and ::1.
 func TestSecurityRulesIPv4AndIPv6(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
@@ -175,6 +177,7 @@ func TestSecurityRulesIPv4AndIPv6(t *testing.T) {
 
 // TestDeleteClientKicksFFmpegPlayer ends a real player through the API.
 func TestDeleteClientKicksFFmpegPlayer(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	d, addr := startRTMP(t, "", "")
 	ffmpegPublish(t, "rtmp://"+addr+"/live/kick", 60)
@@ -224,6 +227,7 @@ func TestDeleteClientKicksFFmpegPlayer(t *testing.T) {
 // TestReloadHLSFragmentKeepsOtherVhostPlayer changes one vhost's HLS
 // fragment by reload while an RTMP player of another vhost keeps receiving.
 func TestReloadHLSFragmentKeepsOtherVhostPlayer(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	vhosts := func(fragment string) string {
 		return fmt.Sprintf(`vhost "__defaultVhost__" {

@@ -65,6 +65,7 @@ func (h *HookServer) Refuse(action string, on bool) {
 }
 
 func TestPublishCallbacksAndRefusal(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	cfg := patternConfig()
 	cfg.Extra = fmt.Sprintf(`vhost "__defaultVhost__" {
@@ -119,6 +120,7 @@ func TestPublishCallbacksAndRefusal(t *testing.T) {
 }
 
 func TestSecurityDeniesPublishFromLoopback(t *testing.T) {
+	t.Parallel()
 	cfg := patternConfig()
 	cfg.Extra = `vhost "__defaultVhost__" {
   security {
@@ -138,6 +140,7 @@ func TestSecurityDeniesPublishFromLoopback(t *testing.T) {
 }
 
 func TestKickMetricsAndReload(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	cfg := patternConfig()
 	d := StartDaemon(t, cfg)

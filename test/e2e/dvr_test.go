@@ -199,6 +199,7 @@ func dvrFirstFrameIsKey(t *testing.T, file string) bool {
 
 // TestDVRSession records one publish per format and checks the file.
 func TestDVRSession(t *testing.T) {
+	t.Parallel()
 	dvrNeedTools(t)
 	for _, tc := range []struct {
 		name, path string

@@ -12,6 +12,7 @@ import (
 // reads an ffmpeg-published stream of the vhost that enables it and serves
 // what it counted on the API port; a vhost without its block is not read.
 func TestExampleStreamStatsPlugin(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	d := StartDaemon(t, Config{
 		Plugins: []string{"rtmp", "streamstats"},

@@ -304,6 +304,7 @@ vhost "__defaultVhost__" {
 }
 
 func TestExecIngestTranscodePublish(t *testing.T) {
+	t.Parallel()
 	e := startExec(t, execVhost)
 	tok := e.token
 	url := "rtmp://" + e.addr + "/live/" + tok
@@ -395,6 +396,7 @@ func TestExecIngestTranscodePublish(t *testing.T) {
 }
 
 func TestExecChildrenDieWithKilledPlugin(t *testing.T) {
+	t.Parallel()
 	e := startExec(t, execVhost)
 	tok := e.token
 	waitPublished(t, e.d, "live", tok)
@@ -441,6 +443,7 @@ func TestExecChildrenDieWithKilledPlugin(t *testing.T) {
 }
 
 func TestExecReloadAddsAndRemovesIngests(t *testing.T) {
+	t.Parallel()
 	vhost := func(e *execEnv, withDevice bool) string {
 		var dev string
 		if withDevice {

@@ -17,6 +17,7 @@ import (
 // SRS's body with the publisher's client id, the param and the same
 // server_id/service_id as the on_publish callback.
 func TestRTMPForwardVariablesAndBackend(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	dst, dstAddr := startRTMP(t, "", "")

@@ -77,6 +77,7 @@ func forwardTo(dests ...string) string {
 // already live, an unchanged destination goes on through a reload that
 // adds another, and a forward removed by a reload ends at the destination.
 func TestRTMPForwardReload(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	dst, dstAddr := startRTMP(t, "", "")

@@ -98,6 +98,7 @@ func checkClean(t *testing.T, d *Daemon, pids ...int) {
 }
 
 func TestMediaFlowsBetweenPlugins(t *testing.T) {
+	t.Parallel()
 	d := StartDaemon(t, patternConfig())
 	ps := waitRunning(t, d, "testwriter", "testreader")
 	Eventually(t, 20*time.Second, "reader receives 500 packets", func() error {
@@ -213,6 +214,7 @@ func probeListener(t *testing.T, addr string, stop <-chan struct{}) (dials, refu
 }
 
 func TestReaderKilledIsRestarted(t *testing.T) {
+	t.Parallel()
 	d := StartDaemon(t, patternConfig())
 	ps := waitRunning(t, d, "testwriter", "testreader")
 	oldReader, writer := ps["testreader"], ps["testwriter"]
@@ -275,6 +277,7 @@ func TestReaderKilledIsRestarted(t *testing.T) {
 }
 
 func TestWriterKilledReaderSeesEndAndResumes(t *testing.T) {
+	t.Parallel()
 	d := StartDaemon(t, patternConfig())
 	ps := waitRunning(t, d, "testwriter", "testreader")
 	Eventually(t, 20*time.Second, "reader receives", func() error {
@@ -314,6 +317,7 @@ func TestWriterKilledReaderSeesEndAndResumes(t *testing.T) {
 }
 
 func TestCoreKilledLeavesNothingForTheNextStart(t *testing.T) {
+	t.Parallel()
 	d := StartDaemon(t, patternConfig())
 	ps := waitRunning(t, d, "testwriter", "testreader")
 	Eventually(t, 20*time.Second, "stream live", func() error {
@@ -359,6 +363,7 @@ func TestCoreKilledLeavesNothingForTheNextStart(t *testing.T) {
 }
 
 func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		cfg   Config
@@ -404,6 +409,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 }
 
 func TestNonExecutableInPluginDirIsSkipped(t *testing.T) {
+	t.Parallel()
 	cfg := patternConfig()
 	d := NewDaemon(t, cfg)
 	if err := os.WriteFile(filepath.Join(d.Dir, "plugins", "README"), []byte("not a plugin"), 0o644); err != nil {

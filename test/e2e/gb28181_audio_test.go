@@ -68,6 +68,7 @@ func gbPackAudio(pack, alaw []byte, ts uint64, key bool) []byte {
 // ffprobe over RTMP sees AAC beside the H.264 and ffmpeg decodes it to the
 // camera's 500 Hz tone.
 func TestGB28181G711ToAAC(t *testing.T) {
+	t.Parallel()
 	d, addrs, rtmp := startGB(t, "udp")
 	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
 	g.audio = gbAlaw(t, 500, 6)

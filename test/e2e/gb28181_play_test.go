@@ -20,6 +20,7 @@ const gbVhost = "vhost \"__defaultVhost__\" {\n  gb28181 { enabled = true }\n}\n
 // the m3u8: H.264 320x240) and over WebRTC (a pion WHEP peer gets SPS, PPS
 // and an IDR first).
 func TestGB28181HLSAndWebRTC(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	vh := fmt.Sprintf("  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"4s\"\n    path = %q\n  }\n  rtc {\n    enabled = true\n  }\n", dir)
 	d, addrs, _ := startGBWith(t, "udp", vh, true)
@@ -56,6 +57,7 @@ func TestGB28181HLSAndWebRTC(t *testing.T) {
 // registered device and names the next device's stream by the new
 // template; REGISTER with Expires: 0 drops the device and ends its stream.
 func TestGB28181KickReloadUnregister(t *testing.T) {
+	t.Parallel()
 	d, addrs, rtmp := startGB(t, "udp")
 	aus := gbAUs(t)
 	g := newGBDevice(t, addrs.sipUDP, "secret", aus)
@@ -127,6 +129,7 @@ func TestGB28181KickReloadUnregister(t *testing.T) {
 // with a log line, the next nonce count on the same nonce is accepted,
 // and a wrong password is still 403.
 func TestGB28181DigestReplay(t *testing.T) {
+	t.Parallel()
 	d, addrs, _ := startGB(t, "udp", "auto_invite = false")
 	g := newGBDevice(t, addrs.sipUDP, "secret", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

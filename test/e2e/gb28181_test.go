@@ -601,6 +601,7 @@ func gbHostile(t *testing.T, d *Daemon, addrs gbAddrs, g *gbDevice, aus [][]byte
 // idle_timeout it is sent BYE and its stream ends; a player coming back
 // before that keeps it; the next player invites it again.
 func TestGB28181OnDemand(t *testing.T) {
+	t.Parallel()
 	d, addrs, rtmp := startGB(t, "udp", "auto_invite = false", `idle_timeout = "3s"`)
 	g := newGBDevice(t, addrs.sipUDP, "secret", gbAUs(t))
 	if code := g.register(); code != 200 {
@@ -662,6 +663,7 @@ func TestGB28181OnDemand(t *testing.T) {
 // TestGB28181SIPOverTCP: a device that registers over SIP/TCP gets its
 // Catalog query and INVITE on the same connection, and streams.
 func TestGB28181SIPOverTCP(t *testing.T) {
+	t.Parallel()
 	d, addrs, _ := startGB(t, "tcp")
 	ps, _ := d.Plugins()
 	var sipTCP string

@@ -65,6 +65,7 @@ var mapRE = regexp.MustCompile(`(?m)^#EXT-X-MAP:URI="([^"]+)"$`)
 // fMP4 segments (EXT-X-MAP, .m4s), decoded by FFmpeg; a republish with
 // another codec configuration adds a discontinuity and a new init segment.
 func TestHEVCHTTP(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffprobe")
 	c := loadClip(t, "hevc", "")
 	c2 := loadClip(t, "hevc", "352x288")

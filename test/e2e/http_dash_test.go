@@ -49,6 +49,7 @@ type dashMPD struct {
 // track, the init and media segments are fMP4, old segments leave the
 // window and the disk, and ffprobe decodes both tracks through the MPD.
 func TestHTTPDASH(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	dir := t.TempDir()
@@ -158,6 +159,7 @@ func dashJS(t *testing.T) []byte {
 // the video's time must advance by 6 s; the live latency dash.js reports
 // is logged.
 func TestHTTPDASHDashJS(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "chromium")
 	js := dashJS(t)

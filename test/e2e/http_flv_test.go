@@ -17,6 +17,7 @@ import (
 // TestHTTPFLVTSAACPlay publishes an H.264+AAC file and plays it back as
 // HTTP-FLV, HTTP-TS and HTTP-AAC with ffprobe.
 func TestHTTPFLVTSAACPlay(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	d := StartDaemon(t, httpConfig(file, "av", "  loop = true", "", ""))
 	addr := hlsAddr(t, d)
@@ -69,6 +70,7 @@ func TestHTTPFLVTSAACPlay(t *testing.T) {
 
 // TestHTTPMP3Play publishes H.264+MP3 and plays the .mp3 and .flv URLs.
 func TestHTTPMP3Play(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "mp3", 10)
 	d := StartDaemon(t, httpConfig(file, "mp3", "  loop = true", "", ""))
 	addr := hlsAddr(t, d)
@@ -98,6 +100,7 @@ func TestHTTPMP3Play(t *testing.T) {
 // TestHTTPAudioCodecMismatch publishes H.264+AAC: .mp3 answers 404 with the
 // reason (as SRS), .aac plays, and the refusal is logged with the client id.
 func TestHTTPAudioCodecMismatch(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	d := StartDaemon(t, httpConfig(file, "aaconly", "  loop = true", "", ""))
 	addr := hlsAddr(t, d)
@@ -148,6 +151,7 @@ func httpWantAudioRefused(t *testing.T, url, reason string) {
 // TestHTTPFLVSlowPlayerDropped: a player that never reads is dropped once
 // its queue is over the bound, while another player keeps playing.
 func TestHTTPFLVSlowPlayerDropped(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	d := StartDaemon(t, httpConfig(file, "slow", "  loop = true", "  queue_duration = \"2s\"\n  queue_bytes = 262144\n  mw_latency = \"100ms\"", ""))
 	addr := hlsAddr(t, d)

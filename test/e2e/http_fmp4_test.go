@@ -12,6 +12,7 @@ import (
 // (TS stays the default: TestHTTPHLSLive), and FFmpeg decodes both tracks
 // through it.
 func TestHTTPHLSFMP4H264(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	dir := t.TempDir()
 	d := StartDaemon(t, httpConfig(file, "f4", "  loop = true", "",

@@ -80,6 +80,7 @@ func waitPlaylist(t *testing.T, url string, timeout time.Duration, what string, 
 // TestHTTPHLSLive publishes H.264+AAC on a vhost with hls enabled and reads
 // the playlist over several segments.
 func TestHTTPHLSLive(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	dir := t.TempDir()
 	d := StartDaemon(t, httpConfig(file, "hls", "  loop = true", "",
@@ -143,6 +144,7 @@ func TestHTTPHLSLive(t *testing.T) {
 // continues the playlist after an EXT-X-DISCONTINUITY; after dispose the
 // files are gone.
 func TestHTTPHLSRepublishAndDispose(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 4)
 	dir := t.TempDir()
 	d := StartDaemon(t, httpConfig(file, "re", "  sessions = 2\n  gap = \"2s\"", "",
@@ -179,6 +181,7 @@ func TestHTTPHLSRepublishAndDispose(t *testing.T) {
 
 // TestHTTPHLSAudioOnly: an AAC-only stream is segmented on audio.
 func TestHTTPHLSAudioOnly(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "audio", 10)
 	dir := t.TempDir()
 	d := StartDaemon(t, httpConfig(file, "radio", "  loop = true", "",
@@ -221,6 +224,7 @@ func rawGet(t *testing.T, addr, target string) (int, string) {
 // TestHTTPStaticTraversal: static files are served from dir and nothing
 // outside it is reachable.
 func TestHTTPStaticTraversal(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	www := filepath.Join(base, "www")
 	must := func(err error) {
@@ -266,6 +270,7 @@ func TestHTTPStaticTraversal(t *testing.T) {
 // behind an EXT-X-DISCONTINUITY) and removes the stream's stale .tmp
 // files, not another stream's.
 func TestHTTPHLSContinuesAfterPluginKill(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	dir := t.TempDir()
 	d := StartDaemon(t, httpConfig(file, "rs", "  loop = true", "",

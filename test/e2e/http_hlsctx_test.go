@@ -15,6 +15,7 @@ import (
 // hls-play client with on_play (stream name.m3u8) and ends with on_stop when
 // the viewer goes quiet; a kicked session is refused.
 func TestHLSViewerSessions(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	hs := NewHookServer(t)
 	d := StartDaemon(t, Config{

@@ -88,6 +88,7 @@ func fdCount(pid int) int {
 // connection, an RTMP publish still plays over HTTP-FLV, and the idle
 // connections still answer.
 func TestHTTPIdleKeepAliveBounded(t *testing.T) {
+	t.Parallel()
 	httpNeedFFmpeg(t)
 	const n = 3000
 	var lim syscall.Rlimit
@@ -202,6 +203,7 @@ func TestHTTPIdleKeepAliveBounded(t *testing.T) {
 // closes a keep-alive connection that sends no further request, and with
 // read_header_timeout = "2s" one that never sends a request.
 func TestHTTPIdleTimeoutClosesKeepAlive(t *testing.T) {
+	t.Parallel()
 	_, ps := hostileDaemon(t, "", "  idle_timeout = \"1s\"\n  read_header_timeout = \"2s\"", "")
 	httpAddr := ps["httpstream"].Listeners[0].Addr
 

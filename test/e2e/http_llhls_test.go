@@ -77,6 +77,7 @@ func llHint(t *testing.T, pl string) (int, int) {
 // a blocking request on a stream that stopped ended by a 503 (not held);
 // ffprobe decodes the playlist.
 func TestHTTPLLHLS(t *testing.T) {
+	t.Parallel()
 	d, rtmpBase, base := startLLHLS(t, "")
 	ffmpegPublish(t, rtmpBase+"ll", 90)
 	waitPublished(t, d, "live", "ll")
@@ -252,6 +253,7 @@ func TestHTTPLLHLS(t *testing.T) {
 // the console vendors) in low-latency mode in headless Chromium, and
 // reports hls.latency.
 func TestHTTPLLHLSHlsJS(t *testing.T) {
+	t.Parallel()
 	needTool(t, "chromium")
 	d, rtmpBase, base := startLLHLS(t, "")
 	ffmpegPublish(t, rtmpBase+"js", 120)

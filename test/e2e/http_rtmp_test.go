@@ -11,6 +11,7 @@ import (
 // TestHTTPFromRTMPPublisher publishes with a real FFmpeg over RTMP and
 // plays the stream back as HTTP-FLV, HTTP-TS, HTTP-AAC and HLS.
 func TestHTTPFromRTMPPublisher(t *testing.T) {
+	t.Parallel()
 	httpNeedFFmpeg(t)
 	dir := t.TempDir()
 	d := StartDaemon(t, Config{
@@ -67,6 +68,7 @@ func TestHTTPFromRTMPPublisher(t *testing.T) {
 // SRS-named hls { } block still switches HLS on; `rill -t` passes it with
 // the same warning. A file with both names is refused.
 func TestHTTPStreamOldPluginName(t *testing.T) {
+	t.Parallel()
 	httpNeedFFmpeg(t)
 	dir := t.TempDir()
 	cfg := Config{

@@ -15,6 +15,7 @@ import (
 // and PMT must be trusted at once (with wrong CRCs FFmpeg read megabytes, 14-18 s
 // of media, before it started).
 func TestHTTPTSStartsWithinFirstBytes(t *testing.T) {
+	t.Parallel()
 	file := httpTestFLV(t, "av", 10)
 	d := StartDaemon(t, httpConfig(file, "av", "  loop = true", "", ""))
 	base := "http://" + hlsAddr(t, d) + "/live/av"

@@ -113,6 +113,7 @@ func startVariants(t *testing.T) *Daemon {
 // master playlist of both renditions with BANDWIDTH, RESOLUTION and CODECS
 // measured from their segments, and ffprobe reads both through it.
 func TestHTTPHLSVariants(t *testing.T) {
+	t.Parallel()
 	d := startVariants(t)
 	base := "http://" + hlsAddr(t, d) + "/live/"
 	var vs []hlsVariant
@@ -213,6 +214,7 @@ func (th *throttle) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // it climbs to the 640x360 rendition; limited to 80 kB/s (below that
 // rendition's 2 Mbit/s, above the 320x180 one) it switches down.
 func TestHTTPHLSVariantsPlayerSwitches(t *testing.T) {
+	t.Parallel()
 	needTool(t, "chromium")
 	d := startVariants(t)
 	th := &throttle{target: hlsAddr(t, d), rate: 80 << 10}

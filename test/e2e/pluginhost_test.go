@@ -28,6 +28,7 @@ func badConfig(mode string) Config {
 // A plugin that cannot start makes the whole start fail with its name and
 // why, and nothing is left running (all or nothing).
 func TestBrokenPluginsRefuseTheStart(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		mode  string
 		wants []string
@@ -58,6 +59,7 @@ func TestBrokenPluginsRefuseTheStart(t *testing.T) {
 }
 
 func TestNotAPluginIsRefused(t *testing.T) {
+	t.Parallel()
 	cfg := patternConfig()
 	cfg.Plugins = []string{"testwriter"}
 	cfg.Extra = "plugin \"script\" {}\n"
@@ -78,6 +80,7 @@ func TestNotAPluginIsRefused(t *testing.T) {
 // A plugin that keeps crashing is restarted with backoff while the others
 // go on untouched.
 func TestCrashingPluginIsolated(t *testing.T) {
+	t.Parallel()
 	d := StartDaemon(t, badConfig("crash-after"))
 	ps := waitRunning(t, d, "testwriter", "testreader")
 	Eventually(t, 20*time.Second, "crashing plugin restarted twice", func() error {
@@ -165,6 +168,7 @@ next:
 // not the pinned one is refused at start and by rill -t, the message naming
 // both sums and the key's position.
 func TestPluginChecksumPinning(t *testing.T) {
+	t.Parallel()
 	probe := NewDaemon(t, patternConfig())
 	sum, err := fileSHA256(filepath.Join(probe.Dir, "plugins", "testwriter"))
 	if err != nil {
@@ -234,6 +238,7 @@ func runRill(t *testing.T, env []string, args ...string) (int, string) {
 // `rill plugins list|describe|check` tell an operator what is in the plugin
 // directory, and refuse a plugin of another API version naming both.
 func TestPluginsCommand(t *testing.T) {
+	t.Parallel()
 	d := NewDaemon(t, badConfig("crash-after"))
 	pdir := filepath.Join(d.Dir, "plugins")
 	if err := os.WriteFile(filepath.Join(pdir, "notes.txt"), []byte("x"), 0o644); err != nil {

@@ -74,6 +74,7 @@ func pyStreamOf(d *Daemon, name string, pid int) (pyStream, error) {
 // restarted and reads again; `rill plugins check` passes it; `rill -t`
 // refuses bad keys in its blocks at their file:line:col.
 func TestPythonPlugin(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	d := StartDaemon(t, Config{
 		Plugins: []string{"rtmp", "pystats"},
@@ -169,6 +170,7 @@ func TestPythonPlugin(t *testing.T) {
 // TestPythonPluginConfigCheck: the Python plugin validates its blocks
 // strictly, and `rill -t` names each problem at its key's file:line:col.
 func TestPythonPluginConfigCheck(t *testing.T) {
+	t.Parallel()
 	d := NewDaemon(t, Config{
 		Plugins: []string{"rtmp", "pystats"},
 		Blocks: map[string]string{

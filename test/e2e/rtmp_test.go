@@ -172,6 +172,7 @@ func ffprobeOpts(t *testing.T, url string, secs int, inOpts ...string) probeOut 
 }
 
 func TestRTMPPublishPlay(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	d, addr := startRTMP(t, "", "")
@@ -298,6 +299,7 @@ func newGoPlayer(t *testing.T, url string) *goPlayer {
 }
 
 func TestRTMPManyPlayers(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	d, addr := startRTMP(t, "", "")
 	url := "rtmp://" + addr + "/live/many"
@@ -422,6 +424,7 @@ func (r *rawRTMP) closedWithin(d time.Duration) bool {
 }
 
 func TestRTMPSlowPlayerDropped(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	d, addr := startRTMP(t, `listen = ["127.0.0.1:0"]
   queue_bytes = 262144
@@ -511,6 +514,7 @@ func makeFLV(t *testing.T, secs int) string {
 }
 
 func TestRTMPTimestampWrap(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	file := makeFLV(t, 6)
 	for _, tc := range []struct {
@@ -562,6 +566,7 @@ vhost "__defaultVhost__" {
 }
 
 func TestRTMPBadInput(t *testing.T) {
+	t.Parallel()
 	d, addr := startRTMP(t, `listen = ["127.0.0.1:0"]
   handshake_timeout = "1s"`, "")
 	ps0, _ := d.Plugins()
@@ -652,6 +657,7 @@ func TestRTMPBadInput(t *testing.T) {
 }
 
 func TestRTMPForward(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	dst, dstAddr := startRTMP(t, "", "")
@@ -684,6 +690,7 @@ vhost "__defaultVhost__" {
 }
 
 func TestRTMPEdge(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	origin, originAddr := startRTMP(t, "", "")

@@ -50,6 +50,7 @@ func startRTSP(t *testing.T, rtspExtra, vhostBody string) *rtspEnv {
 // interleaved in TCP, then over UDP; each plays over RTMP and HTTP-FLV and
 // is an rtsp-publish client with its received bytes.
 func TestRTSPPublishTCPAndUDP(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "")
 	ps, err := e.d.Plugins()
 	if err != nil {
@@ -91,6 +92,7 @@ func TestRTSPPublishTCPAndUDP(t *testing.T) {
 // TestRTSPPlayTCPAndUDP: an RTMP-published stream plays over RTSP with
 // ffprobe and ffmpeg, over TCP and over UDP, from a key frame.
 func TestRTSPPlayTCPAndUDP(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/p", 120)
 	waitPublished(t, e.d, "live", "p")
@@ -131,6 +133,7 @@ func TestRTSPPlayTCPAndUDP(t *testing.T) {
 // TestRTSPHEVC: H.265 published over RTSP reaches the hub as H.265 and
 // plays back over RTSP.
 func TestRTSPHEVC(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "")
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
 		needTool(t, "ffmpeg-with-libx265")
@@ -249,6 +252,7 @@ const rtspTestSDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.
 // refusal refuses, DELETE /api/v1/clients/{id} cuts each, a publisher
 // whose RTP stops is cut after idle_timeout.
 func TestRTSPHooksKickIdle(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	var hooks strings.Builder
 	hooks.WriteString("  hooks {\n")
@@ -349,6 +353,7 @@ func TestRTSPHooksKickIdle(t *testing.T) {
 // header, a PLAY without DESCRIBE each end that connection with a log
 // line naming the client; a player of a good stream beside them plays on.
 func TestRTSPHostileInputs(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/good", 120)
 	waitPublished(t, e.d, "live", "good")
@@ -419,6 +424,7 @@ func TestRTSPHostileInputs(t *testing.T) {
 // on it: the plugin does not restart, and a good RTSP player beside goes
 // on; well-formed RTCP still reaches the session.
 func TestRTSPUDPRTCPJunk(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/good", 120)
 	waitPublished(t, e.d, "live", "good")
@@ -495,6 +501,7 @@ func (r *rtspRaw) requestHeaders(method, url, headers, body string) (string, str
 // TestRTSPSecurityRules: a vhost's security rules refuse RTSP players and
 // publishers.
 func TestRTSPSecurityRules(t *testing.T) {
+	t.Parallel()
 	e := startRTSP(t, "", "  security {\n    rules = [\"deny play 127.0.0.0/8\", \"deny publish 127.0.0.0/8\", \"allow play all\", \"allow publish all\"]\n  }\n")
 	r := rtspDial(t, e.rtspAddr)
 	if s := r.request("ANNOUNCE", "rtsp://"+e.rtspAddr+"/live/denied", "", rtspTestSDP); strings.Contains(s, "200") {

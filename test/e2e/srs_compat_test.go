@@ -83,6 +83,7 @@ func hookJSON(t *testing.T, b map[string]any) []byte {
 // and compares each API answer and callback body with SRS 7's key paths
 // and JSON kinds, and the values SRS derives from the scenario.
 func TestSRSCompatAPIAndCallbacks(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	hs := NewHookServer(t)
 	var vb strings.Builder

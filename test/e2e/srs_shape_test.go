@@ -133,6 +133,7 @@ func keys(m map[string]bool) []string {
 
 // TestSRSShapeChecker checks the checker itself on known differences.
 func TestSRSShapeChecker(t *testing.T) {
+	t.Parallel()
 	srs := `{"code":0,"data":{"rsslim":-1,"percent":0.5,"list":[{"a":"x"}],"v":{"c":"h264"}}}`
 	cases := []struct {
 		got  string

@@ -114,6 +114,7 @@ func checkAV(t *testing.T, what string, p probeOut, n int) {
 }
 
 func TestSRTPublishPlayOverRTMP(t *testing.T) {
+	t.Parallel()
 	d, rtmpAddr, srtAddr := startSRT(t, "", "")
 	ffmpegSRTPublish(t, "srt://"+srtAddr+"?streamid=#!::r=live/x,m=publish,token=abc", 60)
 	waitPublished(t, d, "live", "x")
@@ -128,6 +129,7 @@ func TestSRTPublishPlayOverRTMP(t *testing.T) {
 }
 
 func TestSRTPlayFromRTMP(t *testing.T) {
+	t.Parallel()
 	d, rtmpAddr, srtAddr := startSRT(t, "", "")
 	ffmpegPublish(t, "rtmp://"+rtmpAddr+"/live/y", 60)
 	waitPublished(t, d, "live", "y")
@@ -168,6 +170,7 @@ func srtClients(d *Daemon, typ string) ([]map[string]any, error) {
 }
 
 func TestSRTHooksClientsKick(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	var hooks strings.Builder
 	hooks.WriteString("  hooks {\n")
@@ -252,6 +255,7 @@ func TestSRTHooksClientsKick(t *testing.T) {
 }
 
 func TestSRTPassphrase(t *testing.T) {
+	t.Parallel()
 	const pass = "rill-secret-0123"
 	d, rtmpAddr, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
 passphrase = "`+pass+`"
@@ -280,6 +284,7 @@ pbkeylen = 16`, "")
 // TestSRTJunkEndsConnection: a caller that sends what is not MPEG-TS is
 // cut with a clear log line; the plugin goes on serving the next caller.
 func TestSRTJunkEndsConnection(t *testing.T) {
+	t.Parallel()
 	d, rtmpAddr, srtAddr := startSRT(t, "", "")
 	cfg := srt.DefaultConfig()
 	cfg.StreamId = "#!::r=live/junk,m=publish"
@@ -320,6 +325,7 @@ func TestSRTJunkEndsConnection(t *testing.T) {
 // TestSRTPublishHEVC: H.265 in MPEG-TS over SRT reaches the hub (the API
 // shows it) and plays back over SRT.
 func TestSRTPublishHEVC(t *testing.T) {
+	t.Parallel()
 	d, _, srtAddr := startSRT(t, "", "")
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
 		needTool(t, "ffmpeg-with-libx265")
@@ -365,6 +371,7 @@ func TestSRTPublishHEVC(t *testing.T) {
 // TestSRTSilentPublisherCut: a publisher whose SRT connection stays up
 // (keepalives) but that sends no data is cut after publish_timeout.
 func TestSRTSilentPublisherCut(t *testing.T) {
+	t.Parallel()
 	d, _, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
 publish_timeout = "1s"`, "")
 	cfg := srt.DefaultConfig()
@@ -389,6 +396,7 @@ publish_timeout = "1s"`, "")
 // TestSRTListenKeyRefused: SRS habit puts listen in the srt block, which
 // the core would otherwise drop silently (the plugin binds bind itself).
 func TestSRTListenKeyRefused(t *testing.T) {
+	t.Parallel()
 	d := NewDaemon(t, Config{Plugins: []string{"srt"}, Blocks: map[string]string{"srt": `listen = ["127.0.0.1:10080"]`}})
 	code, out := runCheck(t, d.Dir, d.Conf)
 	if code == 0 || !strings.Contains(out, `plugin "srt" key "listen"`) || !strings.Contains(out, "bind") {
@@ -403,6 +411,7 @@ func TestSRTListenKeyRefused(t *testing.T) {
 // publisher waits for it (play_wait), is listed as srt-play and is cut by
 // DELETE /api/v1/clients/{id}.
 func TestSRTPlayerListedAndKicked(t *testing.T) {
+	t.Parallel()
 	d, rtmpAddr, srtAddr := startSRT(t, `bind = ["127.0.0.1:0"]
 play_wait = "30s"`, "")
 	player := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error",
@@ -460,6 +469,7 @@ play_wait = "30s"`, "")
 // HTTP-FLV and HLS (ffprobe decodes both) and is recorded by DVR; the file
 // ffprobes as h264+aac with monotonic DTS and starts on a key frame.
 func TestSRTCrossProtocol(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	vhost := srtOn + fmt.Sprintf("  hls {\n    enabled = true\n    fragment = \"1s\"\n    window = \"20s\"\n    path = %q\n  }\n", filepath.Join(dir, "hls")) +
 		fmt.Sprintf("  dvr {\n    enabled = true\n    plan = \"session\"\n    path = %q\n  }\n", filepath.Join(dir, "dvr", "[app]/[stream].[timestamp].flv"))
@@ -504,6 +514,7 @@ func TestSRTCrossProtocol(t *testing.T) {
 // Enhanced FLV ("hvc1" sequence start, then key and inter frames that
 // flv.FromTag reads as H.265 with DTS never going back).
 func TestSRTHEVCOverHTTPFLV(t *testing.T) {
+	t.Parallel()
 	d, _, srtAddr := startSRTWith(t, "", "", "httpstream")
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
 		needTool(t, "ffmpeg-with-libx265")
@@ -565,6 +576,7 @@ func TestSRTHEVCOverHTTPFLV(t *testing.T) {
 // MPEG-TS over SRT; both play back over SRT with their audio codec, and the
 // MP3 one also over HTTP-FLV and RTMP.
 func TestSRTMP3AndOpus(t *testing.T) {
+	t.Parallel()
 	d, rtmpAddr, srtAddr := startSRTWith(t, "", "", "httpstream")
 	ffmpegPublishAudio(t, "srt://"+srtAddr+"?streamid=#!::r=live/mp3,m=publish", "mpegts", 60, "-c:a", "libmp3lame", "-b:a", "64k")
 	ffmpegPublishAudio(t, "srt://"+srtAddr+"?streamid=#!::r=live/opus,m=publish", "mpegts", 60, "-c:a", "libopus", "-b:a", "48k")
@@ -607,6 +619,7 @@ func TestSRTMP3AndOpus(t *testing.T) {
 // right passphrase but a 16-byte key, logging why with its client id, and
 // takes a caller with a 32-byte key.
 func TestSRTPBKeyLen(t *testing.T) {
+	t.Parallel()
 	const pass = "rill-secret-0123"
 	d, rtmpAddr, srtAddr := startSRT(t, "", "  srt {\n    enabled = true\n    passphrase = \""+pass+"\"\n    pbkeylen = 32\n  }\n")
 	url := "srt://" + srtAddr + "?streamid=#!::r=live/k,m=publish&passphrase=" + pass

@@ -82,6 +82,7 @@ func (b *tokenBackend) calls(action, token string) []tokenCall {
 // token unknown to on_connect is refused there, one on_connect knows but
 // on_publish does not is refused at on_publish, the right one publishes.
 func TestTokenAuthOnConnectAndPublish(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	tb := newTokenBackend(t, []string{"good", "connect-only"}, []string{"good"})
 	d, addr := startRTMP(t, "", fmt.Sprintf(`vhost "__defaultVhost__" {

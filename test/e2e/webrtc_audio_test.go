@@ -93,6 +93,7 @@ func toneOf(pcm []float32, rate int) (rms, hz float64) {
 // pion WHEP players receive Opus, which libopus decodes to the 440 Hz tone;
 // the stream has one AAC->Opus transcoder for both.
 func TestWebRTCPlayAACAsOpus(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	e := startRTC(t, "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/tone", 60)
@@ -254,6 +255,7 @@ func pcmOver(t *testing.T, url string, secs int) []float32 {
 // the H.264, ffmpeg decodes the AAC to the tone, and the audio was synced
 // by the RTCP sender reports.
 func TestWebRTCWHIPOpusPlaysAsAAC(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffprobe")
 	file := annexBFile(t)
 	dir := t.TempDir()

@@ -463,6 +463,7 @@ func httpDelete(t *testing.T, url string) int {
 // TestWebRTCWHIPPublishPlaysOverRTMP publishes H.264 with a pion client
 // over WHIP; ffprobe reads it over RTMP; DELETE on the Location ends it.
 func TestWebRTCWHIPPublishPlaysOverRTMP(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffprobe")
 	file := annexBFile(t)
 	e := startRTC(t, "")
@@ -509,6 +510,7 @@ func TestWebRTCWHIPPublishPlaysOverRTMP(t *testing.T) {
 // TestWebRTCPlayRTMPStream plays an ffmpeg RTMP publish (x264 + aac) over
 // WHEP and over SRS's /rtc/v1/play/ JSON.
 func TestWebRTCPlayRTMPStream(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	e := startRTC(t, "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/cam", 60)
@@ -557,6 +559,7 @@ func TestWebRTCPlayRTMPStream(t *testing.T) {
 // and DELETE, and that broken offers get 400 with a reason while a player
 // goes on receiving.
 func TestWebRTCHooksKickAndBadSDP(t *testing.T) {
+	t.Parallel()
 	hs := NewHookServer(t)
 	var hooks strings.Builder
 	hooks.WriteString("  hooks {\n")
@@ -757,6 +760,7 @@ func pluginCounter(t *testing.T, d *Daemon, plugin, name string) float64 {
 // TestWebRTCSecurityDeniesPlay: the vhost's security rules apply to WHEP
 // and SRS's JSON play, with a 403 and the rule as the reason.
 func TestWebRTCSecurityDeniesPlay(t *testing.T) {
+	t.Parallel()
 	file := annexBFile(t)
 	e := startRTC(t, "  security {\n    rules = [\"deny play 127.0.0.0/8\", \"allow play all\", \"allow publish all\"]\n  }\n")
 	whipPublish(t, e.d.API, file, "live", "guarded")
@@ -791,6 +795,7 @@ func TestWebRTCSecurityDeniesPlay(t *testing.T) {
 // TestWebRTCSilentPublisherCut: a WHIP publisher that stops sending video
 // while its ICE stays up is cut after stun_timeout, and its stream ends.
 func TestWebRTCSilentPublisherCut(t *testing.T) {
+	t.Parallel()
 	file := annexBFile(t)
 	e := startRTC(t, "")
 	pub := whipPublish(t, e.d.API, file, "live", "silent")
@@ -820,6 +825,7 @@ func TestWebRTCSilentPublisherCut(t *testing.T) {
 // with keep_bframe off (the default) no B slice reaches the peer, P slices
 // do.
 func TestWebRTCDropsBframes(t *testing.T) {
+	t.Parallel()
 	needTool(t, "ffmpeg")
 	needTool(t, "ffprobe")
 	e := startRTC(t, "")

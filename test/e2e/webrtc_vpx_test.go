@@ -88,6 +88,7 @@ func vpxClientAPI(t *testing.T, c webrtc.RTPCodecCapability) *webrtc.API {
 // from libvpx) and plays them over WHEP: every frame the player rebuilds is
 // byte for byte one the publisher sent, the first is a keyframe.
 func TestWebRTCVPxPassthrough(t *testing.T) {
+	t.Parallel()
 	e := startRTC(t, "")
 	for _, c := range []struct {
 		name, encoder string
