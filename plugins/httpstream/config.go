@@ -73,6 +73,8 @@ type vhostSettings struct {
 	// segments of about PartTarget.
 	LLHLS      *bool        `json:"ll_hls"`
 	PartTarget sdk.Duration `json:"part_target"`
+	// LLByteRange lists parts as byte ranges of their segment.
+	LLByteRange *bool `json:"ll_hls_byterange"`
 	// Variants names the renditions of a stream (templates of stream
 	// names with [stream], [app], [vhost]) that /[app]/[stream]_master.m3u8
 	// groups in a master playlist (variants.go).
@@ -101,6 +103,10 @@ type hlsConfig struct {
 	// PartTarget and serves the low-latency playlist (implies fMP4).
 	LLHLS      bool
 	PartTarget time.Duration
+	// LLByteRange lists the parts as byte ranges of their segment's URI
+	// (EXT-X-PART BYTERANGE, EXT-X-PRELOAD-HINT BYTERANGE-START) instead
+	// of URIs of their own (llrange.go).
+	LLByteRange bool
 	// Variants are the rendition stream name templates of a master
 	// playlist.
 	Variants []string
@@ -244,6 +250,7 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		EntryPrefix: s.EntryPrefix, HLSCtx: boolOr(s.HLSCtx, false),
 		UseFMP4: boolOr(s.UseFMP4, boolOr(s.HLSUseFMP4, false)),
 		LLHLS:   boolOr(s.LLHLS, false), PartTarget: s.PartTarget.Std(), Variants: s.Variants,
+		LLByteRange: boolOr(s.LLByteRange, false),
 	}
 	if len(h.Variants) > 16 {
 		return nil, cerr(v.Name, "variants", "at most 16 renditions")
@@ -267,11 +274,8 @@ func parseVhost(v sdk.VhostConfig) (*vhostConfig, error) {
 		return nil, cerr(v.Name, "aof_ratio", "must be 1..10")
 	case h.PartTarget < 200*time.Millisecond || h.PartTarget > time.Second:
 		return nil, cerr(v.Name, "part_target", "must be 200ms..1s")
-	case h.LLHLS && h.HLSCtx:
-		// The low-latency playlist is served without sessions: refusing
-		// the pair keeps hls_ctx's on_play and security checks from
-		// being bypassed.
-		return nil, cerr(v.Name, "ll_hls", "does not work with hls_ctx = true yet")
+	case h.LLByteRange && !h.LLHLS:
+		return nil, cerr(v.Name, "ll_hls_byterange", "needs ll_hls = true")
 	case h.LLHLS && h.Fragment < h.PartTarget:
 		return nil, cerr(v.Name, "fragment", "must be at least part_target with ll_hls")
 	case strings.ContainsAny(h.EntryPrefix, "\r\n"):

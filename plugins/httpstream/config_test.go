@@ -109,7 +109,7 @@ func TestLLDashVariantsConfig(t *testing.T) {
 		{`{"part_target":"2s"}`, "", "part_target"},
 		{`{"ll_hls":true,"fragment":"100ms","window":"1s","part_target":"200ms"}`, "", "fragment"},
 		{`{"use_fmp4":true,"hls_use_fmp4":false}`, "", "hls_use_fmp4"},
-		{`{"ll_hls":true,"hls_ctx":true}`, "", "ll_hls"},
+		{`{"ll_hls_byterange":true}`, "", "ll_hls_byterange"},
 		{`{"variants":["a/b"]}`, "", "variants"},
 		{`{"variants":["[seq]"]}`, "", "variants"},
 		{`{"variants":[""]}`, "", "variants"},

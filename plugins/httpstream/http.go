@@ -91,7 +91,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if sp.Format == fmtM3U8 && s.serveMaster(w, r, vc, key) {
 		return
 	}
-	if s.serveLL(w, r, key, sp) {
+	if s.serveLL(w, r, vc, key, sp) {
 		return
 	}
 	switch sp.Format {

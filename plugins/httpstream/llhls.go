@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -44,10 +46,12 @@ var (
 	errLLTimeout    = errors.New("not available in time")
 )
 
-// llPart is one partial segment: an fMP4 fragment (moof+mdat).
+// llPart is one partial segment: an fMP4 fragment (moof+mdat), at byte
+// off of its segment.
 type llPart struct {
 	dur   time.Duration
 	indep bool
+	off   int
 	data  []byte
 }
 
@@ -133,7 +137,7 @@ func (l *llStore) addPart(seq uint64, b []byte, dur time.Duration) {
 	if dur <= 0 {
 		dur = time.Millisecond
 	}
-	s.parts = append(s.parts, llPart{dur: dur, indep: len(s.parts) == 0, data: append([]byte(nil), b...)})
+	s.parts = append(s.parts, llPart{dur: dur, indep: len(s.parts) == 0, off: s.size, data: append([]byte(nil), b...)})
 	s.size += len(b)
 	l.broadcastLocked()
 }
@@ -336,15 +340,53 @@ func (l *llStore) wait(r *http.Request, wait time.Duration, ready func() (bool, 
 	return errLLTimeout
 }
 
+// llRender is how a playlist request wants the playlist.
+type llRender struct {
+	// skip asks for a delta update (_HLS_skip).
+	skip bool
+	// byteRange lists parts as byte ranges of their segment's URI
+	// (ll_hls_byterange) instead of URIs of their own.
+	byteRange bool
+	// query ends every URI ("?hls_ctx=ID"), or is empty.
+	query string
+	// reports are the EXT-X-RENDITION-REPORTs of the other renditions.
+	reports []llReport
+}
+
+// llReport is an EXT-X-RENDITION-REPORT (RFC 8216bis §4.4.5.4): the last
+// segment and part of another rendition's playlist.
+type llReport struct {
+	uri  string
+	msn  uint64
+	part int
+}
+
+// lastPart returns the sequence number and part index of the last part in
+// the playlist, and false while no segment is complete (no playlist yet).
+func (l *llStore) lastPart() (uint64, int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	done, open := l.splitLocked()
+	if len(done) == 0 {
+		return 0, 0, false
+	}
+	if open != nil && len(open.parts) > 0 {
+		return open.seq, len(open.parts) - 1, true
+	}
+	last := done[len(done)-1]
+	return last.seq, len(last.parts) - 1, true
+}
+
 // playlist renders the media playlist (RFC 8216bis §4.4) and reports
 // whether there was anything to render.
-func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
+func (l *llStore) playlist(stream string, o llRender) ([]byte, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	done, open := l.splitLocked()
 	if len(done) == 0 {
 		return nil, false
 	}
+	q := o.query
 	target := l.targetSecsLocked()
 	partSecs := l.part.Seconds()
 	for _, s := range l.segs {
@@ -356,7 +398,7 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 	// what is left spans CAN-SKIP-UNTIL (§4.4.3.8, §6.2.5.1).
 	skipUntil := time.Duration(llSkipTargets*target) * time.Second
 	skipped := 0
-	if skip {
+	if o.skip {
 		var rest time.Duration
 		for _, s := range done {
 			rest += s.dur
@@ -369,7 +411,7 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 	var b strings.Builder
 	b.Grow(4096)
 	version := 6
-	if skip {
+	if o.skip {
 		version = 9
 	}
 	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%d\n", version, target)
@@ -407,7 +449,7 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
 		if i == skipped || s.init != prev || s.disc {
-			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s-ll-init-%d.mp4\"\n", stream, s.init.id)
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s-ll-init-%d.mp4%s\"\n", stream, s.init.id, q)
 		}
 		// RFC 8216 §4.3.2.6: when the segment's first sample reached
 		// the server, so players can tell their latency (hls.playingDate).
@@ -417,7 +459,11 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 		prev = s.init
 		if i >= partsFrom {
 			for j, p := range s.parts {
-				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.3f,URI=\"%s-ll-%d-%d.m4s\"", p.dur.Seconds(), stream, s.seq, j)
+				if o.byteRange {
+					fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.3f,URI=\"%s-ll-%d.m4s%s\",BYTERANGE=\"%d@%d\"", p.dur.Seconds(), stream, s.seq, q, len(p.data), p.off)
+				} else {
+					fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.3f,URI=\"%s-ll-%d-%d.m4s%s\"", p.dur.Seconds(), stream, s.seq, j, q)
+				}
 				if p.indep {
 					b.WriteString(",INDEPENDENT=YES")
 				}
@@ -425,15 +471,24 @@ func (l *llStore) playlist(stream string, skip bool) ([]byte, bool) {
 			}
 		}
 		if s.done {
-			fmt.Fprintf(&b, "#EXTINF:%.3f,\n%s-ll-%d.m4s\n", s.dur.Seconds(), stream, s.seq)
+			fmt.Fprintf(&b, "#EXTINF:%.3f,\n%s-ll-%d.m4s%s\n", s.dur.Seconds(), stream, s.seq, q)
 		}
 	}
-	// §4.4.5.3: the part that comes next.
-	next, nextPart := done[len(done)-1].seq+1, 0
+	// §4.4.5.3: the part that comes next: in byte-range mode, the bytes
+	// of the open segment from where it ends now (a new segment: 0).
+	next, nextPart, nextOff := done[len(done)-1].seq+1, 0, 0
 	if open != nil {
-		next, nextPart = open.seq, len(open.parts)
+		next, nextPart, nextOff = open.seq, len(open.parts), open.size
 	}
-	fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s-ll-%d-%d.m4s\"\n", stream, next, nextPart)
+	if o.byteRange {
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s-ll-%d.m4s%s\",BYTERANGE-START=%d\n", stream, next, q, nextOff)
+	} else {
+		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s-ll-%d-%d.m4s%s\"\n", stream, next, nextPart, q)
+	}
+	for _, r := range o.reports {
+		// The URI is the rendition's as the master playlist names it.
+		fmt.Fprintf(&b, "#EXT-X-RENDITION-REPORT:URI=\"%s\",LAST-MSN=%d,LAST-PART=%d\n", r.uri, r.msn, r.part)
+	}
 	return []byte(b.String()), true
 }
 
@@ -540,7 +595,7 @@ func (s *Server) llStoreOf(key streamKey) *llStore {
 // serveLL answers a request for a low-latency playlist, part, segment or
 // init of a stream with ll_hls, and reports whether it did. Anything else
 // falls through to the files and live streams.
-func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, key streamKey, sp streamPath) bool {
+func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, vc *vhostConfig, key streamKey, sp streamPath) bool {
 	var f llFile
 	switch sp.Format {
 	case fmtM3U8:
@@ -571,7 +626,32 @@ func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, key streamKey, 
 		}
 		return http.StatusNotFound
 	}
+	// hls_ctx: the session (hls-play client, on_play once) of a request
+	// that names one; a playlist request without one gets SRS's
+	// one-variant master playlist that gives it one.
+	ctxID := ""
+	if vc != nil && vc.HLS.HLSCtx {
+		if id := r.URL.Query().Get("hls_ctx"); id != "" && validName(id) {
+			ctxID = id
+			ssp := sp
+			ssp.Stream = key.Stream
+			if !s.admit(w, r, id, vc, ssp, 0) {
+				return true
+			}
+		} else if sp.Format == fmtM3U8 {
+			s.serveLLCtxMaster(w, r, key)
+			return true
+		}
+	}
 	if sp.Format != fmtM3U8 {
+		if !f.init && f.part < 0 && r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+			cut := func(err error) {
+				s.log.Warn("ll-hls range response cut short", "client_id", sdk.NewClientID(), "remote_addr", r.RemoteAddr, "stream", key.String(), "path", r.URL.Path, "range", r.Header.Get("Range"), "error", err)
+			}
+			if l.serveRange(w, r, f.seq, l.blockWait(), refuse, cut) {
+				return true
+			}
+		}
 		data, err := l.file(r, f, l.blockWait())
 		if err != nil {
 			if r.Context().Err() == nil {
@@ -579,8 +659,14 @@ func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, key streamKey, 
 			}
 			return true
 		}
+		s.sessionBytes(ctxID, len(data))
 		w.Header().Set("Content-Type", sp.Format.contentType())
 		w.Header().Set("Cache-Control", "max-age=60")
+		if !f.init && f.part < 0 {
+			// A whole segment: ranges of it as of any file.
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+			return true
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(data)
@@ -600,11 +686,19 @@ func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, key streamKey, 
 			return true
 		}
 	}
-	b, ok := l.playlist(key.Stream, q.skip)
+	o := llRender{skip: q.skip, reports: s.llReports(vc, key)}
+	if vc != nil {
+		o.byteRange = vc.HLS.LLByteRange
+	}
+	if ctxID != "" {
+		o.query = "?hls_ctx=" + ctxID
+	}
+	b, ok := l.playlist(key.Stream, o)
 	if !ok {
 		httpError(w, http.StatusNotFound, "%s: no low-latency segment yet", key.String())
 		return true
 	}
+	s.sessionBytes(ctxID, len(b))
 	w.Header().Set("Content-Type", fmtM3U8.contentType())
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
@@ -612,4 +706,59 @@ func (s *Server) serveLL(w http.ResponseWriter, r *http.Request, key streamKey, 
 		_, _ = w.Write(b)
 	}
 	return true
+}
+
+// serveLLCtxMaster answers a low-latency playlist request without hls_ctx
+// on a vhost with hls_ctx = true as SRS answers one of a playlist: a
+// master playlist of one variant, the playlist with a new session id and
+// the request's other parameters (delivery directives left out).
+func (s *Server) serveLLCtxMaster(w http.ResponseWriter, r *http.Request, key streamKey) {
+	q := r.URL.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "_HLS_") {
+			q.Del(k)
+		}
+	}
+	q.Set("hls_ctx", sdk.NewClientID())
+	b := fmt.Sprintf("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,AVERAGE-BANDWIDTH=1\n%s.m3u8?%s\n", key.Stream, q.Encode())
+	w.Header().Set("Content-Type", fmtM3U8.contentType())
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, b)
+	}
+}
+
+// llReports returns the rendition reports of key's playlist: when key is
+// one of the variants of a stream (hls { variants }), the last part of
+// each other rendition that is live with ll_hls, in the listed order.
+func (s *Server) llReports(vc *vhostConfig, key streamKey) []llReport {
+	if vc == nil || len(vc.HLS.Variants) < 2 {
+		return nil
+	}
+	base := ""
+	for _, tpl := range vc.HLS.Variants {
+		if b, ok := variantBase(tpl, key); ok {
+			base = b
+			break
+		}
+	}
+	if base == "" {
+		return nil
+	}
+	var out []llReport
+	for _, tpl := range vc.HLS.Variants {
+		name := renderVariant(tpl, base, key)
+		if name == key.Stream || !validName(name) {
+			continue
+		}
+		l := s.llStoreOf(streamKey{Vhost: key.Vhost, App: key.App, Stream: name})
+		if l == nil {
+			continue
+		}
+		if msn, part, ok := l.lastPart(); ok {
+			out = append(out, llReport{uri: name + ".m3u8", msn: msn, part: part})
+		}
+	}
+	return out
 }

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -77,7 +82,7 @@ func TestLLQueryReady(t *testing.T) {
 
 func TestLLPlaylist(t *testing.T) {
 	l := llFixture(8, 1)
-	b, ok := l.playlist("s", false)
+	b, ok := l.playlist("s", llRender{})
 	if !ok {
 		t.Fatal("no playlist")
 	}
@@ -102,7 +107,7 @@ func TestLLPlaylist(t *testing.T) {
 		t.Errorf("parts of an old segment listed:\n%s", pl)
 	}
 	// A delta update skips what is older than CAN-SKIP-UNTIL (6 s).
-	b, _ = l.playlist("s", true)
+	b, _ = l.playlist("s", llRender{skip: true})
 	dl := string(b)
 	if !strings.Contains(dl, "#EXT-X-VERSION:9\n") || !strings.Contains(dl, "#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n") ||
 		strings.Contains(dl, "\ns-ll-1.m4s\n") || !strings.Contains(dl, "\ns-ll-2.m4s\n") {
@@ -213,6 +218,139 @@ func FuzzLLRequest(f *testing.F) {
 		if err != nil && !errors.Is(err, errLLBadRequest) {
 			t.Fatalf("ready error %v", err)
 		}
-		_, _ = l.playlist("cam", q.skip)
+		_, _ = l.playlist("cam", llRender{skip: q.skip, byteRange: q.part%2 == 1})
+		if r, ok := parseLLRange(query); ok && (r.start < 0 || (r.end >= 0 && r.end < r.start)) {
+			t.Fatalf("bad range %+v from %q", r, query)
+		}
 	})
+}
+
+func TestLLByteRangePlaylist(t *testing.T) {
+	l := llFixture(8, 1)
+	l.addPart(8, []byte("dd"), 500*time.Millisecond)
+	b, _ := l.playlist("s", llRender{byteRange: true, query: "?hls_ctx=x1", reports: []llReport{{uri: "s_sd.m3u8", msn: 8, part: 0}}})
+	pl := string(b)
+	for _, want := range []string{
+		"#EXT-X-MAP:URI=\"s-ll-init-0.mp4?hls_ctx=x1\"\n",
+		"#EXT-X-PART:DURATION=0.500,URI=\"s-ll-7.m4s?hls_ctx=x1\",BYTERANGE=\"1@0\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.500,URI=\"s-ll-7.m4s?hls_ctx=x1\",BYTERANGE=\"1@1\"\n#EXTINF:1.000,\ns-ll-7.m4s?hls_ctx=x1\n",
+		"#EXT-X-PART:DURATION=0.500,URI=\"s-ll-8.m4s?hls_ctx=x1\",BYTERANGE=\"1@0\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.500,URI=\"s-ll-8.m4s?hls_ctx=x1\",BYTERANGE=\"2@1\"\n",
+		"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s-ll-8.m4s?hls_ctx=x1\",BYTERANGE-START=3\n",
+		"#EXT-X-RENDITION-REPORT:URI=\"s_sd.m3u8\",LAST-MSN=8,LAST-PART=0\n",
+	} {
+		if !strings.Contains(pl, want) {
+			t.Errorf("playlist lacks %q:\n%s", want, pl)
+		}
+	}
+	if msn, part, ok := l.lastPart(); !ok || msn != 8 || part != 1 {
+		t.Errorf("lastPart %d %d %v, want 8 1", msn, part, ok)
+	}
+}
+
+func TestParseLLRange(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		ok   bool
+		want llByteRange
+	}{
+		{"bytes=0-99", true, llByteRange{0, 99}},
+		{"bytes=100-", true, llByteRange{100, -1}},
+		{"bytes=-100", false, llByteRange{}},
+		{"bytes=5-4", false, llByteRange{}},
+		{"bytes=0-1,3-4", false, llByteRange{}},
+		{"bytes=x-", false, llByteRange{}},
+		{"bytes=99999999999999999999-", false, llByteRange{}},
+		{"items=0-1", false, llByteRange{}},
+	} {
+		got, ok := parseLLRange(c.in)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("parseLLRange(%q) = %+v %v, want %+v %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// TestLLServeRange asks for byte ranges of a complete segment and of the
+// open one, including bytes not written yet.
+func TestLLServeRange(t *testing.T) {
+	l := llFixture(3, 1) // done 0..2 ("ab"), open 3 ("c")
+	var cuts []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seq, _ := strconv.ParseUint(strings.TrimPrefix(r.URL.Path, "/"), 10, 64)
+		refuse := func(code int, err error) { http.Error(w, err.Error(), code) }
+		cut := func(err error) { mu.Lock(); cuts = append(cuts, err.Error()); mu.Unlock() }
+		if !l.serveRange(w, r, seq, 2*time.Second, refuse, cut) {
+			http.Error(w, "whole", 299)
+		}
+	}))
+	defer srv.Close()
+	get := func(seq int, rng string) (int, string, string) {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/%d", srv.URL, seq), nil)
+		req.Header.Set("Range", rng)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("%d %s: %v", seq, rng, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Range"), string(b)
+	}
+	for _, c := range []struct {
+		seq          int
+		rng          string
+		code         int
+		crange, body string
+	}{
+		{2, "bytes=1-1", 206, "bytes 1-1/2", "b"},
+		{2, "bytes=0-", 206, "bytes 0-1/2", "ab"},
+		{2, "bytes=5-9", 416, "bytes */2", ""},
+		{3, "bytes=0-0", 206, "bytes 0-0/*", "c"},
+		{3, "bytes=0-", 206, "bytes 0-0/*", "c"},
+		{3, "bytes=2-", 416, "bytes */*", ""},
+		{3, "bytes=-1", 299, "", ""},
+		{9, "bytes=0-", 404, "", ""},
+	} {
+		code, cr, body := get(c.seq, c.rng)
+		if code != c.code || cr != c.crange || (c.body != "" && body != c.body) {
+			t.Errorf("%d %s: %d %q %q, want %d %q %q", c.seq, c.rng, code, cr, body, c.code, c.crange, c.body)
+		}
+	}
+	// The hint (from the open segment's end) waits for the next part;
+	// a range past the written bytes gets them as they come.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l.addPart(3, []byte("dd"), 500*time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
+		l.addPart(3, []byte("ee"), 500*time.Millisecond)
+	}()
+	done := make(chan string, 1)
+	go func() {
+		code, cr, body := get(3, "bytes=1-4")
+		done <- fmt.Sprintf("%d %s %s", code, cr, body)
+	}()
+	if code, cr, body := get(3, "bytes=1-"); code != 206 || cr != "bytes 1-2/*" || body != "dd" {
+		t.Errorf("hint: %d %q %q", code, cr, body)
+	}
+	if got := <-done; got != "206 bytes 1-4/* ddee" {
+		t.Errorf("range past the written bytes: %s", got)
+	}
+	// A range the segment ends before: the response is cut, and why is
+	// logged.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l.close(3, time.Second, time.Minute)
+	}()
+	req, _ := http.NewRequest("GET", srv.URL+"/3", nil)
+	req.Header.Set("Range", "bytes=4-10")
+	if resp, err := srv.Client().Do(req); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("range past the segment's end: full body")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cuts) != 1 || !strings.Contains(cuts[0], "segment 3 ended at byte 5") {
+		t.Errorf("cuts: %q", cuts)
+	}
 }

@@ -87,6 +87,18 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, id string, vc *vh
 	return true
 }
 
+// sessionBytes counts n bytes sent to session id ("" : none).
+func (s *Server) sessionBytes(id string, n int) {
+	if id == "" {
+		return
+	}
+	s.sessions.mu.Lock()
+	if sess := s.sessions.byID[id]; sess != nil {
+		sess.bytes += uint64(n)
+	}
+	s.sessions.mu.Unlock()
+}
+
 // expireSessions ends the sessions idle past their timeout (on_stop).
 func (s *Server) expireSessions(ctx context.Context) {
 	t := time.NewTicker(time.Second)

@@ -43,6 +43,27 @@ func checkVariant(tpl string) error {
 	return nil
 }
 
+// renderVariant is the stream name of rendition template tpl of stream
+// base.
+func renderVariant(tpl, base string, key streamKey) string {
+	return strings.NewReplacer("[stream]", base, "[app]", key.App, "[vhost]", key.Vhost).Replace(tpl)
+}
+
+// variantBase returns the stream whose rendition tpl key's stream is, if
+// it is one.
+func variantBase(tpl string, key streamKey) (string, bool) {
+	t := strings.NewReplacer("[app]", key.App, "[vhost]", key.Vhost).Replace(tpl)
+	pre, suf, ok := strings.Cut(t, "[stream]")
+	if !ok || strings.Contains(suf, "[stream]") {
+		return "", false
+	}
+	name := key.Stream
+	if len(name) <= len(pre)+len(suf) || !strings.HasPrefix(name, pre) || !strings.HasSuffix(name, suf) {
+		return "", false
+	}
+	return name[len(pre) : len(name)-len(suf)], true
+}
+
 // updateVariant measures the stream after a new segment (writer goroutine).
 func (h *hlsStream) updateVariant() {
 	vi := &variantInfo{at: time.Now()}
@@ -92,7 +113,7 @@ func (s *Server) serveMaster(w http.ResponseWriter, r *http.Request, vc *vhostCo
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n")
 	n := 0
 	for _, tpl := range vc.HLS.Variants {
-		name := strings.NewReplacer("[stream]", base, "[app]", key.App, "[vhost]", key.Vhost).Replace(tpl)
+		name := renderVariant(tpl, base, key)
 		if !validName(name) {
 			continue
 		}
