@@ -736,11 +736,12 @@ func (s *Server) llReports(vc *vhostConfig, key streamKey) []llReport {
 	if vc == nil || len(vc.HLS.Variants) < 2 {
 		return nil
 	}
+	// The most specific template that names the stream gives its base:
+	// with ["[stream]", "[stream]_sd"], cam_sd is cam's, not its own.
 	base := ""
 	for _, tpl := range vc.HLS.Variants {
-		if b, ok := variantBase(tpl, key); ok {
+		if b, ok := variantBase(tpl, key); ok && (base == "" || len(b) < len(base)) {
 			base = b
-			break
 		}
 	}
 	if base == "" {

@@ -354,3 +354,23 @@ func TestLLServeRange(t *testing.T) {
 		t.Errorf("cuts: %q", cuts)
 	}
 }
+
+func TestVariantBase(t *testing.T) {
+	key := func(s string) streamKey { return streamKey{Vhost: "v", App: "live", Stream: s} }
+	for _, c := range []struct {
+		tpl, stream, base string
+		ok                bool
+	}{
+		{"[stream]", "cam", "cam", true},
+		{"[stream]_sd", "cam_sd", "cam", true},
+		{"[stream]_sd", "cam", "", false},
+		{"[stream]_sd", "_sd", "", false},
+		{"[app]_[stream]", "live_cam", "cam", true},
+		{"hd_[stream]", "sd_cam", "", false},
+	} {
+		b, ok := variantBase(c.tpl, key(c.stream))
+		if ok != c.ok || b != c.base {
+			t.Errorf("variantBase(%q, %q) = %q %v, want %q %v", c.tpl, c.stream, b, ok, c.base, c.ok)
+		}
+	}
+}

@@ -254,8 +254,16 @@ func TestHTTPLLHLS(t *testing.T) {
 // reports hls.latency.
 func TestHTTPLLHLSHlsJS(t *testing.T) {
 	t.Parallel()
+	playLLHlsJS(t, "", false)
+}
+
+// playLLHlsJS plays an ll_hls stream (hls block lines hlsExtra) with
+// hls.js in headless Chromium for 8 s and logs its latency; byteRange
+// says the parts are byte ranges (ll_hls_byterange), which hls.js must
+// have seen and fetched.
+func playLLHlsJS(t *testing.T, hlsExtra string, byteRange bool) {
 	needTool(t, "chromium")
-	d, rtmpBase, base := startLLHLS(t, "")
+	d, rtmpBase, base := startLLHLS(t, hlsExtra)
 	ffmpegPublish(t, rtmpBase+"js", 120)
 	waitPublished(t, d, "live", "js")
 	url := base + "js.m3u8"
@@ -272,12 +280,13 @@ func TestHTTPLLHLSHlsJS(t *testing.T) {
 	page := `<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
 <script src="/hls.min.js"></script><script>
 performance.setResourceTimingBufferSize(100000);
-window.stats = {errors: [], latency: [], g2g: [], parts: 0, canBlock: false, level: false};
+window.stats = {errors: [], latency: [], g2g: [], parts: 0, rangeParts: 0, canBlock: false, level: false};
 const hls = new Hls({lowLatencyMode: true, liveSyncDurationCount: undefined});
 hls.on(Hls.Events.ERROR, (e, d) => { window.stats.errors.push(d.type + ':' + d.details + (d.fatal ? ':fatal' : '')); });
 hls.on(Hls.Events.LEVEL_LOADED, (e, d) => {
   window.stats.level = true;
   window.stats.parts = d.details.partList ? d.details.partList.length : 0;
+  window.stats.rangeParts = d.details.partList ? d.details.partList.filter(p => p.byteRange && p.byteRange.length === 2).length : 0;
   window.stats.canBlock = !!d.details.canBlockReload;
 });
 setInterval(() => {
@@ -291,17 +300,25 @@ hls.attachMedia(document.getElementById('v'));
 </script></body></html>`
 	ctx := playerPage(t, page, map[string][]byte{"/hls.min.js": hlsjs})
 	type stats struct {
-		Errors   []string  `json:"errors"`
-		Latency  []float64 `json:"latency"`
-		G2G      []float64 `json:"g2g"`
-		Parts    int       `json:"parts"`
-		CanBlock bool      `json:"canBlock"`
-		Level    bool      `json:"level"`
-		Time     float64   `json:"time"`
+		Errors  []string  `json:"errors"`
+		Latency []float64 `json:"latency"`
+		G2G     []float64 `json:"g2g"`
+		Parts   int       `json:"parts"`
+		// RangeParts counts the parts hls.js read as byte ranges.
+		RangeParts int     `json:"rangeParts"`
+		CanBlock   bool    `json:"canBlock"`
+		Level      bool    `json:"level"`
+		Time       float64 `json:"time"`
 		// PartFetches and Blocking count the part and blocking playlist
 		// requests the page made.
 		PartFetches int `json:"partFetches"`
 		Blocking    int `json:"blocking"`
+	}
+	// Part fetches: of part URIs, or (byte ranges) of segment URIs
+	// while the playlist lists parts.
+	partFetch := `/-ll-\d+-\d+\.m4s/`
+	if byteRange {
+		partFetch = `/-ll-\d+\.m4s/`
 	}
 	var st stats
 	var first float64
@@ -309,7 +326,7 @@ hls.attachMedia(document.getElementById('v'));
 	for time.Now().Before(deadline) {
 		tctx, c := context.WithTimeout(ctx, 10*time.Second)
 		got, err := chromedp.Run(tctx, chromedp.Evaluate[stats](`Object.assign({time: document.getElementById('v').currentTime,
-  partFetches: performance.getEntriesByType('resource').filter(e => /-ll-\d+-\d+\.m4s/.test(e.name)).length,
+  partFetches: performance.getEntriesByType('resource').filter(e => `+partFetch+`.test(e.name)).length,
   blocking: performance.getEntriesByType('resource').filter(e => /_HLS_msn=/.test(e.name)).length}, window.stats)`))
 		c()
 		st = got
@@ -326,6 +343,9 @@ hls.attachMedia(document.getElementById('v'));
 	}
 	if !st.Level || st.Parts == 0 || !st.CanBlock {
 		t.Fatalf("hls.js did not see a low-latency playlist: %+v", st)
+	}
+	if byteRange != (st.RangeParts == st.Parts) {
+		t.Fatalf("hls.js read %d of %d parts as byte ranges (byte-range mode %v)", st.RangeParts, st.Parts, byteRange)
 	}
 	if first == 0 || st.Time-first <= 8 {
 		t.Fatalf("video did not play 8 s: first %.2f now %.2f, errors %v", first, st.Time, st.Errors)
