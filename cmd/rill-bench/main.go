@@ -20,6 +20,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only when RILL_BENCH_PPROF names an address
 	"os"
 	"os/signal"
 	"regexp"
@@ -46,6 +48,11 @@ func main() {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 
+	// RILL_BENCH_PPROF=127.0.0.1:6062 serves Go's profiler of the load
+	// tool (to check it is not the bottleneck); unset, nothing listens.
+	if addr := os.Getenv("RILL_BENCH_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	if len(os.Args) < 2 {
 		printUsage()
 	}
