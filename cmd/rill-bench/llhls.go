@@ -80,16 +80,16 @@ vhost "__defaultVhost__" {
     enabled     = true
     ll_hls      = true
     part_target = "500ms"
-    fragment    = "2s"
+    fragment    = %q
     window      = "20s"
     path        = %q
   }
 }
 `
 
-// startRillLLHLS starts bin/rill with llhlsRillConfig and waits until its
-// plugins run.
-func startRillLLHLS(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*server, error) {
+// startRillLLHLS starts bin/rill with llhlsRillConfig (segments of
+// fragment) and waits until its plugins run.
+func startRillLLHLS(ctx context.Context, dir, bin, pluginDir, hlsDir, fragment string) (*server, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func startRillLLHLS(ctx context.Context, dir, bin, pluginDir, hlsDir string) (*s
 		return nil, err
 	}
 	conf := filepath.Join(dir, "rill-llhls.hcl")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, llhlsRillConfig, pluginDir, addrs[2], addrs[0], addrs[1], hlsDir), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, llhlsRillConfig, pluginDir, addrs[2], addrs[0], addrs[1], fragment, hlsDir), 0o644); err != nil {
 		return nil, err
 	}
 	if bin, err = filepath.Abs(bin); err != nil {
@@ -122,7 +122,7 @@ func (s *suite) llhlsSession(ctx context.Context, n int, window time.Duration) l
 	if err != nil {
 		return llhlsResult{failed: err.Error()}
 	}
-	srv, err := startRillLLHLS(ctx, s.tmp, s.rillBin, s.pluginDir, dir)
+	srv, err := startRillLLHLS(ctx, s.tmp, s.rillBin, s.pluginDir, dir, "2s")
 	if err != nil {
 		return llhlsResult{failed: err.Error()}
 	}

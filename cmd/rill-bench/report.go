@@ -129,8 +129,18 @@ func (s *suite) report() string {
 
 	if r, ok := s.llhlsRes(); ok {
 		w("\n## LL-HLS: %d players with blocking playlist reload\n\n", r.players)
-		w("A fresh Rill with `ll_hls` (2 s segments, 500 ms parts) and one publisher; each player asks for the playlist with `_HLS_msn`/`_HLS_part` of its preload hint and fetches every hinted part, as hls.js does in low-latency mode, for %v (scenario `llhls`, not in the default set).\n\n", r.window)
+		w("A fresh Rill with `ll_hls` (2 s segments, 500 ms parts) and one publisher; each player asks for the playlist with `_HLS_msn`/`_HLS_part` of its preload hint and fetches every hinted part, as hls.js does in low-latency mode, for %v (scenario `llhls`).\n\n", r.window)
 		w("| result |\n| --- |\n| %s |\n", md(r.String()))
+	}
+
+	if len(s.llLat) > 0 {
+		w("\n## LL-HLS glass-to-glass latency with hls.js\n\n")
+		w("A fresh Rill with `ll_hls` (1 s segments, 500 ms parts); ffmpeg burns the wall clock at which it makes each frame into the picture and publishes over RTMP; hls.js in headless Chromium plays it and the page decodes the clock of every presented frame (`requestVideoFrameCallback`): presentation time minus that clock, per frame, for %v after 8 s of warm-up (scenario `llhls-latency`; cmd/rill-bench/llhlslat.go says exactly what is measured).\n\n", s.llLat[0].window)
+		w("| page setting | result |\n| --- | --- |\n")
+		for _, r := range s.llLat {
+			w("| %s | %s |\n", md(r.name), md(r.String()))
+		}
+		w("\n%s\n", llLatVerdict(s.llLat))
 	}
 
 	w("\n## The ring alone (`sdk/shm`)\n\n")

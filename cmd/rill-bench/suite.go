@@ -38,6 +38,7 @@ type suite struct {
 	shm     shmResult
 	hls     map[string]hlsResult
 	llhls   *llhlsResult
+	llLat   []llLatResult
 	only    map[string]bool
 	hlsFor  time.Duration
 	errs    []string
@@ -66,7 +67,7 @@ func runSuite(ctx context.Context, args []string) error {
 		servers  = fs.String("servers", "floor,rill,lalserver", "servers to run, in order")
 		command  = fs.String("command", "", "the command to show in the report (default: this tool's arguments)")
 		noShm    = fs.Bool("no-shm", false, "skip the ring measurement (go test ./sdk/shm)")
-		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,rtsp", "scenarios to run against Rill and lalserver (srt, rtsp: Rill only; also webrtc and llhls, Rill only, opt-in)")
+		only     = fs.String("scenarios", "rtmp,flv,join,lowlat,many,hls,srt,rtsp,llhls,llhls-latency", "scenarios to run against Rill and lalserver (srt, rtsp, llhls, llhls-latency: Rill only; also webrtc, Rill only, opt-in)")
 		limit    = fs.Duration("timeout", 0, "give up after this long (default 8m quick, 60m full)")
 		lalRTMP  = fs.Bool("lal-rtmp", false, "play RTMP with lal's rtmp.PullSession instead of the built-in client (for comparison)")
 		rtcNs    = fs.String("webrtc-n", "50,200,500", "WebRTC viewer counts of the webrtc rows")
@@ -174,9 +175,12 @@ func runSuite(ctx context.Context, args []string) error {
 			return fmt.Errorf("-servers: unknown %q", name)
 		}
 	}
-	// llhls (not in the default set) runs against Rill alone.
+	// llhls and llhls-latency run against Rill alone.
 	if s.only["llhls"] && ctx.Err() == nil && strings.Contains(*servers, srvRill) {
 		s.runLLHLS(ctx)
+	}
+	if s.only["llhls-latency"] && ctx.Err() == nil && strings.Contains(*servers, srvRill) {
+		s.runLLHLSLatency(ctx)
 	}
 	if ctx.Err() != nil {
 		s.errs = append(s.errs, "the run was cut short: "+ctx.Err().Error())
