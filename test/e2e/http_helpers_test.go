@@ -189,4 +189,18 @@ func httpWaitStream(t *testing.T, d *Daemon, url string) {
 	})
 }
 
-func httpLogContains(d *Daemon, s string) bool { return strings.Contains(d.Log(), s) }
+// httpLogContains reports whether the daemon's log holds s within 10 s:
+// plugin log lines reach the core's log asynchronously, after the response
+// the test saw.
+func httpLogContains(d *Daemon, s string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if strings.Contains(d.Log(), s) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
