@@ -24,6 +24,7 @@ import (
 
 	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
+	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/wire"
 )
 
@@ -55,6 +56,8 @@ type conn struct {
 	lastData atomic.Int64 // unix nanoseconds of the last RTP from a publisher
 
 	started2 atomic.Bool // the play loop runs: RTP goes to sub
+	paused   atomic.Bool // PAUSE: the play loop drops the stream
+	waitKey  atomic.Bool // resumed: video restarts at a keyframe
 	// rmu guards playReady; not mu, which the play loop holds while lal
 	// writes (and lal's writer goroutine calls wroteResponse).
 	rmu sync.Mutex
@@ -117,6 +120,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.g = newGuard(nc, cfg.IdleTimeout.Std())
 	c.g.onWrite = c.wroteResponse
+	c.g.onRequest = c.onRequest
 	c.g.beforeWrite = c.guardSetupResponse
 	return c
 }
@@ -533,6 +537,15 @@ func (c *conn) playLoop(ready chan struct{}) {
 				c.close("play: " + err.Error())
 			}
 			return
+		}
+		if c.paused.Load() {
+			continue
+		}
+		if c.waitKey.Load() && p.Kind == media.KindVideo && p.Flags&media.FlagConfig == 0 {
+			if p.Flags&media.FlagKey == 0 {
+				continue
+			}
+			c.waitKey.Store(false)
 		}
 		var msg base.RtmpMsg
 		var ok bool

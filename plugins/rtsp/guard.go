@@ -165,6 +165,12 @@ type guard struct {
 	// beforeWrite sees every write before it is sent; an error ends the
 	// connection instead of sending it.
 	beforeWrite func(b []byte) error
+	// onRequest sees every request before lal does; handled means the
+	// plugin answered it and lal never sees it; an error ends the
+	// connection.
+	onRequest func(unit []byte) (handled bool, err error)
+
+	wmu sync.Mutex // one write on the socket at a time
 
 	mu       sync.Mutex
 	err      error // the framing error that ended the connection
@@ -189,23 +195,31 @@ func (g *guard) streaming() {
 	_ = g.Conn.SetReadDeadline(time.Time{})
 }
 
+// Read returns the checked bytes of at most one unit per call, and takes
+// the next unit only once lal consumed the last: lal has handled every
+// earlier request when onRequest sees the next, so the requests the plugin
+// answers itself keep their order with lal's.
 func (g *guard) Read(p []byte) (int, error) {
 	for len(g.out) == 0 {
-		for {
-			n, err := g.f.next(g.in)
-			if err != nil {
-				g.mu.Lock()
-				g.err = err
-				g.mu.Unlock()
-				return 0, err
-			}
-			if n == 0 {
-				break
-			}
-			g.out = append(g.out, g.in[:n]...)
-			g.in = g.in[n:]
+		n, err := g.f.next(g.in)
+		if err != nil {
+			g.fail(err)
+			return 0, err
 		}
-		if len(g.out) > 0 {
+		if n > 0 {
+			unit := g.in[:n:n]
+			g.in = g.in[n:]
+			if unit[0] != '$' && g.onRequest != nil {
+				handled, err := g.onRequest(unit)
+				if err != nil {
+					g.fail(err)
+					return 0, err
+				}
+				if handled {
+					continue
+				}
+			}
+			g.out = unit
 			break
 		}
 		g.mu.Lock()
@@ -214,7 +228,7 @@ func (g *guard) Read(p []byte) (int, error) {
 		if !on {
 			_ = g.Conn.SetReadDeadline(time.Now().Add(g.idle))
 		}
-		n, err := g.Conn.Read(g.buf)
+		n, err = g.Conn.Read(g.buf)
 		if n > 0 {
 			if len(g.in) == 0 {
 				g.in = g.in[:0:0] // let the consumed prefix go
@@ -228,10 +242,24 @@ func (g *guard) Read(p []byte) (int, error) {
 	}
 	n := copy(p, g.out)
 	g.out = g.out[n:]
-	if len(g.out) == 0 {
-		g.out = g.out[:0:0]
-	}
 	return n, nil
+}
+
+func (g *guard) fail(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
+}
+
+// writeDirect writes a response of the plugin's own, after any write of
+// lal's under way (not through lal's write queue, nor the write hooks).
+func (g *guard) writeDirect(b []byte) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	_, err := g.Conn.Write(b)
+	return err
 }
 
 func (g *guard) Write(b []byte) (int, error) {
@@ -244,7 +272,9 @@ func (g *guard) Write(b []byte) (int, error) {
 			return 0, err
 		}
 	}
+	g.wmu.Lock()
 	n, err := g.Conn.Write(b)
+	g.wmu.Unlock()
 	if g.onWrite != nil && n > 0 {
 		g.onWrite(b[:n])
 	}

@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rtspMsg is what an RTSP client reads from a playing connection: an
+// interleaved frame (channel, payload) or a response (status, headers).
+type rtspMsg struct {
+	channel int // -1: a response
+	payload []byte
+	status  string
+	headers string
+}
+
+// readMsg reads one interleaved frame or response before the deadline.
+func (r *rtspRaw) readMsg(deadline time.Time) (rtspMsg, error) {
+	_ = r.c.SetReadDeadline(deadline)
+	b, err := r.r.Peek(1)
+	if err != nil {
+		return rtspMsg{}, err
+	}
+	if b[0] == '$' {
+		var h [4]byte
+		if _, err := io.ReadFull(r.r, h[:]); err != nil {
+			return rtspMsg{}, err
+		}
+		p := make([]byte, int(h[2])<<8|int(h[3]))
+		if _, err := io.ReadFull(r.r, p); err != nil {
+			return rtspMsg{}, err
+		}
+		return rtspMsg{channel: int(h[1]), payload: p}, nil
+	}
+	status, err := r.r.ReadString('\n')
+	if err != nil {
+		return rtspMsg{}, err
+	}
+	m := rtspMsg{channel: -1, status: strings.TrimSpace(status)}
+	var hdr strings.Builder
+	n := 0
+	for {
+		l, err := r.r.ReadString('\n')
+		if err != nil {
+			return rtspMsg{}, err
+		}
+		if strings.TrimSpace(l) == "" {
+			break
+		}
+		hdr.WriteString(l)
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			fmt.Sscan(strings.TrimSpace(v), &n)
+		}
+	}
+	m.headers = hdr.String()
+	if n > 0 {
+		if _, err := io.CopyN(io.Discard, r.r, int64(n)); err != nil {
+			return rtspMsg{}, err
+		}
+	}
+	return m, nil
+}
+
+// send writes a request without reading its response.
+func (r *rtspRaw) send(method, url, headers string) int {
+	r.t.Helper()
+	r.cseq++
+	msg := fmt.Sprintf("%s %s RTSP/1.0\r\nCSeq: %d\r\n%s\r\n", method, url, r.cseq, headers)
+	_ = r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.c.Write([]byte(msg)); err != nil {
+		r.t.Fatalf("%s: %v", method, err)
+	}
+	return r.cseq
+}
+
+// await reads until the response to cseq, counting the interleaved frames
+// before it; it fails the test after d.
+func (r *rtspRaw) await(cseq int, d time.Duration) (rtspMsg, int) {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
+	frames := 0
+	for i := 0; i < 1_000_000; i++ {
+		m, err := r.readMsg(deadline)
+		if err != nil {
+			r.t.Fatalf("waiting for the response to CSeq %d: %v", cseq, err)
+		}
+		if m.channel >= 0 {
+			frames++
+			continue
+		}
+		if strings.Contains(m.headers, fmt.Sprintf("CSeq: %d\r\n", cseq)) {
+			return m, frames
+		}
+	}
+	r.t.Fatalf("no response to CSeq %d", cseq)
+	return rtspMsg{}, 0
+}
+
+// h264Key reports whether an RTP packet of H.264 (RFC 6184) carries an
+// IDR slice or the start of one.
+func h264Key(rtp []byte) bool {
+	if len(rtp) < 14 {
+		return false
+	}
+	p := rtp[12+4*int(rtp[0]&0x0f):]
+	if len(p) < 2 {
+		return false
+	}
+	switch t := p[0] & 0x1f; t {
+	case 5:
+		return true
+	case 28: // FU-A
+		return p[1]&0x80 != 0 && p[1]&0x1f == 5
+	case 24: // STAP-A
+		for q := p[1:]; len(q) > 2; {
+			n := int(q[0])<<8 | int(q[1])
+			if n == 0 || len(q) < 2+n {
+				return false
+			}
+			if q[2]&0x1f == 5 {
+				return true
+			}
+			q = q[2+n:]
+		}
+	}
+	return false
+}
+
+// TestRTSPKeepAlivePauseResume: a raw RTSP player's OPTIONS lists the
+// keep-alive methods, GET_PARAMETER and SET_PARAMETER answer 200 with the
+// session while RTP flows, PAUSE stops the RTP (none arrives for a while
+// after its response), a later PLAY resumes it from a keyframe.
+func TestRTSPKeepAlivePauseResume(t *testing.T) {
+	t.Parallel()
+	e := startRTSP(t, "", "")
+	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/pause", 120)
+	waitPublished(t, e.d, "live", "pause")
+	url := "rtsp://" + e.rtspAddr + "/live/pause"
+	r := rtspDial(t, e.rtspAddr)
+
+	status, hdr := r.requestHeaders("OPTIONS", url, "", "")
+	if !strings.Contains(status, "200") || !strings.Contains(hdr, "GET_PARAMETER") || !strings.Contains(hdr, "PAUSE") {
+		t.Fatalf("OPTIONS: %q\n%s", status, hdr)
+	}
+	// A keep-alive before the session: 200, no session.
+	if s := r.request("GET_PARAMETER", url, "", ""); !strings.Contains(s, "200") {
+		t.Fatalf("GET_PARAMETER before DESCRIBE: %q", s)
+	}
+	// PAUSE before PLAY is not valid in that state.
+	if s := r.request("PAUSE", url, "", ""); !strings.Contains(s, "455") {
+		t.Fatalf("PAUSE before PLAY: %q", s)
+	}
+	cseq := r.send("DESCRIBE", url, "Accept: application/sdp\r\n")
+	m, _ := r.await(cseq, 20*time.Second)
+	if !strings.Contains(m.status, "200") {
+		t.Fatalf("DESCRIBE: %q", m.status)
+	}
+	// lal's SDP names the video track streamid=0.
+	cseq = r.send("SETUP", url+"/streamid=0", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("SETUP: %q", m.status)
+	}
+	sess := regexp.MustCompile(`(?m)^Session: *([^;\r\n]+)`).FindStringSubmatch(m.headers)
+	if sess == nil {
+		t.Fatalf("SETUP response without a Session:\n%s", m.headers)
+	}
+	session := "Session: " + sess[1] + "\r\n"
+	cseq = r.send("PLAY", url, session+"Range: npt=0.000-\r\n")
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("PLAY: %q", m.status)
+	}
+	// RTP flows; the keep-alives are answered in it.
+	if m, err := r.readMsg(time.Now().Add(10 * time.Second)); err != nil || m.channel != 0 {
+		t.Fatalf("no RTP on channel 0 after PLAY: %+v %v", m.status, err)
+	}
+	for _, method := range []string{"GET_PARAMETER", "SET_PARAMETER"} {
+		cseq = r.send(method, url, session)
+		m, _ = r.await(cseq, 10*time.Second)
+		if !strings.Contains(m.status, "200") || !strings.Contains(m.headers, "Session: "+sess[1]) {
+			t.Fatalf("%s while playing: %q\n%s", method, m.status, m.headers)
+		}
+	}
+	cseq = r.send("PAUSE", url, session)
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("PAUSE: %q", m.status)
+	}
+	// What was on its way when PAUSE came may still arrive: drain it for a
+	// while, then nothing arrives (the stream plays at 25 fps: several
+	// frames would).
+	drainUntil := time.Now().Add(time.Second)
+	for i := 0; i < 100_000; i++ {
+		if _, err := r.readMsg(drainUntil); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				break
+			}
+			t.Fatalf("connection failed while paused: %v", err)
+		}
+	}
+	if m, err := r.readMsg(time.Now().Add(2 * time.Second)); err == nil {
+		t.Fatalf("paused, yet the server sent: channel %d status %q", m.channel, m.status)
+	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("connection failed while paused: %v", err)
+	}
+	logLineWith(t, e.d, "pause logged", "play paused", "client_id", "live/pause")
+	// A keep-alive while paused.
+	cseq = r.send("GET_PARAMETER", url, session)
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("GET_PARAMETER while paused: %q", m.status)
+	}
+	cseq = r.send("PLAY", url, session)
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("PLAY after PAUSE: %q", m.status)
+	}
+	// The first video frame after the resume is a keyframe: its first RTP
+	// packets (one timestamp) hold an IDR slice.
+	var first []byte
+	key := false
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 10_000; i++ {
+		m, err := r.readMsg(deadline)
+		if err != nil {
+			t.Fatalf("no RTP after the resume: %v", err)
+		}
+		if m.channel != 0 || len(m.payload) < 12 {
+			continue
+		}
+		if first != nil && string(m.payload[4:8]) != string(first[4:8]) {
+			break
+		}
+		if first == nil {
+			first = m.payload
+		}
+		key = key || h264Key(m.payload)
+	}
+	if first == nil || !key {
+		t.Fatalf("the first frame after the resume is not a keyframe (got RTP: %v)", first != nil)
+	}
+	logLineWith(t, e.d, "resume logged", "play resumed", "client_id", "live/pause")
+}
