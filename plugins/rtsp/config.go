@@ -2,8 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
+	"github.com/rill-media/rill/plugins/internal/digestauth"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -33,9 +37,49 @@ func defaultSettings() settings {
 	}
 }
 
+// vhostSettings is the rtsp {} block of a vhost.
+type vhostSettings struct {
+	Enabled *bool         `json:"enabled"`
+	Auth    *authSettings `json:"auth"`
+}
+
+// authSettings is rtsp { auth { ... } } of a vhost: RTSP Digest (MD5) and
+// optionally Basic authentication of ANNOUNCE and DESCRIBE.
+type authSettings struct {
+	// Realm is the digest realm (default "rill").
+	Realm string `json:"realm"`
+	// Users maps user names to passwords.
+	Users map[string]string `json:"users"`
+	// Basic also accepts Basic credentials (the password in clear text).
+	Basic bool `json:"basic"`
+	// Publish and Play say what needs credentials (default both).
+	Publish *bool `json:"publish"`
+	Play    *bool `json:"play"`
+	// NonceTTL is how long a digest nonce is accepted (default 5m); an
+	// expired one is answered stale=true and the client retries.
+	NonceTTL sdk.Duration `json:"nonce_ttl"`
+}
+
+// vhostAuth is a vhost's authentication, ready to check.
+type vhostAuth struct {
+	*digestauth.Checker
+	publish, play bool
+}
+
 type config struct {
 	settings
 	vhosts map[string]bool
+	auth   map[string]*vhostAuth // by vhost; nil entries: none
+}
+
+// authFor is the authentication of vhost (resolved) for a publisher or a
+// player, nil when none is asked.
+func (c *config) authFor(vhost string, publish bool) *vhostAuth {
+	a := c.auth[vhost]
+	if a == nil || (publish && !a.publish) || (!publish && !a.play) {
+		return nil
+	}
+	return a
 }
 
 func (c *config) vhost(name string) (string, bool) {
@@ -48,8 +92,48 @@ func (c *config) vhost(name string) (string, bool) {
 	return defaultVhost, c.vhosts[defaultVhost] || len(c.vhosts) == 0
 }
 
-func parseConfig(cfg sdk.Config) (*config, error) {
-	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}}
+var userRE = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
+
+// parseAuth checks a vhost's auth block and builds its checker; secret
+// signs the nonces (the server's, kept across reloads).
+func parseAuth(vhost string, a *authSettings, secret []byte) (*vhostAuth, []error) {
+	var errs []error
+	bad := func(key, msg string) {
+		errs = append(errs, &sdk.ConfigError{Vhost: vhost, Key: []string{"auth", key}, Msg: msg})
+	}
+	realm := a.Realm
+	if realm == "" {
+		realm = "rill"
+	}
+	if strings.ContainsAny(realm, "\"\\\r\n") || len(realm) > 128 {
+		bad("realm", "must not hold quotes, backslashes or line breaks (128 bytes at most)")
+	}
+	if len(a.Users) == 0 {
+		bad("users", "needs at least one user = \"password\"")
+	}
+	users := make(map[string]string, len(a.Users))
+	for u, pw := range a.Users {
+		if !userRE.MatchString(u) {
+			bad("users", fmt.Sprintf("user name %q: 1 to 64 letters, digits or URL-safe signs, no colon", u))
+		}
+		if pw == "" {
+			bad("users", fmt.Sprintf("user %q has an empty password", u))
+		}
+		users[u] = pw
+	}
+	if a.NonceTTL.Std() < 0 || (a.NonceTTL.Std() > 0 && a.NonceTTL.Std() < 10*time.Second) {
+		bad("nonce_ttl", "must be at least 10s")
+	}
+	va := &vhostAuth{
+		Checker: digestauth.New(realm, users, a.Basic, a.NonceTTL.Std(), secret),
+		publish: a.Publish == nil || *a.Publish,
+		play:    a.Play == nil || *a.Play,
+	}
+	return va, errs
+}
+
+func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
+	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}, auth: map[string]*vhostAuth{}}
 	var errs []error
 	if err := cfg.DecodeSettings(&c.settings); err != nil {
 		errs = append(errs, err)
@@ -62,6 +146,16 @@ func parseConfig(cfg sdk.Config) (*config, error) {
 	}
 	for _, v := range cfg.Vhosts {
 		c.vhosts[v.Name] = v.Enabled
+		var vs vhostSettings
+		if err := v.Decode(&vs); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if vs.Auth != nil {
+			a, aerrs := parseAuth(v.Name, vs.Auth, secret)
+			errs = append(errs, aerrs...)
+			c.auth[v.Name] = a
+		}
 	}
 	return c, errors.Join(errs...)
 }

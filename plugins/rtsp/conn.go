@@ -84,6 +84,8 @@ type conn struct {
 	playReady chan struct{}    // guarded by rmu
 	playCtx   context.Context
 	playStop  context.CancelFunc
+	user      string // the authenticated user (rtsp { auth })
+	authFails int    // wrong credentials so far (lal's read goroutine only)
 	failure   error  // why a callback refused, for the close line
 	lalErr    string // the first error lal logged about the session
 }
@@ -219,7 +221,7 @@ func (c *conn) refuse(err error) error {
 // streamRef reads vhost/app/stream from an RTSP URL as SRS reads an RTMP
 // one: the host is the vhost unless it is an IP or localhost; ?vhost= and
 // ?domain= override it.
-func (c *conn) streamRef(rawURL, app, stream, query string) (sdk.StreamRef, error) {
+func (c *conn) streamRef(rawURL, app, stream, query string, publish bool) (sdk.StreamRef, error) {
 	if !wire.ValidApp(app) || !wire.ValidName(stream) {
 		return sdk.StreamRef{}, fmt.Errorf("%w: bad stream %q/%q in %q", sdk.ErrInvalid, app, stream, rawURL)
 	}
@@ -238,6 +240,16 @@ func (c *conn) streamRef(rawURL, app, stream, query string) (sdk.StreamRef, erro
 	vhost, ok := c.cfg.vhost(vhost)
 	if !ok {
 		return sdk.StreamRef{}, fmt.Errorf("%w: rtsp is disabled in vhost %q", sdk.ErrForbidden, vhost)
+	}
+	c.mu.Lock()
+	user := c.user
+	c.mu.Unlock()
+	if c.cfg.authFor(vhost, publish) != nil && user == "" {
+		// authorize resolves the vhost of the same URI: never reached.
+		return sdk.StreamRef{}, fmt.Errorf("%w: vhost %q needs rtsp credentials", sdk.ErrForbidden, vhost)
+	}
+	if user != "" {
+		query = withUser(query, user)
 	}
 	ref := sdk.StreamRef{Vhost: vhost, App: app, Stream: stream, TcURL: "rtsp://" + vhost + "/" + app}
 	if query != "" {
@@ -270,7 +282,7 @@ func (c *conn) begin(typ string, ref sdk.StreamRef, rawURL string) error {
 
 // OnNewRtspPubSession is lal's ANNOUNCE: claim the stream.
 func (c *conn) OnNewRtspPubSession(ps *rtsp.PubSession) error {
-	ref, err := c.streamRef(ps.Url(), ps.AppName(), ps.StreamName(), ps.RawQuery())
+	ref, err := c.streamRef(ps.Url(), ps.AppName(), ps.StreamName(), ps.RawQuery(), true)
 	if err != nil {
 		return c.refuse(err)
 	}
@@ -366,7 +378,7 @@ func (c *conn) OnAvPacket(pkt base.AvPacket) {
 // OnNewRtspSubSessionDescribe is lal's DESCRIBE: authorise the player,
 // open the stream and answer with its SDP.
 func (c *conn) OnNewRtspSubSessionDescribe(ss *rtsp.SubSession) (bool, []byte) {
-	ref, err := c.streamRef(ss.Url(), ss.AppName(), ss.StreamName(), ss.RawQuery())
+	ref, err := c.streamRef(ss.Url(), ss.AppName(), ss.StreamName(), ss.RawQuery(), false)
 	if err != nil {
 		_ = c.refuse(err)
 		return false, nil

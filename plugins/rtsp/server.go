@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"regexp"
@@ -39,6 +40,8 @@ type Server struct {
 	players int
 	stopped bool
 
+	secret [32]byte // signs the digest nonces, the same across reloads
+
 	accepted  atomic.Uint64
 	refused   atomic.Uint64
 	malformed atomic.Uint64
@@ -55,6 +58,7 @@ var (
 func newServer() *Server {
 	s := &Server{conns: map[string]*conn{}, lalKeys: map[string]*conn{}, log: hclog.NewNullLogger()}
 	s.cfg.Store(&config{settings: defaultSettings(), vhosts: map[string]bool{}})
+	_, _ = rand.Read(s.secret[:])
 	return s
 }
 
@@ -70,7 +74,7 @@ func (s *Server) Info() sdk.Info {
 
 // Configure implements sdk.Configurer.
 func (s *Server) Configure(_ context.Context, cfg sdk.Config) error {
-	c, err := parseConfig(cfg)
+	c, err := parseConfig(cfg, s.secret[:])
 	if err != nil {
 		return err
 	}

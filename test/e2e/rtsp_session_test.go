@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -241,4 +242,104 @@ func TestRTSPKeepAlivePauseResume(t *testing.T) {
 		t.Fatalf("the first frame after the resume is not a keyframe (got RTP: %v)", first != nil)
 	}
 	logLineWith(t, e.d, "resume logged", "play resumed", "client_id", "live/pause")
+}
+
+// TestRTSPAuth: a vhost with rtsp { auth }: ffmpeg publishes with
+// rtsp://user:pass@ (Digest) over TCP and UDP and ffprobe plays the same
+// way, the hooks see the user in param; a wrong password and no
+// credentials are refused with 401 and a Digest challenge, and logged
+// with the client id; Basic is refused unless enabled.
+func TestRTSPAuth(t *testing.T) {
+	t.Parallel()
+	hs := NewHookServer(t)
+	vhost := fmt.Sprintf(`  hooks {
+    on_publish = [%q]
+    on_play = [%q]
+    timeout = "2s"
+  }
+  rtsp {
+    auth {
+      realm = "cams"
+      users = { alice = "s3cret", bob = "hunter2" }
+      nonce_ttl = "1m"
+    }
+  }`, hs.URL+"/hook", hs.URL+"/hook")
+	e := startRTSP(t, "", vhost)
+	for _, tr := range []string{"tcp", "udp"} {
+		stream := "auth" + tr
+		ffmpegPublishAs(t, "rtsp://alice:s3cret@"+e.rtspAddr+"/live/"+stream+"?token=1&rtsp_user=mallory", "rtsp", 90, "-rtsp_transport", tr)
+		waitPublished(t, e.d, "live", stream)
+	}
+	found := 0
+	for _, b := range hs.Bodies("on_publish") {
+		p := fmt.Sprint(b["param"])
+		if !strings.Contains(p, "token=1") || !strings.Contains(p, "rtsp_user=alice") || strings.Contains(p, "mallory") {
+			t.Errorf("on_publish param %q: want token=1 and rtsp_user=alice only", p)
+		}
+		found++
+	}
+	if found != 2 {
+		t.Fatalf("on_publish bodies %v", hs.Bodies("on_publish"))
+	}
+	// Digest play, TCP and UDP.
+	for _, tr := range []string{"tcp", "udp"} {
+		checkAV(t, "authenticated rtsp play/"+tr, ffprobeOpts(t, "rtsp://bob:hunter2@"+e.rtspAddr+"/live/authtcp", 3, "-rtsp_transport", tr), 10)
+	}
+	Eventually(t, 10*time.Second, "on_play with the user", func() error {
+		for _, b := range hs.Bodies("on_play") {
+			if strings.Contains(fmt.Sprint(b["param"]), "rtsp_user=bob") {
+				return nil
+			}
+		}
+		return fmt.Errorf("on_play bodies %v", hs.Bodies("on_play"))
+	})
+	logLineWith(t, e.d, "authenticated logged", "rtsp authenticated", "user=bob", "client_id")
+
+	// Wrong password and no credentials: ffprobe and ffmpeg fail.
+	url := "rtsp://" + e.rtspAddr + "/live/authtcp"
+	if err := ffprobeRun("rtsp://bob:wrong@"+e.rtspAddr+"/live/authtcp", 2); err == nil {
+		t.Errorf("a player with a wrong password played")
+	}
+	logLineWith(t, e.d, "wrong password logged", "rtsp client refused", "authentication failed for user", "bob", "client_id")
+	if err := ffprobeRun(url, 2); err == nil {
+		t.Errorf("a player without credentials played")
+	}
+	logLineWith(t, e.d, "no credentials logged", "connection closed", "needs credentials", "client_id")
+	pub, stderr := ffmpegPublishAs(t, "rtsp://alice:nope@"+e.rtspAddr+"/live/authbad", "rtsp", 30, "-rtsp_transport", "tcp")
+	if err := waitExit(pub, 30*time.Second); err == nil {
+		t.Errorf("a publisher with a wrong password was not refused: %s", stderr)
+	}
+
+	// On the wire: 401 with a Digest challenge of the realm, no Basic; a
+	// Basic answer is refused; three wrong answers close the connection.
+	r := rtspDial(t, e.rtspAddr)
+	status, hdr := r.requestHeaders("DESCRIBE", url, "", "")
+	if !strings.Contains(status, "401") || !strings.Contains(hdr, `WWW-Authenticate: Digest realm="cams"`) || strings.Contains(hdr, "Basic") {
+		t.Fatalf("DESCRIBE without credentials: %q\n%s", status, hdr)
+	}
+	basic := "Authorization: Basic Ym9iOmh1bnRlcjI=\r\n" // bob:hunter2
+	for i := 0; i < 2; i++ {
+		if s := r.request("DESCRIBE", url, basic, ""); !strings.Contains(s, "401") {
+			t.Fatalf("DESCRIBE with Basic (not enabled): %q", s)
+		}
+	}
+	r.request("DESCRIBE", url, basic, "")
+	if !r.closedWithin(10 * time.Second) {
+		t.Errorf("the connection stayed open after 3 failed authentications")
+	}
+	logLineWith(t, e.d, "closed after failures", "connection closed", "3 failed authentications", "client_id")
+}
+
+// waitExit waits for cmd to end within d (killing it then).
+func waitExit(cmd *exec.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		return nil
+	}
 }

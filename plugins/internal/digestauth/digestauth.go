@@ -59,13 +59,20 @@ type Checker struct {
 	now    func() time.Time
 }
 
-// New returns a checker with a random nonce secret.
-func New(realm string, users map[string]string, basic bool, ttl time.Duration) *Checker {
+// New returns a checker signing its nonces with secret (nil: a random
+// one). Checkers sharing a secret accept each other's nonces: a process
+// keeps one across configuration reloads, so a handshake under way when
+// the configuration changes still completes.
+func New(realm string, users map[string]string, basic bool, ttl time.Duration, secret []byte) *Checker {
 	c := &Checker{Realm: realm, Users: users, Basic: basic, TTL: ttl, now: time.Now}
 	if c.TTL <= 0 {
 		c.TTL = DefaultNonceTTL
 	}
-	_, _ = rand.Read(c.secret[:])
+	if secret == nil {
+		_, _ = rand.Read(c.secret[:])
+	} else {
+		c.secret = sha256.Sum256(secret)
+	}
 	return c
 }
 

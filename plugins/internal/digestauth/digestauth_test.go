@@ -28,7 +28,7 @@ func answer(t *testing.T, chal string, method, uri, user, pw string, qop bool) s
 }
 
 func TestCheck(t *testing.T) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, false, time.Minute)
+	c := New("rill", map[string]string{"alice": "s3cret"}, false, time.Minute, nil)
 	const uri = "rtsp://127.0.0.1:8554/live/a"
 	chal := c.Challenges("10.0.0.1", false)
 	if len(chal) != 1 || !strings.HasPrefix(chal[0], "Digest ") || !strings.Contains(chal[0], `realm="rill"`) {
@@ -75,7 +75,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestBasic(t *testing.T) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, true, 0)
+	c := New("rill", map[string]string{"alice": "s3cret"}, true, 0, nil)
 	if ch := c.Challenges("a", false); len(ch) != 2 || ch[1] != `Basic realm="rill"` {
 		t.Fatalf("challenges %q", ch)
 	}
@@ -93,7 +93,7 @@ func TestBasic(t *testing.T) {
 // FuzzCheck: any Authorization header is answered without a panic, and
 // only credentials made with the password pass.
 func FuzzCheck(f *testing.F) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, true, time.Minute)
+	c := New("rill", map[string]string{"alice": "s3cret"}, true, time.Minute, nil)
 	ch := c.Challenges("ip", false)[0]
 	good, _ := digest.ParseChallenge(ch)
 	cred, _ := digest.Digest(good, digest.Options{Method: "DESCRIBE", URI: "/a", Username: "alice", Password: "s3cret"})
