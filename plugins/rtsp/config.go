@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/plugins/internal/digestauth"
+	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -27,6 +28,10 @@ type settings struct {
 	IdleTimeout sdk.Duration `json:"idle_timeout"`
 	// MaxPlayers caps the RTSP players of the process (default 2000).
 	MaxPlayers int `json:"max_players"`
+	// MergeWindow gathers a stream's RTP for this long and writes it to
+	// each TCP player at once (SRS's mw_latency; 0 writes every frame as
+	// it comes). Default 100ms.
+	MergeWindow sdk.Duration `json:"merge_window"`
 }
 
 func defaultSettings() settings {
@@ -34,6 +39,7 @@ func defaultSettings() settings {
 		PlayWait:    sdk.Duration(5 * time.Second),
 		IdleTimeout: sdk.Duration(10 * time.Second),
 		MaxPlayers:  2000,
+		MergeWindow: sdk.Duration(100 * time.Millisecond),
 	}
 }
 
@@ -140,6 +146,9 @@ func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
 	}
 	if c.IdleTimeout.Std() < 100*time.Millisecond {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"idle_timeout"}, Msg: "must be at least 100ms"})
+	}
+	if c.MergeWindow.Std() < 0 || c.MergeWindow.Std() > live.MaxPace {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"merge_window"}, Msg: fmt.Sprintf("must be between 0 and %s", live.MaxPace)})
 	}
 	if c.MaxPlayers < 1 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"max_players"}, Msg: "must be at least 1"})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"regexp"
@@ -17,14 +16,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/q191201771/lal/pkg/base"
-	"github.com/q191201771/lal/pkg/remux"
 	"github.com/q191201771/lal/pkg/rtprtcp"
 	"github.com/q191201771/lal/pkg/rtsp"
 	"github.com/q191201771/lal/pkg/sdp"
 
-	"github.com/rill-media/rill/plugins/internal/live"
+	"github.com/rill-media/rill/plugins/internal/fanout"
 	"github.com/rill-media/rill/sdk"
-	"github.com/rill-media/rill/sdk/media"
 	"github.com/rill-media/rill/sdk/wire"
 )
 
@@ -33,10 +30,6 @@ const (
 	typePublish = "rtsp-publish"
 	typePlay    = "rtsp-play"
 )
-
-// maxPending bounds the RTP packets a player's DESCRIBE produced (the GOP
-// it starts with) until its PLAY.
-const maxPending = 8192
 
 // conn is one RTSP connection: lal's command session over the guard, and
 // the client it becomes at ANNOUNCE (publisher) or DESCRIBE (player).
@@ -55,7 +48,7 @@ type conn struct {
 	recv     atomic.Uint64
 	lastData atomic.Int64 // unix nanoseconds of the last RTP from a publisher
 
-	started2 atomic.Bool // the play loop runs: RTP goes to sub
+	started2 atomic.Bool // PLAY answered: the player gets RTP
 	paused   atomic.Bool // PAUSE: the play loop drops the stream
 	waitKey  atomic.Bool // resumed: video restarts at a keyframe
 	// rmu guards playReady; not mu, which the play loop holds while lal
@@ -75,10 +68,10 @@ type conn struct {
 	player    bool // counted in the server's players
 	pub       *sdk.Publication
 	in        inConverter
-	src       *live.Puller
-	rmx       *remux.Rtmp2RtspRemuxer
-	sdpRaw    []byte
-	pending   []rtprtcp.RtpPacket
+	st        *rtspStream  // the player's shared stream
+	ch        chans        // interleaved channels a TCP SETUP asked for
+	udp       bool         // a SETUP asked for UDP: lal's session sends
+	sink      *fanout.Sink // a TCP player's socket in its stream's group
 	sub       *rtsp.SubSession
 	ps        *rtsp.PubSession // disposed at the end: it owns UDP sockets
 	playReady chan struct{}    // guarded by rmu
@@ -118,7 +111,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, id: id, remote: remote, started: time.Now(), cfg: cfg, done: make(chan struct{}),
 		log:  s.log.With("client_id", id, "remote_addr", remote),
-		info: sdk.ClientInfo{ID: id, IP: ip},
+		info: sdk.ClientInfo{ID: id, IP: ip}, ch: chans{video: -1, audio: -1},
 	}
 	c.g = newGuard(nc, cfg.IdleTimeout.Std())
 	c.g.onWrite = c.wroteResponse
@@ -413,75 +406,55 @@ func (c *conn) OnNewRtspSubSessionDescribe(ss *rtsp.SubSession) (bool, []byte) {
 		}
 		c.playStop()
 	}()
+	st := c.s.stream(c, ref)
+	c.mu.Lock()
+	c.st = st
+	c.mu.Unlock()
 	wctx, wcancel := context.WithTimeout(pctx, c.cfg.PlayWait.Std()+hookTimeout)
 	defer wcancel()
-	src, err := c.s.tap.Pull(wctx, ref, live.Options{
-		Client: c.info, Subscribe: sdk.SubscribeOptions{Wait: c.cfg.PlayWait.Std()},
-		GopCache: true, GopMaxFrames: live.DefaultGopMaxFrames,
-	}, c.log.With("stream", ref.Key()))
+	raw, err := st.wait(wctx)
 	if err != nil {
 		_ = c.refuse(fmt.Errorf("play %s: %w", ref.Key(), err))
 		return false, nil
 	}
 	c.mu.Lock()
-	c.src = src
-	c.rmx = remux.NewRtmp2RtspRemuxer(func(ctx sdp.LogicContext) {
-		c.sdpRaw = ctx.RawSdp
-	}, c.onRTP)
+	c.sub = ss
 	c.mu.Unlock()
-	// The stream's configs and GOP come first: feed them until lal's
-	// remuxer has what an SDP needs (it waits for H.264/H.265 parameter
-	// sets and the AAC config, or 16 frames).
-	var buf []byte
-	for i := 0; i < 4096; i++ {
-		p, err := src.Read(wctx)
-		if err != nil {
-			_ = c.refuse(fmt.Errorf("play %s: no sdp yet: %w", ref.Key(), err))
-			return false, nil
-		}
-		var msg base.RtmpMsg
-		var ok bool
-		msg, buf, ok = rtmpMsg(buf, p)
-		if !ok {
-			continue
-		}
-		c.mu.Lock()
-		c.rmx.FeedRtmpMsg(msg)
-		raw := c.sdpRaw
-		c.mu.Unlock()
-		if raw != nil {
-			c.mu.Lock()
-			c.sub = ss
-			c.mu.Unlock()
-			c.log.Info("play described", "stream", ref.Key(), "param", ref.Param)
-			return true, raw
-		}
-	}
-	_ = c.refuse(fmt.Errorf("play %s: no sdp after 4096 packets", ref.Key()))
-	return false, nil
+	c.log.Info("play described", "stream", ref.Key(), "param", ref.Param)
+	return true, raw
 }
 
-// onRTP takes the remuxer's RTP packets: kept until PLAY, then written.
-// It runs with c.mu held (under FeedRtmpMsg).
-func (c *conn) onRTP(pkt rtprtcp.RtpPacket) {
-	if !c.started2.Load() {
-		if len(c.pending) < maxPending {
-			c.pending = append(c.pending, pkt)
-		}
+// noteSetup reads a player's SETUP before lal does: the interleaved
+// channels of each track (the stream's frames are framed once per set of
+// channels), or UDP.
+func (c *conn) noteSetup(req *request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st == nil || c.sub == nil {
+		return // a publisher's, or lal refuses it
+	}
+	t := req.headers["transport"]
+	if !strings.Contains(t, "interleaved=") {
+		c.udp = true
 		return
 	}
-	if c.sub == nil {
-		return // ended (cleanup)
+	rtp, _, err := parseInterleaved(t)
+	if err != nil {
+		return // the framer refused it already
 	}
-	c.sub.WriteRtpPacket(pkt)
-	c.sent.Add(uint64(len(pkt.Raw)) + 4)
+	switch {
+	case c.st.sdpCtx.IsVideoUri(req.uri):
+		c.ch.video = int(rtp)
+	case c.st.sdpCtx.IsAudioUri(req.uri):
+		c.ch.audio = int(rtp)
+	}
 }
 
 // OnNewRtspSubSessionPlay is lal's PLAY: once lal has written the PLAY
 // response, the play loop starts writing RTP.
 func (c *conn) OnNewRtspSubSessionPlay(ss *rtsp.SubSession) error {
 	c.mu.Lock()
-	if c.src == nil || c.sub != ss {
+	if c.st == nil || c.sub != ss {
 		c.mu.Unlock()
 		return c.refuse(errors.New("PLAY before a DESCRIBE that succeeded"))
 	}
@@ -525,58 +498,81 @@ func (c *conn) playLoop(ready chan struct{}) {
 		c.close("play response not written within 5s")
 		return
 	}
-	c.mu.Lock()
 	c.started2.Store(true)
-	pending := c.pending
-	c.pending = nil
-	sub := c.sub
-	src := c.src
+	c.mu.Lock()
+	st, sub, ch, udp := c.st, c.sub, c.ch, c.udp
 	c.mu.Unlock()
-	for _, p := range pending {
-		sub.WriteRtpPacket(p)
-		c.sent.Add(uint64(len(p.Raw)) + 4)
+	if !udp && (ch.video >= 0 || ch.audio >= 0) {
+		sink := fanout.NewSink(c.nc, fanout.SinkOptions{
+			Lock: &c.g.wmu, MaxBytes: sinkMaxBytes, MaxDur: sinkMaxDur, WriteTimeout: sinkWriteWait, Sent: &c.sent,
+			OnClose: func(why string) { c.close("play: " + why) },
+		})
+		c.mu.Lock()
+		c.sink = sink
+		c.mu.Unlock()
+		if err := st.joinTCP(ch, sink); err != nil {
+			c.close("play: " + err.Error())
+			return
+		}
+		c.log.Info("play started", "stream", c.ref.Key(), "transport", "tcp")
+		return
 	}
-	c.log.Info("play started", "stream", c.ref.Key())
-	var buf []byte
+	q, err := st.joinUDP(c)
+	if err != nil {
+		c.close("play: " + err.Error())
+		return
+	}
+	c.log.Info("play started", "stream", c.ref.Key(), "transport", "udp")
 	for {
-		p, err := src.Read(ctx)
+		fs, dropped, err := q.next(ctx)
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-			case errors.Is(err, io.EOF):
+			if ctx.Err() == nil {
 				c.close("stream ended")
-			default:
-				c.close("play: " + err.Error())
 			}
 			return
 		}
-		if c.paused.Load() {
-			continue
+		if dropped > 0 {
+			c.log.Warn("player behind, skipping to the next keyframe", "frames", dropped)
 		}
-		if c.waitKey.Load() && p.Kind == media.KindVideo && p.Flags&media.FlagConfig == 0 {
-			if p.Flags&media.FlagKey == 0 {
+		for _, f := range fs {
+			if c.paused.Load() {
 				continue
 			}
-			c.waitKey.Store(false)
+			if f.video && c.waitKey.Load() {
+				if !f.key {
+					continue
+				}
+				c.waitKey.Store(false)
+			}
+			for _, p := range f.pkts {
+				sub.WriteRtpPacket(p)
+				c.sent.Add(uint64(len(p.Raw)))
+			}
 		}
-		var msg base.RtmpMsg
-		var ok bool
-		msg, buf, ok = rtmpMsg(buf, p)
-		if !ok {
-			continue
-		}
-		c.mu.Lock()
-		c.rmx.FeedRtmpMsg(msg)
-		c.mu.Unlock()
+	}
+}
+
+// setPaused is PAUSE (true) and the PLAY that resumes (false, from the
+// next keyframe).
+func (c *conn) setPaused(paused bool) {
+	c.mu.Lock()
+	sink := c.sink
+	if !paused {
+		c.waitKey.Store(true)
+	}
+	c.paused.Store(paused)
+	c.mu.Unlock()
+	if sink != nil {
+		sink.SetPaused(paused)
 	}
 }
 
 // cleanup ends the publication or the play and reports the close.
 func (c *conn) cleanup() {
 	c.mu.Lock()
-	pub, src, info, ref := c.pub, c.src, c.info, c.ref
+	pub, st, sink, ch, info, ref := c.pub, c.st, c.sink, c.ch, c.info, c.ref
 	playing, connected, player := c.playing, c.connected, c.player
-	c.pub, c.src, c.playing, c.connected, c.player = nil, nil, false, false, false
+	c.pub, c.st, c.sink, c.playing, c.connected, c.player = nil, nil, nil, false, false, false
 	stop := c.playStop
 	ps, ss := c.ps, c.sub
 	c.ps, c.sub = nil, nil
@@ -598,8 +594,12 @@ func (c *conn) cleanup() {
 		}
 		c.log.Info("publish stopped", "stream", ref.Key())
 	}
-	if src != nil {
-		_ = src.Close()
+	if st != nil {
+		if sink != nil {
+			st.leaveTCP(ch, sink)
+			sink.Close("connection closed")
+		}
+		st.release(c)
 	}
 	if player {
 		c.s.removePlayer()

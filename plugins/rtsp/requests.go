@@ -26,6 +26,9 @@ func (c *conn) onRequest(unit []byte) (bool, error) {
 	switch req.method {
 	case "ANNOUNCE", "DESCRIBE":
 		return c.authorize(req)
+	case "SETUP":
+		c.noteSetup(req)
+		return false, nil
 	case "OPTIONS":
 		return true, c.respond(response(req, "200 OK", "Public: "+publicMethods))
 	case "GET_PARAMETER", "SET_PARAMETER":
@@ -39,7 +42,8 @@ func (c *conn) onRequest(unit []byte) (bool, error) {
 		if !c.started2.Load() {
 			return true, c.respond(response(req, "455 Method Not Valid in This State", sessionHeader(req)...))
 		}
-		if !c.paused.Swap(true) {
+		if !c.paused.Load() {
+			c.setPaused(true)
 			c.log.Info("play paused", "stream", c.ref.Key())
 		}
 		return true, c.respond(response(req, "200 OK", sessionHeader(req)...))
@@ -51,8 +55,7 @@ func (c *conn) onRequest(unit []byte) (bool, error) {
 		// live edge, at the next keyframe (RFC 2326 §10.5 lets a live
 		// source ignore the Range).
 		if c.paused.Load() {
-			c.waitKey.Store(true)
-			c.paused.Store(false)
+			c.setPaused(false)
 			c.log.Info("play resumed", "stream", c.ref.Key())
 		}
 		return true, c.respond(response(req, "200 OK", append(sessionHeader(req), "Range: npt=now-")...))

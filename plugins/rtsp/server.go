@@ -36,6 +36,7 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[string]*conn
 	lalKeys map[string]*conn // lal's session keys -> connection, for lal's log lines
+	streams map[string]*rtspStream
 	lns     []net.Listener
 	players int
 	stopped bool
@@ -56,7 +57,7 @@ var (
 )
 
 func newServer() *Server {
-	s := &Server{conns: map[string]*conn{}, lalKeys: map[string]*conn{}, log: hclog.NewNullLogger()}
+	s := &Server{conns: map[string]*conn{}, lalKeys: map[string]*conn{}, streams: map[string]*rtspStream{}, log: hclog.NewNullLogger()}
 	s.cfg.Store(&config{settings: defaultSettings(), vhosts: map[string]bool{}})
 	_, _ = rand.Read(s.secret[:])
 	return s
