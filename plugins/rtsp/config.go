@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rill-media/rill/plugins/internal/digestauth"
-	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -28,10 +27,11 @@ type settings struct {
 	IdleTimeout sdk.Duration `json:"idle_timeout"`
 	// MaxPlayers caps the RTSP players of the process (default 2000).
 	MaxPlayers int `json:"max_players"`
-	// MergeWindow gathers a stream's RTP for this long and writes it to
+	// MWLatency gathers a stream's RTP for this long and writes it to
 	// each TCP player at once (SRS's mw_latency; 0 writes every frame as
-	// it comes). Default 100ms.
-	MergeWindow sdk.Duration `json:"merge_window"`
+	// it comes). Default 100ms; a vhost's play { mw_latency } or
+	// min_latency overrides it, as for every plugin.
+	MWLatency sdk.Duration `json:"mw_latency"`
 }
 
 func defaultSettings() settings {
@@ -39,7 +39,7 @@ func defaultSettings() settings {
 		PlayWait:    sdk.Duration(5 * time.Second),
 		IdleTimeout: sdk.Duration(10 * time.Second),
 		MaxPlayers:  2000,
-		MergeWindow: sdk.Duration(100 * time.Millisecond),
+		MWLatency:   sdk.Duration(100 * time.Millisecond),
 	}
 }
 
@@ -75,7 +75,16 @@ type vhostAuth struct {
 type config struct {
 	settings
 	vhosts map[string]bool
-	auth   map[string]*vhostAuth // by vhost; nil entries: none
+	auth   map[string]*vhostAuth    // by vhost; nil entries: none
+	mw     map[string]time.Duration // play { mw_latency } of the vhosts that set it
+}
+
+// mwLatency is the merged-write window of vhost's TCP players.
+func (c *config) mwLatency(vhost string) time.Duration {
+	if d, ok := c.mw[vhost]; ok {
+		return d
+	}
+	return c.MWLatency.Std()
 }
 
 // authFor is the authentication of vhost (resolved) for a publisher or a
@@ -139,7 +148,7 @@ func parseAuth(vhost string, a *authSettings, secret []byte) (*vhostAuth, []erro
 }
 
 func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
-	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}, auth: map[string]*vhostAuth{}}
+	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}, auth: map[string]*vhostAuth{}, mw: map[string]time.Duration{}}
 	var errs []error
 	if err := cfg.DecodeSettings(&c.settings); err != nil {
 		errs = append(errs, err)
@@ -147,14 +156,17 @@ func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
 	if c.IdleTimeout.Std() < 100*time.Millisecond {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"idle_timeout"}, Msg: "must be at least 100ms"})
 	}
-	if c.MergeWindow.Std() < 0 || c.MergeWindow.Std() > live.MaxPace {
-		errs = append(errs, &sdk.ConfigError{Key: []string{"merge_window"}, Msg: fmt.Sprintf("must be between 0 and %s", live.MaxPace)})
+	if c.MWLatency.Std() < 0 || c.MWLatency.Std() > 5*time.Second {
+		errs = append(errs, &sdk.ConfigError{Key: []string{"mw_latency"}, Msg: "must be between 0 and 5s"})
 	}
 	if c.MaxPlayers < 1 {
 		errs = append(errs, &sdk.ConfigError{Key: []string{"max_players"}, Msg: "must be at least 1"})
 	}
 	for _, v := range cfg.Vhosts {
 		c.vhosts[v.Name] = v.Enabled
+		if pl := v.Vhost.Play; pl.Set["mw_latency"] || pl.MinLatency {
+			c.mw[v.Name] = pl.MWLatency
+		}
 		var vs vhostSettings
 		if err := v.Decode(&vs); err != nil {
 			errs = append(errs, err)

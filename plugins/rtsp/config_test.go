@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rill-media/rill/sdk"
 )
@@ -56,5 +57,21 @@ func TestWithUser(t *testing.T) {
 		if got := withUser(in, "al ice"); got != want {
 			t.Errorf("withUser(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParseConfigMWLatency(t *testing.T) {
+	c, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"50ms"}`), Vhosts: []sdk.VhostConfig{
+		{Name: "a", Enabled: true, Vhost: sdk.VhostSettings{Play: sdk.Play{MWLatency: 0, MinLatency: true}}},
+		{Name: "b", Enabled: true},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.mwLatency("a") != 0 || c.mwLatency("b") != 50*time.Millisecond || c.mwLatency("other") != 50*time.Millisecond {
+		t.Fatalf("mw_latency a %s b %s", c.mwLatency("a"), c.mwLatency("b"))
+	}
+	if _, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"6s"}`)}, nil); err == nil {
+		t.Fatal("mw_latency 6s accepted")
 	}
 }

@@ -292,7 +292,7 @@ func (st *rtspStream) joinTCP(ch chans, sink *fanout.Sink) error {
 	}
 	g := st.groups[ch]
 	if g == nil {
-		g = fanout.NewGroup(st.s.cfg.Load().MergeWindow.Std())
+		g = fanout.NewGroup(st.s.cfg.Load().mwLatency(st.ref.Vhost))
 		st.groups[ch] = g
 	}
 	var init [][]byte
