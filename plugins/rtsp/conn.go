@@ -71,6 +71,7 @@ type conn struct {
 	st        *rtspStream  // the player's shared stream
 	ch        chans        // interleaved channels a TCP SETUP asked for
 	udp       bool         // a SETUP asked for UDP: lal's session sends
+	playAsked bool         // lal's PLAY came: the play loop is started
 	sink      *fanout.Sink // a TCP player's socket in its stream's group
 	sub       *rtsp.SubSession
 	ps        *rtsp.PubSession // disposed at the end: it owns UDP sockets
@@ -458,7 +459,12 @@ func (c *conn) OnNewRtspSubSessionPlay(ss *rtsp.SubSession) error {
 		c.mu.Unlock()
 		return c.refuse(errors.New("PLAY before a DESCRIBE that succeeded"))
 	}
+	again := c.playAsked
+	c.playAsked = true
 	c.mu.Unlock()
+	if again {
+		return nil // a PLAY before the first one's answer: lal answers it, one play loop
+	}
 	ready := make(chan struct{})
 	c.rmu.Lock()
 	c.playReady = ready
@@ -498,7 +504,6 @@ func (c *conn) playLoop(ready chan struct{}) {
 		c.close("play response not written within 5s")
 		return
 	}
-	c.started2.Store(true)
 	c.mu.Lock()
 	st, sub, ch, udp := c.st, c.sub, c.ch, c.udp
 	c.mu.Unlock()
@@ -510,6 +515,7 @@ func (c *conn) playLoop(ready chan struct{}) {
 		c.mu.Lock()
 		c.sink = sink
 		c.mu.Unlock()
+		c.started2.Store(true) // a PAUSE from now on pauses the sink
 		if err := st.joinTCP(ch, sink); err != nil {
 			c.close("play: " + err.Error())
 			return
@@ -517,6 +523,7 @@ func (c *conn) playLoop(ready chan struct{}) {
 		c.log.Info("play started", "stream", c.ref.Key(), "transport", "tcp")
 		return
 	}
+	c.started2.Store(true)
 	q, err := st.joinUDP(c)
 	if err != nil {
 		c.close("play: " + err.Error())

@@ -17,7 +17,9 @@ const lalSessionID = "191201771"
 // onRequest is the guard's request hook: the plugin answers the requests
 // lal leaves unanswered or answers in a way VLC and NVRs do not expect
 // (OPTIONS without the keep-alive methods, GET_PARAMETER, SET_PARAMETER,
-// PAUSE, a PLAY that resumes after PAUSE), and passes the others on.
+// PAUSE, a PLAY that resumes after PAUSE, TEARDOWN), checks the
+// credentials of ANNOUNCE and DESCRIBE, notes a player's SETUP, and passes
+// the others on.
 func (c *conn) onRequest(unit []byte) (bool, error) {
 	req, err := parseRequest(unit)
 	if err != nil {
@@ -29,6 +31,12 @@ func (c *conn) onRequest(unit []byte) (bool, error) {
 	case "SETUP":
 		c.noteSetup(req)
 		return false, nil
+	case "TEARDOWN":
+		// lal closes the connection with its response still queued (the
+		// client may never read it): answered here, then closed.
+		_ = c.respond(response(req, "200 OK", sessionHeader(req)...))
+		c.close("teardown")
+		return true, nil
 	case "OPTIONS":
 		return true, c.respond(response(req, "200 OK", "Public: "+publicMethods))
 	case "GET_PARAMETER", "SET_PARAMETER":

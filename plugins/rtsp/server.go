@@ -237,7 +237,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 	for _, c := range s.conns {
 		cs = append(cs, c)
 	}
-	players := s.players
+	players, streams := s.players, len(s.streams)
 	s.mu.Unlock()
 	st := sdk.Stats{Counters: map[string]uint64{
 		"connections":          uint64(len(cs)),
@@ -245,6 +245,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"refused":              s.refused.Load(),
 		"malformed":            s.malformed.Load(),
 		"players":              uint64(players),
+		"play_streams":         uint64(streams), // streams packetized for players
 	}}
 	for _, c := range cs {
 		if cs, ok := c.stat(); ok {

@@ -135,15 +135,60 @@ func h264Key(rtp []byte) bool {
 // TestRTSPKeepAlivePauseResume: a raw RTSP player's OPTIONS lists the
 // keep-alive methods, GET_PARAMETER and SET_PARAMETER answer 200 with the
 // session while RTP flows, PAUSE stops the RTP (none arrives for a while
-// after its response), a later PLAY resumes it from a keyframe.
+// after its response), a later PLAY resumes it from a keyframe; with RTP
+// interleaved in TCP and over UDP.
 func TestRTSPKeepAlivePauseResume(t *testing.T) {
 	t.Parallel()
 	e := startRTSP(t, "", "")
 	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/pause", 120)
 	waitPublished(t, e.d, "live", "pause")
+	for _, tr := range []string{"tcp", "udp"} {
+		t.Run(tr, func(t *testing.T) { testPauseResume(t, e, tr) })
+	}
+}
+
+// rtpSource reads the RTP packets of a raw player's video track.
+type rtpSource interface {
+	// next returns the next video RTP packet before the deadline
+	// (responses on the way are skipped).
+	next(deadline time.Time) ([]byte, error)
+}
+
+type tcpRTP struct{ r *rtspRaw }
+
+func (s tcpRTP) next(deadline time.Time) ([]byte, error) {
+	for i := 0; i < 100_000; i++ {
+		m, err := s.r.readMsg(deadline)
+		if err != nil {
+			return nil, err
+		}
+		if m.channel == 0 {
+			return m.payload, nil
+		}
+	}
+	return nil, fmt.Errorf("no RTP on channel 0")
+}
+
+type udpRTP struct{ c net.PacketConn }
+
+func (s udpRTP) next(deadline time.Time) ([]byte, error) {
+	_ = s.c.SetReadDeadline(deadline)
+	buf := make([]byte, 2048)
+	n, _, err := s.c.ReadFrom(buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func testPauseResume(t *testing.T, e *rtspEnv, tr string) {
 	url := "rtsp://" + e.rtspAddr + "/live/pause"
 	r := rtspDial(t, e.rtspAddr)
-
 	status, hdr := r.requestHeaders("OPTIONS", url, "", "")
 	if !strings.Contains(status, "200") || !strings.Contains(hdr, "GET_PARAMETER") || !strings.Contains(hdr, "PAUSE") {
 		t.Fatalf("OPTIONS: %q\n%s", status, hdr)
@@ -162,7 +207,23 @@ func TestRTSPKeepAlivePauseResume(t *testing.T) {
 		t.Fatalf("DESCRIBE: %q", m.status)
 	}
 	// lal's SDP names the video track streamid=0.
-	cseq = r.send("SETUP", url+"/streamid=0", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+	var src rtpSource = tcpRTP{r}
+	transport := "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+	if tr == "udp" {
+		rtp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rtp.Close() })
+		rtcp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rtcp.Close() })
+		src = udpRTP{rtp}
+		transport = fmt.Sprintf("Transport: RTP/AVP;unicast;client_port=%d-%d\r\n", rtp.LocalAddr().(*net.UDPAddr).Port, rtcp.LocalAddr().(*net.UDPAddr).Port)
+	}
+	cseq = r.send("SETUP", url+"/streamid=0", transport)
 	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
 		t.Fatalf("SETUP: %q", m.status)
 	}
@@ -176,8 +237,8 @@ func TestRTSPKeepAlivePauseResume(t *testing.T) {
 		t.Fatalf("PLAY: %q", m.status)
 	}
 	// RTP flows; the keep-alives are answered in it.
-	if m, err := r.readMsg(time.Now().Add(10 * time.Second)); err != nil || m.channel != 0 {
-		t.Fatalf("no RTP on channel 0 after PLAY: %+v %v", m.status, err)
+	if _, err := src.next(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("no RTP after PLAY: %v", err)
 	}
 	for _, method := range []string{"GET_PARAMETER", "SET_PARAMETER"} {
 		cseq = r.send(method, url, session)
@@ -195,16 +256,16 @@ func TestRTSPKeepAlivePauseResume(t *testing.T) {
 	// frames would).
 	drainUntil := time.Now().Add(time.Second)
 	for i := 0; i < 100_000; i++ {
-		if _, err := r.readMsg(drainUntil); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if _, err := src.next(drainUntil); err != nil {
+			if isTimeout(err) {
 				break
 			}
 			t.Fatalf("connection failed while paused: %v", err)
 		}
 	}
-	if m, err := r.readMsg(time.Now().Add(2 * time.Second)); err == nil {
-		t.Fatalf("paused, yet the server sent: channel %d status %q", m.channel, m.status)
-	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+	if _, err := src.next(time.Now().Add(2 * time.Second)); err == nil {
+		t.Fatalf("paused, yet RTP arrived")
+	} else if !isTimeout(err) {
 		t.Fatalf("connection failed while paused: %v", err)
 	}
 	logLineWith(t, e.d, "pause logged", "play paused", "client_id", "live/pause")
@@ -223,25 +284,29 @@ func TestRTSPKeepAlivePauseResume(t *testing.T) {
 	key := false
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < 10_000; i++ {
-		m, err := r.readMsg(deadline)
+		p, err := src.next(deadline)
 		if err != nil {
 			t.Fatalf("no RTP after the resume: %v", err)
 		}
-		if m.channel != 0 || len(m.payload) < 12 {
+		if len(p) < 12 {
 			continue
 		}
-		if first != nil && string(m.payload[4:8]) != string(first[4:8]) {
+		if first != nil && string(p[4:8]) != string(first[4:8]) {
 			break
 		}
 		if first == nil {
-			first = m.payload
+			first = p
 		}
-		key = key || h264Key(m.payload)
+		key = key || h264Key(p)
 	}
 	if first == nil || !key {
 		t.Fatalf("the first frame after the resume is not a keyframe (got RTP: %v)", first != nil)
 	}
 	logLineWith(t, e.d, "resume logged", "play resumed", "client_id", "live/pause")
+	cseq = r.send("TEARDOWN", url, session)
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("TEARDOWN: %q", m.status)
+	}
 }
 
 // TestRTSPAuth: a vhost with rtsp { auth }: ffmpeg publishes with
