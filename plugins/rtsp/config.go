@@ -64,6 +64,9 @@ type authSettings struct {
 	// NonceTTL is how long a digest nonce is accepted (default 5m); an
 	// expired one is answered stale=true and the client retries.
 	NonceTTL sdk.Duration `json:"nonce_ttl"`
+	// QOP offers qop="auth" (RFC 2617 §3.2.1): FFmpeg then answers with a
+	// nonce count; VLC and most cameras answer without, as without it.
+	QOP bool `json:"qop"`
 }
 
 // vhostAuth is a vhost's authentication, ready to check.
@@ -110,8 +113,8 @@ func (c *config) vhost(name string) (string, bool) {
 var userRE = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*+,;=-]{1,64}$`)
 
 // parseAuth checks a vhost's auth block and builds its checker; secret
-// signs the nonces (the server's, kept across reloads).
-func parseAuth(vhost string, a *authSettings, secret []byte) (*vhostAuth, []error) {
+// are the server's (kept across reloads).
+func parseAuth(vhost string, a *authSettings, nonces *digestauth.Nonces) (*vhostAuth, []error) {
 	var errs []error
 	bad := func(key, msg string) {
 		errs = append(errs, &sdk.ConfigError{Vhost: vhost, Key: []string{"auth", key}, Msg: msg})
@@ -136,18 +139,18 @@ func parseAuth(vhost string, a *authSettings, secret []byte) (*vhostAuth, []erro
 		}
 		users[u] = pw
 	}
-	if a.NonceTTL.Std() < 0 || (a.NonceTTL.Std() > 0 && a.NonceTTL.Std() < 10*time.Second) {
-		bad("nonce_ttl", "must be at least 10s")
+	if ttl := a.NonceTTL.Std(); ttl < 0 || (ttl > 0 && ttl < 10*time.Second) || ttl > digestauth.MaxNonceTTL {
+		bad("nonce_ttl", fmt.Sprintf("must be between 10s and %s", digestauth.MaxNonceTTL))
 	}
 	va := &vhostAuth{
-		Checker: digestauth.New(realm, users, a.Basic, a.NonceTTL.Std(), secret),
+		Checker: nonces.Checker(digestauth.Options{Realm: realm, Users: users, Basic: a.Basic, QOP: a.QOP, TTL: a.NonceTTL.Std()}),
 		publish: a.Publish == nil || *a.Publish,
 		play:    a.Play == nil || *a.Play,
 	}
 	return va, errs
 }
 
-func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
+func parseConfig(cfg sdk.Config, nonces *digestauth.Nonces) (*config, error) {
 	c := &config{settings: defaultSettings(), vhosts: map[string]bool{}, auth: map[string]*vhostAuth{}, mw: map[string]time.Duration{}}
 	var errs []error
 	if err := cfg.DecodeSettings(&c.settings); err != nil {
@@ -173,7 +176,7 @@ func parseConfig(cfg sdk.Config, secret []byte) (*config, error) {
 			continue
 		}
 		if vs.Auth != nil {
-			a, aerrs := parseAuth(v.Name, vs.Auth, secret)
+			a, aerrs := parseAuth(v.Name, vs.Auth, nonces)
 			errs = append(errs, aerrs...)
 			c.auth[v.Name] = a
 		}

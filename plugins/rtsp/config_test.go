@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rill-media/rill/plugins/internal/digestauth"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -16,7 +17,7 @@ func TestParseConfigAuth(t *testing.T) {
 	c, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{
 		vh(defaultVhost, `{"auth":{"users":{"alice":"pw"},"play":false}}`),
 		vh("open.example", `{"enabled":true}`),
-	}}, []byte("k"))
+	}}, digestauth.NewNonces())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestParseConfigAuth(t *testing.T) {
 	}
 	_, err = parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{
 		vh(defaultVhost, `{"auth":{"realm":"a\"b","users":{"a:b":"pw","c":""},"nonce_ttl":"1s","x":1}}`),
-	}}, nil)
+	}}, digestauth.NewNonces())
 	for _, want := range []string{"auth.x", "unknown key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v: want %q", err, want)
@@ -36,13 +37,13 @@ func TestParseConfigAuth(t *testing.T) {
 	}
 	_, err = parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{
 		vh(defaultVhost, `{"auth":{"realm":"a\"b","users":{"a:b":"pw","c":""},"nonce_ttl":"1s"}}`),
-	}}, nil)
+	}}, digestauth.NewNonces())
 	for _, want := range []string{"realm", `user name "a:b"`, `user "c" has an empty password`, "nonce_ttl"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v: want %q", err, want)
 		}
 	}
-	if _, err = parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{vh(defaultVhost, `{"auth":{}}`)}}, nil); err == nil || !strings.Contains(err.Error(), "users") {
+	if _, err = parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{vh(defaultVhost, `{"auth":{}}`)}}, digestauth.NewNonces()); err == nil || !strings.Contains(err.Error(), "users") {
 		t.Errorf("no users: %v", err)
 	}
 }
@@ -64,14 +65,14 @@ func TestParseConfigMWLatency(t *testing.T) {
 	c, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"50ms"}`), Vhosts: []sdk.VhostConfig{
 		{Name: "a", Enabled: true, Vhost: sdk.VhostSettings{Play: sdk.Play{MWLatency: 0, MinLatency: true}}},
 		{Name: "b", Enabled: true},
-	}}, nil)
+	}}, digestauth.NewNonces())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.mwLatency("a") != 0 || c.mwLatency("b") != 50*time.Millisecond || c.mwLatency("other") != 50*time.Millisecond {
 		t.Fatalf("mw_latency a %s b %s", c.mwLatency("a"), c.mwLatency("b"))
 	}
-	if _, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"6s"}`)}, nil); err == nil {
+	if _, err := parseConfig(sdk.Config{Settings: json.RawMessage(`{"mw_latency":"6s"}`)}, digestauth.NewNonces()); err == nil {
 		t.Fatal("mw_latency 6s accepted")
 	}
 }

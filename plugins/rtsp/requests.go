@@ -151,6 +151,9 @@ func (c *conn) authorize(req *request) (bool, error) {
 	case digestauth.Stale:
 		c.log.Debug("rtsp digest nonce expired, challenged again", "user", user)
 		return challenge(true)
+	case digestauth.Replayed:
+		c.log.Warn("rtsp digest nonce replayed, challenged again", "user", user, "error", err)
+		return challenge(true)
 	}
 	c.authFails++
 	c.s.refused.Add(1)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/q191201771/naza/pkg/nazalog"
 
+	"github.com/rill-media/rill/plugins/internal/digestauth"
 	"github.com/rill-media/rill/plugins/internal/live"
 	"github.com/rill-media/rill/sdk"
 )
@@ -41,7 +41,7 @@ type Server struct {
 	players int
 	stopped bool
 
-	secret [32]byte // signs the digest nonces, the same across reloads
+	nonces *digestauth.Nonces // the digest nonces, the same across reloads
 
 	accepted  atomic.Uint64
 	refused   atomic.Uint64
@@ -59,7 +59,7 @@ var (
 func newServer() *Server {
 	s := &Server{conns: map[string]*conn{}, lalKeys: map[string]*conn{}, streams: map[string]*rtspStream{}, log: hclog.NewNullLogger()}
 	s.cfg.Store(&config{settings: defaultSettings(), vhosts: map[string]bool{}})
-	_, _ = rand.Read(s.secret[:])
+	s.nonces = digestauth.NewNonces()
 	return s
 }
 
@@ -75,7 +75,7 @@ func (s *Server) Info() sdk.Info {
 
 // Configure implements sdk.Configurer.
 func (s *Server) Configure(_ context.Context, cfg sdk.Config) error {
-	c, err := parseConfig(cfg, s.secret[:])
+	c, err := parseConfig(cfg, s.nonces)
 	if err != nil {
 		return err
 	}
@@ -246,6 +246,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"malformed":            s.malformed.Load(),
 		"players":              uint64(players),
 		"play_streams":         uint64(streams), // streams packetized for players
+		"digest_nonces":        uint64(s.nonces.Tracked()),
 	}}
 	for _, c := range cs {
 		if cs, ok := c.stat(); ok {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icholy/digest"
 )
 
 // rtspMsg is what an RTSP client reads from a playing connection: an
@@ -393,6 +395,33 @@ func TestRTSPAuth(t *testing.T) {
 		t.Errorf("the connection stayed open after 3 failed authentications")
 	}
 	logLineWith(t, e.d, "closed after failures", "connection closed", "3 failed authentications", "client_id")
+
+	// A digest that played once does not play again: a second connection
+	// replaying it is challenged again with stale=true.
+	r = rtspDial(t, e.rtspAddr)
+	_, hdr = r.requestHeaders("DESCRIBE", url, "", "")
+	m := regexp.MustCompile(`WWW-Authenticate: (Digest [^\r\n]+)`).FindStringSubmatch(hdr)
+	if m == nil {
+		t.Fatalf("no digest challenge:\n%s", hdr)
+	}
+	chal, err := digest.ParseChallenge(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: "DESCRIBE", URI: url, Username: "bob", Password: "hunter2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "Authorization: " + cred.String() + "\r\n"
+	if s := r.request("DESCRIBE", url, auth, ""); !strings.Contains(s, "200") {
+		t.Fatalf("DESCRIBE with a digest: %q", s)
+	}
+	r2 := rtspDial(t, e.rtspAddr)
+	status, hdr = r2.requestHeaders("DESCRIBE", url, auth, "")
+	if !strings.Contains(status, "401") || !strings.Contains(hdr, "stale=true") {
+		t.Fatalf("replayed DESCRIBE: %q\n%s", status, hdr)
+	}
+	logLineWith(t, e.d, "replay logged", "rtsp digest nonce replayed", "client_id")
 }
 
 // waitExit waits for cmd to end within d (killing it then).

@@ -28,7 +28,7 @@ func answer(t *testing.T, chal string, method, uri, user, pw string, qop bool) s
 }
 
 func TestCheck(t *testing.T) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, false, time.Minute, nil)
+	c := NewNonces().Checker(Options{Realm: "rill", Users: map[string]string{"alice": "s3cret"}, TTL: time.Minute})
 	const uri = "rtsp://127.0.0.1:8554/live/a"
 	chal := c.Challenges("10.0.0.1", false)
 	if len(chal) != 1 || !strings.HasPrefix(chal[0], "Digest ") || !strings.Contains(chal[0], `realm="rill"`) {
@@ -48,9 +48,22 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	check("none", "", "DESCRIBE", uri, "10.0.0.1", Missing)
-	check("digest", answer(t, chal[0], "DESCRIBE", uri, "alice", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", OK)
-	check("digest qop", answer(t, chal[0], "DESCRIBE", uri, "alice", "s3cret", true), "DESCRIBE", uri, "10.0.0.1", OK)
-	check("digest path uri", answer(t, chal[0], "DESCRIBE", "/live/a", "alice", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", OK)
+	fresh := func() string { return c.Challenges("10.0.0.1", false)[0] }
+	good := answer(t, chal[0], "DESCRIBE", uri, "alice", "s3cret", false)
+	check("digest", good, "DESCRIBE", uri, "10.0.0.1", OK)
+	check("replayed", good, "DESCRIBE", uri, "10.0.0.1", Replayed)
+	qop := fresh()
+	check("digest qop", answer(t, qop, "DESCRIBE", uri, "alice", "s3cret", true), "DESCRIBE", uri, "10.0.0.1", OK)
+	check("qop count repeated", answer(t, qop, "DESCRIBE", uri, "alice", "s3cret", true), "DESCRIBE", uri, "10.0.0.1", Replayed)
+	ch, _ := digest.ParseChallenge(qop)
+	ch.QOP = []string{"auth"}
+	cred, _ := digest.Digest(ch, digest.Options{Method: "DESCRIBE", URI: uri, Username: "alice", Password: "s3cret", Count: 2})
+	check("qop next count", cred.String(), "DESCRIBE", uri, "10.0.0.1", OK)
+	check("any uri", answer(t, fresh(), "DESCRIBE", "sip:x@y", "alice", "s3cret", false), "DESCRIBE", "", "10.0.0.1", OK)
+	check("digest path uri", answer(t, fresh(), "DESCRIBE", "/live/a", "alice", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", OK)
+	if c.Tracked() != 4 {
+		t.Errorf("%d nonces tracked, want 4", c.Tracked())
+	}
 	check("wrong password", answer(t, chal[0], "DESCRIBE", uri, "alice", "nope", false), "DESCRIBE", uri, "10.0.0.1", Denied)
 	check("unknown user", answer(t, chal[0], "DESCRIBE", uri, "bob", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", Denied)
 	check("other method", answer(t, chal[0], "ANNOUNCE", uri, "alice", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", Denied)
@@ -63,19 +76,42 @@ func TestCheck(t *testing.T) {
 	check("junk", "Bearer xyz", "DESCRIBE", uri, "10.0.0.1", Denied)
 	check("junk digest", `Digest username="alice", nonce=`, "DESCRIBE", uri, "10.0.0.1", Denied)
 
-	// An expired nonce with the right password is stale; with a wrong one, denied.
-	old := answer(t, chal[0], "DESCRIBE", uri, "alice", "s3cret", false)
-	oldWrong := answer(t, chal[0], "DESCRIBE", uri, "alice", "x", false)
+	// An expired nonce with the right password is stale; with a wrong one,
+	// denied; expired nonces are forgotten.
+	old := answer(t, fresh(), "DESCRIBE", uri, "alice", "s3cret", false)
+	oldWrong := answer(t, fresh(), "DESCRIBE", uri, "alice", "x", false)
 	c.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	check("stale", old, "DESCRIBE", uri, "10.0.0.1", Stale)
 	check("stale wrong", oldWrong, "DESCRIBE", uri, "10.0.0.1", Denied)
-	if ch := c.Challenges("10.0.0.1", true); !strings.Contains(ch[0], "stale=true") {
+	if ch := c.Challenges("10.0.0.1", true); !strings.Contains(ch[0], "stale=true") || strings.Contains(ch[0], "qop") {
 		t.Errorf("stale challenge %q", ch[0])
+	}
+	c.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	check("after expiry", answer(t, fresh(), "DESCRIBE", uri, "alice", "s3cret", false), "DESCRIBE", uri, "10.0.0.1", OK)
+	if c.Tracked() != 1 {
+		t.Errorf("%d nonces tracked after expiry, want 1", c.Tracked())
+	}
+	c.QOP = true
+	if ch := c.Challenges("10.0.0.1", false); !strings.Contains(ch[0], `qop="auth"`) {
+		t.Errorf("qop challenge %q", ch[0])
+	}
+}
+
+func TestTrackerBound(t *testing.T) {
+	tr := newTracker(2)
+	if !tr.use("a", 10, 0, 0) || !tr.use("b", 11, 0, 0) || tr.use("a", 10, 0, 0) {
+		t.Fatal("first uses")
+	}
+	if !tr.use("c", 12, 0, 0) || tr.size() != 2 {
+		t.Fatalf("evict: size %d", tr.size())
+	}
+	if tr.use("d", 10, 0, 0) {
+		t.Fatal("a nonce of an evicted second accepted")
 	}
 }
 
 func TestBasic(t *testing.T) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, true, 0, nil)
+	c := NewNonces().Checker(Options{Realm: "rill", Password: func(u string) (string, bool) { return "s3cret", u == "alice" }, Basic: true})
 	if ch := c.Challenges("a", false); len(ch) != 2 || ch[1] != `Basic realm="rill"` {
 		t.Fatalf("challenges %q", ch)
 	}
@@ -93,7 +129,7 @@ func TestBasic(t *testing.T) {
 // FuzzCheck: any Authorization header is answered without a panic, and
 // only credentials made with the password pass.
 func FuzzCheck(f *testing.F) {
-	c := New("rill", map[string]string{"alice": "s3cret"}, true, time.Minute, nil)
+	c := NewNonces().Checker(Options{Realm: "rill", Users: map[string]string{"alice": "s3cret"}, Basic: true, TTL: time.Minute})
 	ch := c.Challenges("ip", false)[0]
 	good, _ := digest.ParseChallenge(ch)
 	cred, _ := digest.Digest(good, digest.Options{Method: "DESCRIBE", URI: "/a", Username: "alice", Password: "s3cret"})
@@ -103,7 +139,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add(`Digest username=alice,,realm="`, "")
 	f.Fuzz(func(t *testing.T, h, uri string) {
 		user, res, err := c.Check(h, "DESCRIBE", uri, "ip")
-		if res == Denied && err == nil {
+		if (res == Denied || res == Replayed) && err == nil {
 			t.Fatalf("denied without a reason: %q", h)
 		}
 		if res == OK && user != "alice" {
