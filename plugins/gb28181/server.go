@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/icholy/digest"
 
+	"github.com/rill-media/rill/plugins/internal/digestauth"
 	"github.com/rill-media/rill/sdk"
 )
 
@@ -44,7 +41,6 @@ type Server struct {
 	sipSrv *sipgo.Server
 	client *sipgo.Client
 	dc     *sipgo.DialogClientCache
-	secret [32]byte
 
 	mu       sync.Mutex
 	devices  map[string]*device
@@ -55,7 +51,7 @@ type Server struct {
 	sn       int
 	pool     *portPool // the rtp_port range, nil without one
 
-	nonces *nonceTracker
+	nonces *digestauth.Nonces // REGISTER's digest nonces
 
 	registers atomic.Uint64
 	refused   atomic.Uint64
@@ -72,10 +68,9 @@ var (
 )
 
 func newServer() *Server {
-	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger(), nonces: newNonceTracker(8192)}
+	s := &Server{devices: map[string]*device{}, sessions: map[uint32]*session{}, log: hclog.NewNullLogger(), nonces: digestauth.NewNonces()}
 	c := &config{settings: defaultSettings(), app: "live", stream: "[deviceid]_[channelid]"}
 	s.cfg.Store(c)
-	_, _ = rand.Read(s.secret[:])
 	return s
 }
 
@@ -233,41 +228,6 @@ type channel struct {
 	Stream string `json:"stream"`
 }
 
-// nonce makes a stateless digest nonce: its time, a random part (two
-// challenges in the same second differ) and an HMAC of both, so a flood
-// of unauthenticated REGISTERs costs no memory.
-func (s *Server) nonce(now time.Time) string {
-	var r [8]byte
-	_, _ = rand.Read(r[:])
-	return s.signNonce(strconv.FormatInt(now.Unix(), 16) + "." + hex.EncodeToString(r[:]))
-}
-
-func (s *Server) signNonce(body string) string {
-	m := hmac.New(sha256.New, s.secret[:])
-	m.Write([]byte(body))
-	return body + "." + hex.EncodeToString(m.Sum(nil)[:12])
-}
-
-// nonceValid checks a nonce's HMAC and age; issued is its issue time.
-func (s *Server) nonceValid(n string, now time.Time) (issued int64, fresh, ok bool) {
-	i := strings.LastIndexByte(n, '.')
-	if i < 0 || !hmac.Equal([]byte(n), []byte(s.signNonce(n[:i]))) {
-		return 0, false, false
-	}
-	ts, _, _ := strings.Cut(n, ".")
-	issued = mustHex(ts)
-	age := now.Sub(time.Unix(issued, 0))
-	return issued, age >= 0 && age < nonceLifetime, true
-}
-
-func mustHex(s string) int64 {
-	v, err := strconv.ParseInt(s, 16, 64)
-	if err != nil {
-		return 0
-	}
-	return v
-}
-
 func userOf(req *sip.Request) string {
 	if f := req.From(); f != nil {
 		return f.Address.User
@@ -285,14 +245,16 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
 		return
 	}
-	if pw, need := cfg.password(id); need {
+	if _, need := cfg.password(id); need {
+		// Digest (RFC 2617) with the nonces of plugins/internal/digestauth:
+		// stateless (an HMAC of their time), expiring, and remembered once
+		// used, so a captured REGISTER cannot be replayed (with qop=auth
+		// each use must bring a larger nonce count; without, a nonce
+		// authenticates once).
+		chk := s.nonces.Checker(digestauth.Options{Realm: cfg.Realm, Password: cfg.password, QOP: cfg.DigestQOP})
 		challenge := func(stale bool) {
-			chal := digest.Challenge{Realm: cfg.Realm, Nonce: s.nonce(time.Now()), Algorithm: "MD5", Stale: stale}
-			if cfg.DigestQOP {
-				chal.QOP = []string{"auth"}
-			}
 			res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-			res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+			res.AppendHeader(sip.NewHeader("WWW-Authenticate", chk.Challenges("", stale)[0]))
 			_ = tx.Respond(res)
 		}
 		h := req.GetHeader("Authorization")
@@ -307,43 +269,26 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
 			return
 		}
-		issued, fresh, genuine := s.nonceValid(cred.Nonce, time.Now())
-		if genuine && !fresh { // ours, expired: RFC 2617 stale, the device retries
+		// A device that ignores the qop offered answers in RFC 2069 form,
+		// accepted too; the digest-uri is the device's own.
+		switch _, res, err := chk.Check(h.Value(), "REGISTER", "", ""); res {
+		case digestauth.OK:
+		case digestauth.Missing:
+			challenge(false)
+			return
+		case digestauth.Stale: // ours, expired: RFC 2617 stale, the device retries
 			log.Debug("register: stale nonce, challenged again")
 			challenge(true)
 			return
-		}
-		ok := genuine
-		if ok {
-			chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"}
-			opts := digest.Options{Method: "REGISTER", URI: cred.URI, Username: id, Password: pw}
-			if cred.QOP != "" {
-				// qop=auth (RFC 2617 §3.2.2): the response covers the nonce
-				// count and the client nonce. A device that ignores the qop
-				// offered answers in RFC 2069 form, accepted too.
-				if cred.QOP != "auth" || cred.Nc < 1 || cred.Cnonce == "" {
-					ok = false
-				}
-				chal.QOP = []string{"auth"}
-				opts.Count, opts.Cnonce = cred.Nc, cred.Cnonce
-			}
-			want, err := digest.Digest(chal, opts)
-			ok = ok && err == nil && hmac.Equal([]byte(want.Response), []byte(cred.Response))
-		}
-		if !ok {
+		case digestauth.Replayed:
 			s.refused.Add(1)
-			log.Warn("register refused: wrong credentials")
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
-			return
-		}
-		nc := 0
-		if cred.QOP != "" {
-			nc = cred.Nc
-		}
-		if !s.nonces.use(id+" "+cred.Nonce, issued, nc) {
-			s.refused.Add(1)
-			log.Warn("register refused: nonce replayed", "nc", nc)
+			log.Warn("register refused: nonce replayed", "nc", cred.Nc)
 			challenge(true)
+			return
+		default:
+			s.refused.Add(1)
+			log.Warn("register refused: wrong credentials", "error", err)
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
 			return
 		}
 	}
@@ -537,7 +482,6 @@ func (s *Server) expireLoop() {
 		for _, d := range dead {
 			s.dropDevice(d, fmt.Sprintf("no keepalive for %s", limit))
 		}
-		s.nonces.sweep(time.Now())
 		cfg := s.cfg.Load()
 		s.expireSessions(limit, cfg.MediaTimeout.Std(), cfg.IdleTimeout.Std())
 	}
@@ -706,7 +650,7 @@ func (s *Server) Stats(context.Context) sdk.Stats {
 		"devices": uint64(len(s.devices)), "sessions": uint64(len(s.sessions)),
 		"registers": s.registers.Load(), "registers_refused": s.refused.Load(),
 	}}
-	st.Counters["digest_nonces"] = uint64(s.nonces.size())
+	st.Counters["digest_nonces"] = uint64(s.nonces.Tracked())
 	if s.pool != nil {
 		st.Counters["rtp_ports_in_use"] = uint64(s.pool.inUse())
 	}

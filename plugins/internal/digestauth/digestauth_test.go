@@ -147,3 +147,31 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestNonceUnique: two challenges in the same second get different nonces
+// (two clients answering nc=1 to the same nonce would be taken for a
+// replay), each genuine and fresh; a tampered one is not genuine.
+func TestNonceUnique(t *testing.T) {
+	c := NewNonces().Checker(Options{Realm: "r"})
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	a, b := c.Nonce("x"), c.Nonce("x")
+	if a == b {
+		t.Fatalf("same nonce twice in a second: %s", a)
+	}
+	for _, n := range []string{a, b} {
+		if issued, genuine, fresh := c.nonceState(n, "x"); !genuine || !fresh || issued != now.Unix() {
+			t.Fatalf("nonce %s: issued %d genuine %v fresh %v", n, issued, genuine, fresh)
+		}
+	}
+	if _, genuine, _ := c.nonceState(a[:len(a)-1]+"x", "x"); genuine {
+		t.Fatal("tampered nonce genuine")
+	}
+	if _, genuine, fresh := c.nonceState(a, "x"); !genuine || !fresh {
+		t.Fatal("nonce not fresh")
+	}
+	c.now = func() time.Time { return now.Add(DefaultNonceTTL + time.Second) }
+	if _, genuine, fresh := c.nonceState(a, "x"); !genuine || fresh {
+		t.Fatal("an old nonce is genuine but not fresh")
+	}
+}
