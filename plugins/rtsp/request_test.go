@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/rill-media/rill/sdk"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -51,6 +56,65 @@ func FuzzParseRequest(f *testing.F) {
 			resp := string(response(r, "200 OK", sessionHeader(r)...))
 			if strings.Count(resp, "\r\n\r\n") != 1 || !strings.HasSuffix(resp, "\r\n\r\n") {
 				t.Fatalf("response %q to %q", resp, unit)
+			}
+		}
+	})
+}
+
+// discardConn is a connection that takes every write and reads nothing.
+type discardConn struct {
+	net.Conn
+	wrote bytes.Buffer
+}
+
+func (d *discardConn) Write(b []byte) (int, error) { return d.wrote.Write(b) }
+func (d *discardConn) Close() error                { return nil }
+func (d *discardConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
+}
+
+// FuzzOnRequest: the requests the plugin answers itself (and the
+// authentication of ANNOUNCE and DESCRIBE on a vhost with auth), on any
+// framed input, never panic, and each answered request gets exactly one
+// well-formed response.
+func FuzzOnRequest(f *testing.F) {
+	f.Add([]byte("DESCRIBE rtsp://h/live/a?vhost=v RTSP/1.0\r\nCSeq: 2\r\nAuthorization: Digest username=\"a\", realm=\"rill\", nonce=\"1.2.3\", uri=\"rtsp://h/live/a\", response=\"0\"\r\n\r\n"))
+	f.Add([]byte("ANNOUNCE rtsp://127.0.0.1/live/a RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic YTpi\r\nContent-Length: 3\r\n\r\nv=0"))
+	f.Add([]byte("PAUSE * RTSP/1.0\r\nCSeq: 3\r\nSession: 1\r\n\r\nPLAY * RTSP/1.0\r\nCSeq: 4\r\n\r\n"))
+	f.Add([]byte("GET_PARAMETER rtsp://[::1 RTSP/1.0\r\nCSeq: 5\r\n\r\nSETUP rtsp://h/live/a/streamid=0 RTSP/1.0\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n"))
+	s := newServer()
+	cfg, err := parseConfig(sdk.Config{Vhosts: []sdk.VhostConfig{
+		{Name: defaultVhost, Enabled: true, Settings: json.RawMessage(`{"auth":{"users":{"a":"b"},"basic":true}}`)},
+	}}, s.nonces)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.cfg.Store(cfg)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := &discardConn{}
+		c := newConn(s, d)
+		var fr framer
+		for i := 0; i < 16 && len(b) > 0; i++ {
+			n, err := fr.next(b)
+			if err != nil || n == 0 {
+				return
+			}
+			unit := b[:n]
+			b = b[n:]
+			if unit[0] == '$' {
+				continue
+			}
+			before := d.wrote.Len()
+			handled, err := c.onRequest(unit)
+			if err != nil {
+				return
+			}
+			resp := d.wrote.String()[before:]
+			if handled && (strings.Count(resp, "\r\n\r\n") != 1 || !strings.HasPrefix(resp, "RTSP/1.0 ")) {
+				t.Fatalf("response %q to %q", resp, unit)
+			}
+			if !handled && resp != "" {
+				t.Fatalf("passed on %q after writing %q", unit, resp)
 			}
 		}
 	})
