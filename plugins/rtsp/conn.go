@@ -112,7 +112,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, id: id, remote: remote, started: time.Now(), cfg: cfg, done: make(chan struct{}),
 		log:  s.log.With("client_id", id, "remote_addr", remote),
-		info: sdk.ClientInfo{ID: id, IP: ip}, ch: chans{video: -1, audio: -1},
+		info: sdk.ClientInfo{ID: id, IP: ip}, ch: chans{video: -1, videoRTCP: -1, audio: -1, audioRTCP: -1},
 	}
 	c.g = newGuard(nc, cfg.IdleTimeout.Std())
 	c.g.onWrite = c.wroteResponse
@@ -439,15 +439,15 @@ func (c *conn) noteSetup(req *request) {
 		c.udp = true
 		return
 	}
-	rtp, _, err := parseInterleaved(t)
+	rtp, rtcp, err := parseInterleaved(t)
 	if err != nil {
 		return // the framer refused it already
 	}
 	switch {
 	case c.st.sdpCtx.IsVideoUri(req.uri):
-		c.ch.video = int(rtp)
+		c.ch.video, c.ch.videoRTCP = int(rtp), int(rtcp)
 	case c.st.sdpCtx.IsAudioUri(req.uri):
-		c.ch.audio = int(rtp)
+		c.ch.audio, c.ch.audioRTCP = int(rtp), int(rtcp)
 	}
 }
 

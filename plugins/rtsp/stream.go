@@ -40,8 +40,9 @@ type rtpFrame struct {
 	size  int
 }
 
-// chans are a TCP player's interleaved RTP channels (-1: track not set up).
-type chans struct{ video, audio int }
+// chans are a TCP player's interleaved RTP and RTCP channels (-1: track
+// not set up).
+type chans struct{ video, videoRTCP, audio, audioRTCP int }
 
 // rtspStream is one hub stream as RTSP players get it: one live-tap
 // reader, one lal RTMP-to-RTSP remuxer (so one SDP, one SSRC and sequence
@@ -69,6 +70,7 @@ type rtspStream struct {
 	gop      []*rtpFrame
 	gopBytes int
 	sawVideo bool
+	clock    senderClock // RTCP sender reports
 	groups   map[chans]*fanout.Group
 	udp      map[*conn]*frameQueue
 	players  map[*conn]bool
@@ -236,6 +238,8 @@ func frameSize(ps []rtprtcp.RtpPacket) int {
 // pushLocked caches f (the GOP from a keyframe on; an audio-only stream's
 // last frames) and hands it to every player.
 func (st *rtspStream) pushLocked(f *rtpFrame) {
+	now := time.Now()
+	st.clock.count(f, now)
 	if f.video {
 		st.sawVideo = true
 	}
@@ -254,9 +258,18 @@ func (st *rtspStream) pushLocked(f *rtpFrame) {
 			st.gop = st.gop[1:]
 		}
 	}
+	sr := now.Sub(st.clock.lastSR) >= srInterval
+	if sr {
+		st.clock.lastSR = now
+	}
 	for ch, g := range st.groups {
 		if b := frame(f, ch, st.sdpCtx); len(b) > 0 {
 			g.Push(fanout.Item{B: b, TS: f.ts, Timed: true, Video: f.video, Key: f.key})
+		}
+		if sr {
+			if b := st.clock.reports(ch, st.sdpCtx, now); len(b) > 0 {
+				g.Push(fanout.Item{B: b})
+			}
 		}
 	}
 	for _, q := range st.udp {
@@ -300,6 +313,10 @@ func (st *rtspStream) joinTCP(ch chans, sink *fanout.Sink) error {
 		if b := frame(f, ch, st.sdpCtx); len(b) > 0 {
 			init = append(init, b)
 		}
+	}
+	// Sender reports at once: the client's clocks are set from the start.
+	if b := st.clock.reports(ch, st.sdpCtx, time.Now()); len(b) > 0 {
+		init = append(init, b)
 	}
 	g.Add(sink, init, len(st.gop) == 0 && st.sawVideo)
 	return nil

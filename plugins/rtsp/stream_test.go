@@ -51,14 +51,14 @@ func testFrame(video, key bool, ms int, n int) *rtpFrame {
 func TestFrameChannels(t *testing.T) {
 	st := testStream(t)
 	v, a := testFrame(true, true, 40, 2), testFrame(false, false, 40, 1)
-	b := frame(v, chans{video: 0, audio: 2}, st.sdpCtx)
+	b := frame(v, chans{video: 0, videoRTCP: -1, audio: 2, audioRTCP: -1}, st.sdpCtx)
 	if len(b) != 2*(4+14) || b[0] != '$' || b[1] != 0 || b[2] != 0 || b[3] != 14 || b[18] != '$' || b[19] != 0 {
 		t.Fatalf("video framed % x", b)
 	}
-	if b := frame(a, chans{video: 0, audio: 2}, st.sdpCtx); len(b) != 18 || b[1] != 2 {
+	if b := frame(a, chans{video: 0, videoRTCP: -1, audio: 2, audioRTCP: -1}, st.sdpCtx); len(b) != 18 || b[1] != 2 {
 		t.Fatalf("audio framed % x", b)
 	}
-	if b := frame(a, chans{video: 0, audio: -1}, st.sdpCtx); len(b) != 0 {
+	if b := frame(a, chans{video: 0, videoRTCP: -1, audio: -1, audioRTCP: -1}, st.sdpCtx); len(b) != 0 {
 		t.Fatalf("audio framed without an audio SETUP: % x", b)
 	}
 }
@@ -146,7 +146,7 @@ func TestJoinTCP(t *testing.T) {
 	defer srv.Close()
 	st.pushLocked(testFrame(true, true, 40, 2))
 	sink := fanout.NewSink(srv, fanout.SinkOptions{})
-	ch := chans{video: 4, audio: -1}
+	ch := chans{video: 4, videoRTCP: -1, audio: -1, audioRTCP: -1}
 	if err := st.joinTCP(ch, sink); err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +162,37 @@ func TestJoinTCP(t *testing.T) {
 	st.leaveTCP(ch, sink)
 	if len(st.groups) != 0 {
 		t.Fatal("empty group kept")
+	}
+}
+
+func TestSenderReports(t *testing.T) {
+	st := testStream(t)
+	st.sdpCtx.VideoClockRate, st.sdpCtx.AudioClockRate = 90000, 44100
+	ch := chans{video: 0, videoRTCP: 1, audio: 2, audioRTCP: -1}
+	if b := st.clock.reports(ch, st.sdpCtx, time.Now()); b != nil {
+		t.Fatalf("reports before any frame: % x", b)
+	}
+	w := time.Unix(1_700_000_000, 500_000_000)
+	v := testFrame(true, true, 10_000, 2)
+	st.clock.count(v, w)
+	st.clock.count(testFrame(false, false, 9_990, 1), w) // audio, older: the clock keeps the newest
+	b := st.clock.reports(ch, st.sdpCtx, w.Add(time.Second))
+	// Video only: the audio track has no RTCP channel.
+	if len(b) != 32 || b[0] != '$' || b[1] != 1 || b[3] != 28 || b[5] != 200 {
+		t.Fatalf("reports % x", b)
+	}
+	sr := b[4:]
+	be := func(i int) uint32 { return uint32(sr[i])<<24 | uint32(sr[i+1])<<16 | uint32(sr[i+2])<<8 | uint32(sr[i+3]) }
+	if be(4) != v.pkts[0].Header.Ssrc || be(8) != 1_700_000_001+ntpEpochOffset || be(12) != 1<<31 {
+		t.Fatalf("ssrc %x ntp %d.%d", be(4), be(8), be(12))
+	}
+	if be(16) != 11*90000 || be(20) != 2 || be(24) != 4 {
+		t.Fatalf("rtp ts %d packets %d octets %d", be(16), be(20), be(24))
+	}
+	ch.audioRTCP = 3
+	if b := st.clock.reports(ch, st.sdpCtx, w.Add(time.Second)); len(b) != 64 || b[33] != 3 {
+		t.Fatalf("audio report missing: % x", b)
+	} else if rts := uint32(b[52])<<24 | uint32(b[53])<<16 | uint32(b[54])<<8 | uint32(b[55]); rts != 11*44100 {
+		t.Fatalf("audio rtp ts %d", rts)
 	}
 }

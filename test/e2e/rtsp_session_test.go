@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -241,6 +242,29 @@ func testPauseResume(t *testing.T, e *rtspEnv, tr string) {
 	// RTP flows; the keep-alives are answered in it.
 	if _, err := src.next(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatalf("no RTP after PLAY: %v", err)
+	}
+	if tr == "tcp" {
+		// RTCP sender reports come on the RTCP channel, their RTP time on
+		// the line of the RTP packets' (a few seconds of media apart at
+		// most: the GOP cache comes first).
+		var last uint32
+		deadline := time.Now().Add(15 * time.Second)
+		for i := 0; ; i++ {
+			m, err := r.readMsg(deadline)
+			if err != nil || i > 100_000 {
+				t.Fatalf("no RTCP sender report on channel 1: %v", err)
+			}
+			if m.channel == 0 && len(m.payload) >= 12 {
+				last = binary.BigEndian.Uint32(m.payload[4:8])
+			}
+			if m.channel == 1 && len(m.payload) == 28 && m.payload[1] == 200 && last != 0 {
+				d := int32(binary.BigEndian.Uint32(m.payload[16:20]) - last)
+				if d < -5*90000 || d > 5*90000 {
+					t.Fatalf("sender report's RTP time %d is %d ticks from the last RTP packet's", binary.BigEndian.Uint32(m.payload[16:20]), d)
+				}
+				break
+			}
+		}
 	}
 	for _, method := range []string{"GET_PARAMETER", "SET_PARAMETER"} {
 		cseq = r.send(method, url, session)
