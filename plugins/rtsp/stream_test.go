@@ -182,7 +182,9 @@ func TestSenderReports(t *testing.T) {
 		t.Fatalf("reports % x", b)
 	}
 	sr := b[4:]
-	be := func(i int) uint32 { return uint32(sr[i])<<24 | uint32(sr[i+1])<<16 | uint32(sr[i+2])<<8 | uint32(sr[i+3]) }
+	be := func(i int) uint32 {
+		return uint32(sr[i])<<24 | uint32(sr[i+1])<<16 | uint32(sr[i+2])<<8 | uint32(sr[i+3])
+	}
 	if be(4) != v.pkts[0].Header.Ssrc || be(8) != 1_700_000_001+ntpEpochOffset || be(12) != 1<<31 {
 		t.Fatalf("ssrc %x ntp %d.%d", be(4), be(8), be(12))
 	}
