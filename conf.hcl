@@ -73,6 +73,7 @@ plugin "httpstream" {
 #   listen       = ["0.0.0.0:554"]
 #   play_wait    = "5s"
 #   idle_timeout = "10s"
+#   mw_latency   = "100ms"   # TCP players' merged writes; "0s" = every frame at once
 # }
 
 # WebRTC (WHIP/WHEP, SRS /rtc/v1): media on udp/8000, signalling on the API port.
@@ -109,5 +110,11 @@ vhost "__defaultVhost__" {
   # }
   # rtc {
   #   enabled = true
+  # }
+  # rtsp {                    # RTSP Digest (and optionally Basic) authentication
+  #   auth {
+  #     realm = "rill"
+  #     users = { admin = "change-me" }
+  #   }
   # }
 }
