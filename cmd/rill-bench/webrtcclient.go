@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v3"
 	"github.com/pion/webrtc/v3/pkg/media/samplebuilder"
@@ -59,11 +60,19 @@ func whepClientAPI() (*webrtc.API, error) {
 			whepAPIErr = err
 			return
 		}
+		// NACKs as a browser sends them: libwebrtc asks for a lost packet
+		// at most 10 times (kMaxNackRetries); pion's generator, left at
+		// its default, repeats it every 100 ms while it stays in its
+		// 512-packet log.
 		ir := &interceptor.Registry{}
-		if err := webrtc.ConfigureNack(me, ir); err != nil {
+		gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(10))
+		if err != nil {
 			whepAPIErr = err
 			return
 		}
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+		ir.Add(gen)
 		if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 			whepAPIErr = err
 			return

@@ -417,7 +417,7 @@ func (s *Server) negotiate(ctx context.Context, sig signal) (_ *session, _ strin
 		ss.playing = true
 		ss.mu.Unlock()
 	}
-	api, err := s.newAPI(cands, opts)
+	api, err := s.newAPI(cands, opts, &ss.nack)
 	if err != nil {
 		return nil, "", err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v3"
 
 	"github.com/rill-media/rill/plugins/internal/live"
@@ -148,7 +149,7 @@ func (s *Server) Start(_ context.Context, rt *sdk.Runtime) error {
 
 // newAPI builds the pion API of one session: the shared UDP mux, the
 // candidate addresses, the codecs and interceptors the vhost wants.
-func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) {
+func (s *Server) newAPI(cands []string, opts vhostOptions, stats *nackStats) (*webrtc.API, error) {
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(s.mux)
 	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
@@ -182,9 +183,16 @@ func (s *Server) newAPI(cands []string, opts vhostOptions) (*webrtc.API, error) 
 	}
 	ir := &interceptor.Registry{}
 	if opts.NACK {
-		if err := webrtc.ConfigureNack(me, ir); err != nil {
+		// pion's generator for a publisher's tracks; our bounded responder
+		// (nack.go) for what we send, in the place ConfigureNack puts pion's.
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
 			return nil, err
 		}
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+		ir.Add(&nackResponderFactory{stats: stats})
+		ir.Add(gen)
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err

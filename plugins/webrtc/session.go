@@ -38,6 +38,7 @@ type session struct {
 
 	sendBytes atomic.Uint64
 	recvBytes atomic.Uint64
+	nack      nackStats // the viewer's retransmission requests (nack.go)
 	connected atomic.Bool
 	// videoSSRC is a publisher's video SSRC (0 until its track came); pli
 	// limits the keyframe requests forwarded to it.
@@ -117,7 +118,9 @@ func (ss *session) cleanup(reason string) {
 	}
 	ss.s.removeSession(ss)
 	ss.log.Info("webrtc session closed", "reason", reason, "duration", time.Since(ss.started).Round(time.Millisecond).String(),
-		"send_bytes", ss.sendBytes.Load(), "recv_bytes", ss.recvBytes.Load())
+		"send_bytes", ss.sendBytes.Load(), "recv_bytes", ss.recvBytes.Load(),
+		"nack_asked", ss.nack.asked.Load(), "nack_resent", ss.nack.resent.Load(),
+		"nack_refused", ss.nack.tooOld.Load()+ss.nack.repeated.Load()+ss.nack.budget.Load()+ss.nack.unknown.Load())
 }
 
 func (ss *session) stat() sdk.ClientStat {
