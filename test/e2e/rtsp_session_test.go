@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -385,6 +387,16 @@ func TestRTSPAuth(t *testing.T) {
 		return fmt.Errorf("on_play bodies %v", hs.Bodies("on_play"))
 	})
 	logLineWith(t, e.d, "authenticated logged", "rtsp authenticated", "user=bob", "client_id")
+	// ffmpeg plays with the credentials too.
+	out := filepath.Join(t.TempDir(), "auth.ts")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	b, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
+		"-i", "rtsp://bob:hunter2@"+e.rtspAddr+"/live/authudp", "-t", "2", "-c", "copy", "-f", "mpegts", out).CombinedOutput()
+	cancel()
+	if err != nil {
+		t.Fatalf("ffmpeg play with credentials: %v\n%s", err, b)
+	}
+	checkAV(t, "ffmpeg authenticated rtsp file", ffprobe(t, out, 10), 10)
 
 	// Wrong password and no credentials: ffprobe and ffmpeg fail.
 	url := "rtsp://" + e.rtspAddr + "/live/authtcp"
@@ -460,4 +472,99 @@ func waitExit(cmd *exec.Cmd, d time.Duration) error {
 		<-done
 		return nil
 	}
+}
+
+// rawPlayTCP DESCRIBEs, SETUPs the video track on interleaved channel ch
+// and PLAYs url on a raw connection.
+func rawPlayTCP(t *testing.T, addr, url string, ch int) *rtspRaw {
+	t.Helper()
+	r := rtspDial(t, addr)
+	cseq := r.send("DESCRIBE", url, "Accept: application/sdp\r\n")
+	if m, _ := r.await(cseq, 20*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("DESCRIBE: %q", m.status)
+	}
+	cseq = r.send("SETUP", url+"/streamid=0", fmt.Sprintf("Transport: RTP/AVP/TCP;unicast;interleaved=%d-%d\r\n", ch, ch+1))
+	m, _ := r.await(cseq, 10*time.Second)
+	if !strings.Contains(m.status, "200") {
+		t.Fatalf("SETUP: %q", m.status)
+	}
+	sess := regexp.MustCompile(`(?m)^Session: *([^;\r\n]+)`).FindStringSubmatch(m.headers)
+	if sess == nil {
+		t.Fatalf("SETUP without a Session:\n%s", m.headers)
+	}
+	cseq = r.send("PLAY", url, "Session: "+sess[1]+"\r\n")
+	if m, _ = r.await(cseq, 10*time.Second); !strings.Contains(m.status, "200") {
+		t.Fatalf("PLAY: %q", m.status)
+	}
+	return r
+}
+
+// rtpSeqs reads n video RTP packets on channel ch: their SSRC and the
+// sequence number of each RTP timestamp's first packet.
+func rtpSeqs(t *testing.T, r *rtspRaw, ch, n int) (uint32, map[uint32]uint16) {
+	t.Helper()
+	var ssrc uint32
+	seqs := map[uint32]uint16{}
+	deadline := time.Now().Add(15 * time.Second)
+	for got := 0; got < n; {
+		m, err := r.readMsg(deadline)
+		if err != nil {
+			t.Fatalf("reading RTP on channel %d: %v", ch, err)
+		}
+		if m.channel == -1 || m.channel == ch+1 {
+			continue
+		}
+		if m.channel != ch || len(m.payload) < 12 {
+			t.Fatalf("frame on channel %d, want %d", m.channel, ch)
+		}
+		s := binary.BigEndian.Uint32(m.payload[8:12])
+		if got > 0 && s != ssrc {
+			t.Fatalf("SSRC changed from %x to %x", ssrc, s)
+		}
+		ssrc = s
+		ts := binary.BigEndian.Uint32(m.payload[4:8])
+		if _, ok := seqs[ts]; !ok {
+			seqs[ts] = binary.BigEndian.Uint16(m.payload[2:4])
+		}
+		got++
+	}
+	return ssrc, seqs
+}
+
+// TestRTSPSharedStream: RTSP players of one stream get the same RTP (one
+// packetization per stream: one SSRC, the same sequence numbers), on the
+// interleaved channels each asked for; one leaving does not disturb the
+// others.
+func TestRTSPSharedStream(t *testing.T) {
+	t.Parallel()
+	e := startRTSP(t, "", "")
+	ffmpegPublish(t, "rtmp://"+e.rtmpAddr+"/live/shared", 120)
+	waitPublished(t, e.d, "live", "shared")
+	url := "rtsp://" + e.rtspAddr + "/live/shared"
+	a := rawPlayTCP(t, e.rtspAddr, url, 0)
+	b := rawPlayTCP(t, e.rtspAddr, url, 0)
+	c := rawPlayTCP(t, e.rtspAddr, url, 4)
+	sa, qa := rtpSeqs(t, a, 0, 200)
+	sb, _ := rtpSeqs(t, b, 0, 50)
+	sc, qc := rtpSeqs(t, c, 4, 200)
+	if sa != sb || sa != sc {
+		t.Fatalf("SSRCs %x %x %x: one packetization per player, not per stream", sa, sb, sc)
+	}
+	common := 0
+	for ts, seq := range qa {
+		if s, ok := qc[ts]; ok {
+			common++
+			if s != seq {
+				t.Fatalf("RTP time %d: sequence %d on one player, %d on another", ts, seq, s)
+			}
+		}
+	}
+	if common == 0 {
+		t.Fatalf("the players got no frame in common")
+	}
+	_ = a.c.Close()
+	if s, _ := rtpSeqs(t, c, 4, 50); s != sc {
+		t.Fatalf("SSRC changed after a player left")
+	}
+	rtpSeqs(t, b, 0, 50)
 }
