@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -180,6 +181,7 @@ func (st *rtspStream) run(client sdk.ClientInfo) {
 	// stream that lacks one) before it has an SDP. The frames it replays
 	// then are dropped: the GOP cache starts at the next keyframe.
 	var buf []byte
+	var cfgs configs
 	n := 0
 	for {
 		p, err := src.Read(st.ctx)
@@ -195,6 +197,14 @@ func (st *rtspStream) run(client sdk.ClientInfo) {
 				fail(err)
 				st.end("play: " + err.Error())
 			}
+			return
+		}
+		if cfgs.changed(p) {
+			// The SDP (the parameter sets, the AAC config) is the stream's
+			// and lal's remuxer keeps its first: the players reconnect and
+			// get a new one.
+			st.log.Info("codec configuration changed, rtsp players of the stream closed")
+			st.end("codec configuration changed: reconnect for the new sdp")
 			return
 		}
 		var msg base.RtmpMsg
@@ -444,4 +454,29 @@ func (q *frameQueue) next(ctx context.Context) ([]*rtpFrame, int, error) {
 			return nil, 0, ctx.Err()
 		}
 	}
+}
+
+// configs are the codec configurations a stream's SDP was made from.
+type configs struct{ video, audio []byte }
+
+// changed notes p's configuration and reports one that differs from the
+// first of its kind (a repeated one is not a change).
+func (k *configs) changed(p media.Packet) bool {
+	if p.Flags&media.FlagConfig == 0 {
+		return false
+	}
+	var cur *[]byte
+	switch p.Kind {
+	case media.KindVideo:
+		cur = &k.video
+	case media.KindAudio:
+		cur = &k.audio
+	default:
+		return false
+	}
+	if *cur == nil {
+		*cur = append([]byte{}, p.Payload...)
+		return false
+	}
+	return !bytes.Equal(*cur, p.Payload)
 }

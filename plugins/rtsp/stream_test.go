@@ -12,6 +12,7 @@ import (
 	"github.com/q191201771/lal/pkg/sdp"
 
 	"github.com/rill-media/rill/plugins/internal/fanout"
+	"github.com/rill-media/rill/sdk/media"
 )
 
 const testSDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n" +
@@ -196,5 +197,21 @@ func TestSenderReports(t *testing.T) {
 		t.Fatalf("audio report missing: % x", b)
 	} else if rts := uint32(b[52])<<24 | uint32(b[53])<<16 | uint32(b[54])<<8 | uint32(b[55]); rts != 11*44100 {
 		t.Fatalf("audio rtp ts %d", rts)
+	}
+}
+
+func TestConfigsChanged(t *testing.T) {
+	var k configs
+	v1 := media.Packet{Kind: media.KindVideo, Flags: media.FlagConfig, Payload: []byte{1, 2}}
+	v2 := media.Packet{Kind: media.KindVideo, Flags: media.FlagConfig, Payload: []byte{1, 3}}
+	a1 := media.Packet{Kind: media.KindAudio, Flags: media.FlagConfig, Payload: []byte{0x12, 0x10}}
+	frame := media.Packet{Kind: media.KindVideo, Flags: media.FlagKey, Payload: []byte{9}}
+	for i, c := range []struct {
+		p    media.Packet
+		want bool
+	}{{v1, false}, {a1, false}, {frame, false}, {v1, false}, {a1, false}, {v2, true}} {
+		if got := k.changed(c.p); got != c.want {
+			t.Fatalf("step %d: changed %v, want %v", i, got, c.want)
+		}
 	}
 }
